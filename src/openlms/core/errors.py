@@ -1,0 +1,90 @@
+"""Domain errors. No HTTP here: `server/errors.py` maps each class to a status code and wire format.
+
+Tree:
+    OpenLMSError
+    ├── InvalidRequestError            bad input (a field's value, a malformed message list)
+    │   ├── ContextLengthExceededError the prompt does not fit in the loaded context
+    │   ├── WrongModelTypeError        e.g. embeddings asked of an LLM
+    │   └── NoChatTemplateError        a chat request for a model with no usable template
+    ├── ModelNotFoundError             no downloaded model / loaded instance matches a query
+    ├── IdentifierInUseError           a load asked for an identifier that is taken
+    ├── ModelLoadError                 llama.cpp could not load a file (corrupt, out of memory)
+    ├── ModelUnloadedError             the instance went away while a request used it
+    └── EngineError                    an unexpected failure inside the engine
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class OpenLMSError(Exception):
+    """Base of every error that openlms reports to a client."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequestError(OpenLMSError):
+    code = "invalid_request"
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, context_length: int, *, param: str | None = "messages") -> None:
+        super().__init__(
+            f"The prompt has {prompt_tokens} tokens, more than the loaded context length of "
+            f"{context_length} tokens allows. Shorten the prompt, or load the model with a larger "
+            "context length (e.g. `lms load <model> --context-length 8192`).",
+            param=param,
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+class WrongModelTypeError(InvalidRequestError):
+    code = "wrong_model_type"
+
+
+class NoChatTemplateError(InvalidRequestError):
+    code = "no_chat_template"
+
+
+class ModelNotFoundError(OpenLMSError):
+    code = "model_not_found"
+
+    def __init__(self, query: str, *, available: Sequence[str] = (), reason: str | None = None) -> None:
+        hint = f" Available: {', '.join(available)}." if available else ""
+        text = reason or f"No model matching '{query}' was found."
+        super().__init__(f"{text}{hint}", param="model")
+        self.query = query
+        self.available = list(available)
+
+
+class IdentifierInUseError(OpenLMSError):
+    code = "identifier_in_use"
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__(
+            f"Model load error: an instance with identifier '{identifier}' already exists. "
+            "Choose another --identifier or unload it first.",
+            param="identifier",
+        )
+        self.identifier = identifier
+
+
+class ModelLoadError(OpenLMSError):
+    code = "model_load_failed"
+
+
+class ModelUnloadedError(OpenLMSError):
+    code = "model_unloaded"
+
+
+class EngineError(OpenLMSError):
+    code = "engine_error"

@@ -1,0 +1,138 @@
+"""One source of settings for environment variables, the settings file in the home, and CLI flags.
+
+Precedence, highest first: explicit overrides (CLI flags) > `OPENLMS_*` environment variables >
+`<home>/openlms/settings.json` > defaults. The home itself comes from an override, `OPENLMS_HOME`, or
+`~/.lmstudio`, in that order, because the settings file lives inside it.
+
+The server persists its state (port, CORS, JIT, auto-evict, default JIT TTL, bind address) back into the
+settings file whenever it starts, so `lms server stop` / `lms server start` brings back the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from openlms.core.fsutil import atomic_write_text
+
+HOME_ENV = "OPENLMS_HOME"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".lmstudio").expanduser()
+
+
+class Settings(BaseSettings):
+    """Every openlms setting. Each field is `OPENLMS_<NAME>` in the environment and `<name>` in the file."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLMS_", extra="ignore", validate_default=True)
+
+    # Fields the server writes back to the settings file when it starts.
+    PERSISTED: ClassVar[tuple[str, ...]] = (
+        "port", "host", "cors", "jit", "auto_evict", "jit_ttl_seconds",
+    )
+
+    home: Path = Field(default_factory=default_home, description="Data folder, LM Studio layout (~/.lmstudio).")
+    models_dir: Path | None = Field(
+        default=None, description="Models folder (<publisher>/<repo>/<file>.gguf); default <home>/models."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds; 0.0.0.0 serves the network.")
+    port: int = Field(default=1234, ge=1, le=65535, description="HTTP port of the server (last used one).")
+    cors: bool = Field(default=False, description="Send CORS headers allowing any origin.")
+    jit: bool = Field(default=True, description="Load a downloaded model on its first inference request.")
+    auto_evict: bool = Field(default=True, description="Keep at most one JIT-loaded model at a time.")
+    jit_ttl_seconds: int = Field(
+        default=3600, ge=0, description="Idle time after which a JIT-loaded model is unloaded (0: never)."
+    )
+    default_context_length: int = Field(
+        default=4096, ge=64, description="Context length for loads that do not set one (capped by the model)."
+    )
+    n_threads: int | None = Field(default=None, ge=1, description="CPU threads for inference; default: all cores.")
+    log_level: str = Field(default="info", description="Server log level: debug, info, warning, error.")
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return (self.models_dir or self.home / "models").expanduser()
+
+    @property
+    def state_dir(self) -> Path:
+        """openlms's own files inside the home, kept apart from LM Studio's."""
+        return self.home / "openlms"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.state_dir / "settings.json"
+
+    @property
+    def server_file(self) -> Path:
+        """Written by a running server: its pid, host and port."""
+        return self.state_dir / "server.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "server-logs"
+
+    @property
+    def server_log_file(self) -> Path:
+        return self.logs_dir / "openlms-server.log"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SettingsFileSource(settings_cls))
+
+
+class _SettingsFileSource(PydanticBaseSettingsSource):
+    """Reads `<home>/openlms/settings.json`; the home is found before the file is read."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return read_settings_file(_home_for_file_source(self.current_state))
+
+
+def _home_for_file_source(current: dict[str, Any]) -> Path:
+    home = current.get("home")
+    return Path(home).expanduser() if home else default_home()
+
+
+def settings_file_for(home: Path) -> Path:
+    return home / "openlms" / "settings.json"
+
+
+def read_settings_file(home: Path) -> dict[str, Any]:
+    path = settings_file_for(home)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"The settings file {path} is not valid JSON ({exc}). Fix or delete it.") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"The settings file {path} must hold a JSON object.")
+    return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI-style overrides on top; `None` overrides are ignored."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def persist_settings(settings: Settings, fields: tuple[str, ...] = Settings.PERSISTED) -> None:
+    """Write the given fields into the settings file, keeping what else it holds. Atomic."""
+    data = read_settings_file(settings.home)
+    dumped = settings.model_dump(mode="json")
+    data.update({name: dumped[name] for name in fields})
+    atomic_write_text(settings.settings_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
