@@ -34,14 +34,23 @@ class Settings(BaseSettings):
 
     # Fields the server writes back to the settings file when it starts.
     PERSISTED: ClassVar[tuple[str, ...]] = (
-        "port", "host", "cors", "jit", "auto_evict", "jit_ttl_seconds",
+        "port",
+        "host",
+        "cors",
+        "jit",
+        "auto_evict",
+        "jit_ttl_seconds",
     )
 
-    home: Path = Field(default_factory=default_home, description="Data folder, LM Studio layout (~/.lmstudio).")
+    home: Path = Field(
+        default_factory=default_home, description="Data folder, LM Studio layout (~/.lmstudio)."
+    )
     models_dir: Path | None = Field(
         default=None, description="Models folder (<publisher>/<repo>/<file>.gguf); default <home>/models."
     )
-    host: str = Field(default="127.0.0.1", description="Address the server binds; 0.0.0.0 serves the network.")
+    host: str = Field(
+        default="127.0.0.1", description="Address the server binds; 0.0.0.0 serves the network."
+    )
     port: int = Field(default=1234, ge=1, le=65535, description="HTTP port of the server (last used one).")
     cors: bool = Field(default=False, description="Send CORS headers allowing any origin.")
     jit: bool = Field(default=True, description="Load a downloaded model on its first inference request.")
@@ -52,7 +61,9 @@ class Settings(BaseSettings):
     default_context_length: int = Field(
         default=4096, ge=64, description="Context length for loads that do not set one (capped by the model)."
     )
-    n_threads: int | None = Field(default=None, ge=1, description="CPU threads for inference; default: all cores.")
+    n_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for inference; default: all cores."
+    )
     log_level: str = Field(default="info", description="Server log level: debug, info, warning, error.")
 
     @property

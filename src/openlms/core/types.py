@@ -55,6 +55,7 @@ class ModelDescriptor:
     quantization: str | None = None  # e.g. "Q4_K_M", "F16"
     bits_per_weight: float | None = None
     max_context_length: int | None = None  # training context length from GGUF metadata
+    n_layers: int | None = None  # `<arch>.block_count`, for GPU offload ratios
     has_chat_template: bool = False
     trained_for_tool_use: bool = False
     vision: bool = False

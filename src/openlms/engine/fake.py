@@ -1,0 +1,165 @@
+"""A scripted stand-in for llama.cpp, for fast tests of the manager, services and routes.
+
+Tokens are whitespace-separated words (plus one token per special marker); the "model" answers with a
+fixed reply or echoes the last line of the prompt. It honours max_tokens, stop strings and cancellation,
+and emits the same events as the real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from openlms.core.errors import ContextLengthExceededError, ModelLoadError, WrongModelTypeError
+from openlms.core.types import (
+    Done,
+    EmbeddingResult,
+    FirstToken,
+    Fragment,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+    LoadConfig,
+    ModelDescriptor,
+    ModelKind,
+    PromptProgress,
+    StopReason,
+)
+from openlms.engine.runtime import LoadProgress, ModelRuntime
+from openlms.engine.scheduler import EventChannel, EventStream, Job, Worker
+from openlms.engine.textstream import StopMatcher
+
+_TOKEN = re.compile(r"<\|[^|]+\|>|\S+\s*|\s+")
+
+
+@dataclass
+class FakeBackend:
+    """`reply(prompt) -> text` decides the answer; `token_delay` slows generation for cancel tests."""
+
+    reply: Callable[[str], str] = lambda prompt: "Hello from the fake model."
+    token_delay: float = 0.0
+    load_delay: float = 0.0
+    context_length: int = 2048
+    fail_load: bool = False
+    name: str = "fake"
+    version: str = "0"
+
+    def load(
+        self, descriptor: ModelDescriptor, config: LoadConfig, on_progress: LoadProgress
+    ) -> ModelRuntime:
+        for step in range(1, 5):
+            time.sleep(self.load_delay / 4)
+            on_progress(step / 4)
+        if self.fail_load or descriptor.error:
+            raise ModelLoadError(f"fake backend refused to load {descriptor.key}")
+        n_ctx = config.context_length or self.context_length
+        return FakeRuntime(descriptor.kind, replace(config, context_length=n_ctx, eval_batch_size=512), self)
+
+
+class FakeRuntime:
+    chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    bos_token = "<s>"
+    eos_token = "<|im_end|>"
+
+    def __init__(self, kind: ModelKind, config: LoadConfig, backend: FakeBackend) -> None:
+        self.kind = kind
+        self._config = config
+        self._backend = backend
+        self.worker = Worker("openlms-fake")
+        self.closed = threading.Event()
+
+    @property
+    def context_length(self) -> int:
+        return self._config.context_length or 2048
+
+    @property
+    def load_config(self) -> LoadConfig:
+        return self._config
+
+    @property
+    def queued(self) -> int:
+        return self.worker.queued
+
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        return [hash(piece) & 0xFFFF for piece in _TOKEN.findall(text)]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return " ".join(str(t) for t in tokens)
+
+    def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
+        if self.kind is not ModelKind.LLM:
+            raise WrongModelTypeError(
+                "This model is an embedding model; it cannot generate text.", param="model"
+            )
+        channel: EventChannel[GenerationEvent] = EventChannel(asyncio.get_running_loop())
+        job = Job(lambda j: self._run(request, channel.put, j.cancelled), channel.put)
+        self.worker.submit(job)
+        return EventStream(channel, job, lambda ev: isinstance(ev, Done))
+
+    def _run(
+        self, request: GenerationRequest, emit: Callable[[GenerationEvent], None], cancelled: threading.Event
+    ) -> None:
+        started = time.perf_counter()
+        prompt = request.prompt if isinstance(request.prompt, str) else " ".join(map(str, request.prompt))
+        n_prompt = len(self.tokenize(prompt))
+        if n_prompt >= self.context_length:
+            raise ContextLengthExceededError(n_prompt, self.context_length)
+        emit(PromptProgress(1.0))
+        pieces = _TOKEN.findall(self._backend.reply(prompt))
+        stops = StopMatcher(request.stop)
+        reason, stop_string, predicted = StopReason.EOS, None, 0
+        first = time.perf_counter()
+        emit(FirstToken(first - started))
+        for piece in pieces:
+            if cancelled.is_set():
+                reason = StopReason.USER_STOPPED
+                break
+            time.sleep(self._backend.token_delay)
+            predicted += 1
+            match = stops.push(piece)
+            if match.emit:
+                emit(Fragment(match.emit, 1))
+            if match.stop is not None:
+                reason, stop_string = StopReason.STOP_STRING, match.stop
+                break
+            if request.max_tokens is not None and predicted >= request.max_tokens:
+                reason = StopReason.MAX_TOKENS
+                break
+            if n_prompt + predicted >= self.context_length:
+                reason = StopReason.CONTEXT_LENGTH
+                break
+        if reason is not StopReason.STOP_STRING and (tail := stops.flush()):
+            emit(Fragment(tail, 0))
+        now = time.perf_counter()
+        emit(
+            Done(
+                GenerationStats(
+                    reason, n_prompt, predicted, first - started, now - first, first - started, 0, stop_string
+                )
+            )
+        )
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        if self.kind is not ModelKind.EMBEDDING:
+            raise WrongModelTypeError("This model is an LLM, not an embedding model.", param="model")
+        vectors = []
+        for text in texts:
+            raw = [float((hash(text) >> i) & 0xFF) + 1.0 for i in range(0, 32, 4)]
+            norm = sum(x * x for x in raw) ** 0.5
+            vectors.append([x / norm for x in raw])
+        return EmbeddingResult(vectors, sum(len(self.tokenize(t)) for t in texts))
+
+    def close(self) -> None:
+        self.worker.close()
+        self.closed.set()

@@ -1,0 +1,184 @@
+"""One generation on a llama context: prefix reuse, chunked prefill, and the C-sampled decode loop.
+
+Runs on the instance's scheduler thread. Per-token Python work is kept small: one `llama_decode`, one
+`llama_sampler_sample`, one `llama_token_to_piece`, then UTF-8/stop-string handling and one
+thread-safe hand-off of the fragment to the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from openlms.core.errors import ContextLengthExceededError, InvalidRequestError
+from openlms.core.types import (
+    Done,
+    FirstToken,
+    Fragment,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+    PromptProgress,
+    StopReason,
+)
+from openlms.engine.llama.native import LlamaContext, LlamaModel
+from openlms.engine.llama.sampler import SamplerChain
+from openlms.engine.textstream import StopMatcher, Utf8Stream
+
+Emit = Callable[[GenerationEvent], None]
+
+
+@dataclass
+class SequenceCache:
+    """What sequence 0 of the KV cache holds now, token by token, for prefix reuse."""
+
+    tokens: list[int] = field(default_factory=list)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Generation:
+    """Runs one `GenerationRequest` to completion, emitting events. Call `run()` on the scheduler thread."""
+
+    def __init__(
+        self,
+        ctx: LlamaContext,
+        cache: SequenceCache,
+        request: GenerationRequest,
+        emit: Emit,
+        cancelled: threading.Event,
+        *,
+        default_seed: int | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.model: LlamaModel = ctx.model
+        self.cache = cache
+        self.request = request
+        self.emit = emit
+        self.cancelled = cancelled
+        self.default_seed = default_seed
+
+    def prompt_tokens(self) -> list[int]:
+        prompt = self.request.prompt
+        if not isinstance(prompt, str):
+            return list(prompt)
+        add_bos = self.model.add_bos if self.request.add_bos is None else self.request.add_bos
+        return self.model.tokenize(prompt, add_special=add_bos, parse_special=True)
+
+    def run(self) -> GenerationStats:
+        started = time.perf_counter()
+        tokens = self.prompt_tokens()
+        if not tokens:
+            raise InvalidRequestError("The prompt is empty.", param="prompt")
+        if len(tokens) >= self.ctx.n_ctx:
+            raise ContextLengthExceededError(len(tokens), self.ctx.n_ctx)
+        reused = self._prefill(tokens)
+        prompt_done = time.perf_counter()
+        if self.cancelled.is_set():
+            return self._stats(StopReason.USER_STOPPED, tokens, reused, 0, started, prompt_done, None, None)
+        sampler = SamplerChain(
+            self.request.sampling, n_vocab=self.model.n_vocab, default_seed=self.default_seed
+        )
+        try:
+            sampler.prime_penalties(tokens)
+            return self._decode_loop(tokens, reused, sampler, started, prompt_done)
+        finally:
+            sampler.close()
+
+    def _prefill(self, tokens: list[int]) -> int:
+        """Evaluate the prompt, reusing the longest prefix already in the KV cache. Returns reused count."""
+        cached = self.cache.tokens
+        keep = min(common_prefix(cached, tokens), len(tokens) - 1)  # re-evaluate >= 1 token for logits
+        if keep < len(cached) and not self.ctx.keep_prefix(keep):
+            self.ctx.clear()
+            keep = 0
+        del cached[keep:]
+        todo = tokens[keep:]
+        step = self.ctx.n_batch
+        for start in range(0, len(todo), step):
+            if self.cancelled.is_set():
+                return keep
+            chunk = todo[start : start + step]
+            last = start + step >= len(todo)
+            self.ctx.decode(chunk, keep + start, logits_last=last)
+            cached.extend(chunk)
+            self.emit(PromptProgress(min(1.0, (start + len(chunk)) / len(todo))))
+        return keep
+
+    def _decode_loop(
+        self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
+    ) -> GenerationStats:
+        ctx, model, emit, cached = self.ctx, self.model, self.emit, self.cache.tokens
+        utf8, stops = Utf8Stream(), StopMatcher(self.request.stop)
+        max_tokens = self.request.max_tokens if self.request.max_tokens is not None else -1
+        n_ctx, pos, predicted, pending = ctx.n_ctx, len(tokens), 0, 0
+        first_at: float | None = None
+        reason, stop_string = StopReason.USER_STOPPED, None
+        while not self.cancelled.is_set():
+            token = sampler.sample(ctx.ptr)
+            predicted += 1
+            if first_at is None:
+                first_at = time.perf_counter()
+                emit(FirstToken(first_at - started))
+            if model.is_eog(token):
+                reason = StopReason.EOS
+                break
+            match = stops.push(utf8.push(model.fast_piece(token)))
+            pending += 1
+            if match.emit:
+                emit(Fragment(match.emit, pending))
+                pending = 0
+            if match.stop is not None:
+                reason, stop_string = StopReason.STOP_STRING, match.stop
+                break
+            if predicted == max_tokens:
+                reason = StopReason.MAX_TOKENS
+                break
+            if pos + 1 >= n_ctx:
+                reason = StopReason.CONTEXT_LENGTH
+                break
+            ctx.decode_one(token, pos)
+            cached.append(token)
+            pos += 1
+        if reason is not StopReason.STOP_STRING:
+            tail = stops.push(utf8.flush()).emit + stops.flush()
+            if tail:
+                emit(Fragment(tail, pending))
+        return self._stats(reason, tokens, reused, predicted, started, prompt_done, first_at, stop_string)
+
+    def _stats(
+        self,
+        reason: StopReason,
+        tokens: list[int],
+        reused: int,
+        predicted: int,
+        started: float,
+        prompt_done: float,
+        first_at: float | None,
+        stop_string: str | None,
+    ) -> GenerationStats:
+        now = time.perf_counter()
+        return GenerationStats(
+            stop_reason=reason,
+            prompt_tokens=len(tokens),
+            predicted_tokens=predicted,
+            time_to_first_token_s=(first_at or now) - started,
+            generation_time_s=now - (first_at or now),
+            prompt_eval_time_s=prompt_done - started,
+            cached_prompt_tokens=reused,
+            stop_string=stop_string,
+        )
+
+
+def run_generation(generation: Generation) -> None:
+    """Run and emit the final `Done` (errors propagate to the scheduler, which reports them)."""
+    stats = generation.run()
+    generation.emit(Done(stats))

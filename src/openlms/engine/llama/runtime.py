@@ -1,0 +1,283 @@
+"""llama.cpp implementations of `ModelRuntime`: a chat/completion LLM and an embedding model."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import platform
+import threading
+from collections.abc import Sequence
+
+import llama_cpp
+
+from openlms.core.errors import ContextLengthExceededError, InvalidRequestError, WrongModelTypeError
+from openlms.core.types import (
+    Done,
+    EmbeddingResult,
+    GenerationEvent,
+    GenerationRequest,
+    LoadConfig,
+    ModelDescriptor,
+    ModelKind,
+)
+from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
+from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
+from openlms.engine.runtime import LoadProgress, ModelRuntime
+from openlms.engine.scheduler import EventChannel, EventStream, Job, Worker
+
+DEFAULT_CONTEXT = 4096
+DEFAULT_BATCH = 512
+EMBED_SEQ_MAX = 16
+
+
+class LlamaBackend:
+    """Loads GGUF models with llama.cpp. `default_context_length` applies when a load does not set one."""
+
+    def __init__(
+        self, *, default_context_length: int = DEFAULT_CONTEXT, n_threads: int | None = None
+    ) -> None:
+        self.default_context_length = default_context_length
+        self.n_threads = n_threads or default_threads()
+        self._lib = backend()
+
+    @property
+    def name(self) -> str:
+        simd = (
+            "avx512"
+            if "AVX512 = 1" in self._lib.system_info
+            else "avx2"
+            if "AVX2 = 1" in self._lib.system_info
+            else "cpu"
+        )
+        return f"llama.cpp-{platform.system().lower()}-{platform.machine()}-{simd}"
+
+    @property
+    def version(self) -> str:
+        return str(llama_cpp.__version__)
+
+    def load(
+        self, descriptor: ModelDescriptor, config: LoadConfig, on_progress: LoadProgress
+    ) -> ModelRuntime:
+        threads = config.n_threads or self.n_threads
+
+        def progress(fraction: float) -> bool:
+            on_progress(fraction)
+            return True
+
+        model = LlamaModel(
+            descriptor.path,
+            config,
+            architecture=descriptor.architecture,
+            n_layers=descriptor.n_layers,
+            on_progress=progress,
+        )
+        try:
+            if descriptor.kind is ModelKind.EMBEDDING:
+                return LlamaEmbeddingRuntime(model, config, threads)
+            return LlamaLlmRuntime(model, config, threads, self.default_context_length)
+        except BaseException:
+            model.close()
+            raise
+
+
+class _RuntimeBase:
+    kind: ModelKind
+
+    def __init__(self, model: LlamaModel, name: str) -> None:
+        self.model = model
+        self.worker = Worker(name)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.model.chat_template
+
+    @property
+    def bos_token(self) -> str:
+        return self.model.bos_text
+
+    @property
+    def eos_token(self) -> str:
+        return self.model.eos_text
+
+    @property
+    def queued(self) -> int:
+        return self.worker.queued
+
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        return self.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.model.detokenize(tokens)
+
+
+class LlamaLlmRuntime(_RuntimeBase):
+    kind = ModelKind.LLM
+
+    def __init__(self, model: LlamaModel, config: LoadConfig, threads: int, default_ctx: int) -> None:
+        super().__init__(model, "openlms-llm")
+        n_ctx = config.context_length or min(default_ctx, model.n_ctx_train or default_ctx)
+        n_batch = config.eval_batch_size or DEFAULT_BATCH
+        params = ContextParams(
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_threads=threads,
+            flash_attention=config.flash_attention,
+            k_cache_type=config.k_cache_type,
+            v_cache_type=config.v_cache_type,
+            rope_frequency_base=config.rope_frequency_base,
+            rope_frequency_scale=config.rope_frequency_scale,
+        )
+        try:
+            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
+        except BaseException:
+            self.worker.close()
+            raise
+        self.cache = SequenceCache()
+        self._config = _effective(config, self.ctx.n_ctx, self.ctx.n_batch, threads)
+
+    @property
+    def context_length(self) -> int:
+        return self.ctx.n_ctx
+
+    @property
+    def load_config(self) -> LoadConfig:
+        return self._config
+
+    def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
+        channel: EventChannel[GenerationEvent] = EventChannel(asyncio.get_running_loop())
+        seed = self._config.seed
+
+        def work(job: Job) -> None:
+            run_generation(
+                Generation(self.ctx, self.cache, request, channel.put, job.cancelled, default_seed=seed)
+            )
+
+        job = Job(work, channel.put)
+        self.worker.submit(job)
+        return EventStream(channel, job, lambda ev: isinstance(ev, Done))
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        raise WrongModelTypeError(
+            "This model is an LLM, not an embedding model. Use an embedding model "
+            "(e.g. text-embedding-all-minilm-l6-v2) for embeddings.",
+            param="model",
+        )
+
+    def close(self) -> None:
+        def free() -> None:
+            self.ctx.close()
+            self.model.close()
+
+        self.worker.close(free)
+
+
+class LlamaEmbeddingRuntime(_RuntimeBase):
+    kind = ModelKind.EMBEDDING
+
+    def __init__(self, model: LlamaModel, config: LoadConfig, threads: int) -> None:
+        super().__init__(model, "openlms-embedding")
+        n_ctx = min(config.context_length or model.n_ctx_train or 512, model.n_ctx_train or 512)
+        params = ContextParams(
+            n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
+        )
+        try:
+            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
+        except BaseException:
+            self.worker.close()
+            raise
+        self._config = _effective(config, self.ctx.n_ctx, self.ctx.n_batch, threads)
+
+    @property
+    def context_length(self) -> int:
+        return self.ctx.n_ctx
+
+    @property
+    def load_config(self) -> LoadConfig:
+        return self._config
+
+    def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
+        raise WrongModelTypeError(
+            "This model is an embedding model; it cannot generate text. Use it with /v1/embeddings.",
+            param="model",
+        )
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        inputs = [self.model.tokenize(t, add_special=True, parse_special=False) for t in texts]
+        for i, tokens in enumerate(inputs):
+            if len(tokens) > self.ctx.n_ctx:
+                raise ContextLengthExceededError(len(tokens), self.ctx.n_ctx, param=f"input[{i}]")
+            if not tokens:
+                raise InvalidRequestError(f"input[{i}] is empty.", param="input")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[float]]] = loop.create_future()
+
+        def resolve(result: list[list[float]] | BaseException) -> None:
+            if future.done():
+                return
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        def work(job: Job) -> None:
+            vectors = self._embed_batches(inputs, job.cancelled)
+            loop.call_soon_threadsafe(resolve, vectors)
+
+        job = Job(work, lambda exc: loop.call_soon_threadsafe(resolve, exc))
+        self.worker.submit(job)
+        try:
+            vectors = await future
+        except asyncio.CancelledError:
+            job.cancelled.set()
+            raise
+        return EmbeddingResult(vectors=vectors, prompt_tokens=sum(len(t) for t in inputs))
+
+    def _embed_batches(self, inputs: list[list[int]], cancelled: threading.Event) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        batch: list[list[int]] = []
+        used = 0
+        for tokens in inputs + [[]]:  # the empty sentinel flushes the last batch
+            full = len(batch) == EMBED_SEQ_MAX or used + len(tokens) > self.ctx.n_batch
+            if batch and (not tokens or full):
+                if cancelled.is_set():
+                    return vectors
+                vectors.extend(self._embed_batch(batch))
+                batch, used = [], 0
+            if tokens:
+                batch.append(tokens)
+                used += len(tokens)
+        return vectors
+
+    def _embed_batch(self, batch: list[list[int]]) -> list[list[float]]:
+        self.ctx.clear()
+        self.ctx.encode_sequences(batch)
+        return [_normalise(self.ctx.sequence_embedding(i)) for i in range(len(batch))]
+
+    def close(self) -> None:
+        def free() -> None:
+            self.ctx.close()
+            self.model.close()
+
+        self.worker.close(free)
+
+
+def _normalise(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else vector
+
+
+def _effective(config: LoadConfig, n_ctx: int, n_batch: int, threads: int) -> LoadConfig:
+    from dataclasses import replace
+
+    return replace(
+        config,
+        context_length=n_ctx,
+        eval_batch_size=n_batch,
+        gpu="off" if not backend().gpu_offload else (config.gpu if config.gpu is not None else "max"),
+        flash_attention=bool(config.flash_attention),
+        n_threads=threads,
+    )

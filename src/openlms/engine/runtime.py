@@ -1,0 +1,80 @@
+"""The narrow interface between the instance manager and a model implementation.
+
+`Backend.load()` turns a `ModelDescriptor` + `LoadConfig` into a `ModelRuntime`. The real backend is
+llama.cpp (`engine/llama/`); `engine/fake.py` is a scripted stand-in for fast tests of everything above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from openlms.core.types import (
+    EmbeddingResult,
+    GenerationEvent,
+    GenerationRequest,
+    LoadConfig,
+    ModelDescriptor,
+    ModelKind,
+)
+from openlms.engine.scheduler import EventStream
+
+LoadProgress = Callable[[float], None]
+
+
+class ModelRuntime(Protocol):
+    """A loaded model. Methods other than `close` must be called from the event loop's thread."""
+
+    @property
+    def kind(self) -> ModelKind: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def load_config(self) -> LoadConfig:
+        """The effective configuration (every field resolved to the value in use)."""
+        ...
+
+    @property
+    def chat_template(self) -> str | None: ...
+
+    @property
+    def bos_token(self) -> str: ...
+
+    @property
+    def eos_token(self) -> str: ...
+
+    @property
+    def queued(self) -> int: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+    def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]: ...
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResult: ...
+
+    def close(self) -> None:
+        """Free the model (blocking: cancels running work, fails queued work, joins the thread)."""
+        ...
+
+
+class Backend(Protocol):
+    def load(
+        self, descriptor: ModelDescriptor, config: LoadConfig, on_progress: LoadProgress
+    ) -> ModelRuntime:
+        """Load synchronously (the manager calls this in a worker thread)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """Runtime name, e.g. "llama.cpp-linux-x86_64-avx512"."""
+        ...
+
+    @property
+    def version(self) -> str: ...

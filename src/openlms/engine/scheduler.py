@@ -1,0 +1,196 @@
+"""One worker thread per loaded instance, and the bridge that carries its events to asyncio.
+
+The worker owns the llama context: every job that touches it runs there, one at a time, in order.
+Jobs report through an `EventChannel`, which hands items to the event loop with
+`call_soon_threadsafe`, so llama.cpp calls never block the loop. A request's async iterator ends after
+exactly one `Done`, or raises the job's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Generic, TypeVar
+
+from openlms.core.errors import EngineError, ModelUnloadedError, OpenLMSError
+
+log = logging.getLogger("openlms.engine")
+
+T = TypeVar("T")
+_CLOSE = object()
+
+
+class EventChannel(Generic[T]):
+    """A one-way, thread-safe channel from the worker thread to one asyncio consumer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[T | BaseException] = asyncio.Queue()
+
+    def put(self, item: T | BaseException) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    async def get(self) -> T | BaseException:
+        return await self._queue.get()
+
+
+class Job:
+    """A unit of work for the worker thread. `cancelled` is checked by the job at step boundaries."""
+
+    def __init__(self, work: Callable[[Job], None], on_error: Callable[[OpenLMSError], None]) -> None:
+        self.cancelled = threading.Event()
+        self.started = threading.Event()
+        self._work = work
+        self._on_error = on_error
+
+    def run(self) -> None:
+        self.started.set()
+        try:
+            self._work(self)
+        except OpenLMSError as exc:
+            self._on_error(exc)
+        except Exception as exc:  # a bug or a llama.cpp failure: report it, keep the worker alive
+            log.exception("engine job failed")
+            self._on_error(EngineError(f"The engine failed: {exc}"))
+
+    def abandon(self) -> None:
+        self._on_error(ModelUnloadedError("The model was unloaded before the request could run."))
+
+
+class Worker:
+    """Runs jobs one at a time on a dedicated thread. Thread-safe `submit`; `close` drains and joins."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._running: Job | None = None
+        self._queued = 0
+        self._finalizer: Callable[[], None] | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._closed:
+                raise ModelUnloadedError("The model is being unloaded.")
+            self._queued += 1
+        self._jobs.put(job)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the worker thread and wait for it (for set-up and tear-down, not requests)."""
+        done = threading.Event()
+        box: list[T | BaseException] = []
+
+        def work(_: Job) -> None:
+            try:
+                box.append(fn())
+            except BaseException as exc:  # re-raised in the caller
+                box.append(exc)
+            done.set()
+
+        def fail(exc: OpenLMSError) -> None:
+            box.append(exc)
+            done.set()
+
+        self.submit(Job(work, fail))
+        done.wait()
+        result = box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def close(self, finalizer: Callable[[], None] | None = None) -> None:
+        """Stop accepting jobs, cancel the running one, fail queued ones, run `finalizer` on the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._finalizer = finalizer
+        running = self._running
+        if running is not None:
+            running.cancelled.set()
+        self._jobs.put(_CLOSE)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is _CLOSE:
+                break
+            assert isinstance(item, Job)
+            with self._lock:
+                self._queued -= 1
+                self._running = item
+            try:
+                if self._closed:
+                    item.abandon()
+                else:
+                    item.run()
+            finally:
+                self._running = None
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Job):
+                item.abandon()
+        finalizer = self._finalizer
+        if finalizer is not None:
+            try:
+                finalizer()
+            except Exception:
+                log.exception("freeing the model failed")
+
+
+class EventStream(Generic[T]):
+    """The async side of one request: iterate its events; `cancel()` (or `aclose()`) stops it."""
+
+    def __init__(self, channel: EventChannel[T], job: Job, is_last: Callable[[T], bool]) -> None:
+        self._channel = channel
+        self._job = job
+        self._is_last = is_last
+        self._finished = False
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            item = await self._channel.get()
+        except BaseException:  # the consumer was cancelled (client gone): stop the job
+            self.cancel()
+            raise
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        if self._is_last(item):
+            self._finished = True
+        return item
+
+    def cancel(self) -> None:
+        if not self._finished:
+            self._job.cancelled.set()
+
+    async def aclose(self) -> None:
+        self.cancel()
+        self._finished = True
