@@ -1,0 +1,99 @@
+"""The models use case: what is downloaded (store), what is loaded (engine), and JIT resolution."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from openlms.core.errors import ModelNotFoundError
+from openlms.core.settings import Settings
+from openlms.core.types import LoadConfig, ModelDescriptor
+from openlms.engine.manager import Instance, InstanceManager, Loading
+from openlms.store import ModelCatalog
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A downloaded model with its loaded instances (and loads in progress)."""
+
+    descriptor: ModelDescriptor
+    instances: tuple[Instance, ...]
+    loading: tuple[Loading, ...] = ()
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.instances)
+
+
+class ModelService:
+    def __init__(self, settings: Settings, catalog: ModelCatalog, manager: InstanceManager) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.manager = manager
+        self._scan_lock = asyncio.Lock()
+
+    @property
+    def jit(self) -> bool:
+        return self.settings.jit
+
+    async def downloaded(self) -> list[ModelDescriptor]:
+        """Every model in the models directory (re-scanned; unchanged files come from the cache)."""
+        async with self._scan_lock:
+            return await asyncio.to_thread(self.catalog.scan)
+
+    async def views(self) -> list[ModelView]:
+        descriptors = await self.downloaded()
+        by_key: dict[str, list[Instance]] = {}
+        for instance in self.manager.instances:
+            by_key.setdefault(instance.descriptor.key, []).append(instance)
+        loading: dict[str, list[Loading]] = {}
+        for entry in self.manager.loading:
+            loading.setdefault(entry.descriptor.key, []).append(entry)
+        views = [
+            ModelView(d, tuple(by_key.pop(d.key, ())), tuple(loading.get(d.key, ()))) for d in descriptors
+        ]
+        # Instances whose file vanished from disk since they were loaded are still listed.
+        views += [ModelView(group[0].descriptor, tuple(group)) for group in by_key.values()]
+        return views
+
+    async def find_downloaded(self, query: str) -> ModelDescriptor:
+        await self.downloaded()
+        descriptor = self.catalog.find(query, refresh=False)
+        if descriptor is None:
+            keys = [d.key for d in await self.downloaded()]
+            raise ModelNotFoundError(query, available=keys, reason=f"No downloaded model matches '{query}'.")
+        return descriptor
+
+    async def for_inference(self, query: str, *, ttl_seconds: float | None = None) -> Instance:
+        """The instance to serve a request: a loaded one, or (JIT on) one loaded now."""
+        instance = self.manager.find(query)
+        if instance is not None:
+            return instance
+        if not self.settings.jit:
+            loaded = [i.identifier for i in self.manager.instances]
+            raise ModelNotFoundError(
+                query,
+                available=loaded,
+                reason=f"Model '{query}' is not loaded and JIT loading is off. "
+                f"Load it with `lms load {query}`.",
+            )
+        descriptor = await self.find_downloaded(query)
+        return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds)
+
+    async def load(
+        self,
+        query: str,
+        config: LoadConfig,
+        *,
+        identifier: str | None = None,
+        ttl_seconds: float | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Instance:
+        descriptor = await self.find_downloaded(query)
+        return await self.manager.load(
+            descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
+        )
+
+    async def unload(self, identifier: str) -> Instance:
+        return await self.manager.unload(identifier)
