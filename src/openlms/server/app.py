@@ -1,0 +1,64 @@
+"""`create_app(settings, backend=...)`: the FastAPI application with every API mounted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from openlms import __version__
+from openlms.core.settings import Settings
+from openlms.engine.manager import InstanceManager
+from openlms.engine.runtime import Backend
+from openlms.server import errors
+from openlms.server.openai.routes import router as openai_router
+from openlms.server.rest_v0.routes import router as v0_router
+from openlms.server.rest_v1.routes import router as v1_router
+from openlms.server.state import AppState
+from openlms.services.generation import Predictor
+from openlms.services.models import ModelService
+from openlms.store import ModelCatalog
+
+log = logging.getLogger("openlms.server")
+
+
+def default_backend(settings: Settings) -> Backend:
+    from openlms.engine.llama.runtime import LlamaBackend
+
+    return LlamaBackend(default_context_length=settings.default_context_length, n_threads=settings.n_threads)
+
+
+def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:
+    backend = backend or default_backend(settings)
+    manager = InstanceManager(
+        backend, auto_evict=settings.auto_evict, jit_ttl_seconds=settings.jit_ttl_seconds or None
+    )
+    models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
+    state = AppState(settings=settings, models=models, predictor=Predictor(models), backend=backend)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    app = FastAPI(title="openlms", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.openlms = state
+    if settings.cors:
+        app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    errors.install(app)
+
+    @app.get("/lmstudio-greeting")
+    async def greeting() -> dict[str, Any]:
+        return {"lmstudio": True}
+
+    app.include_router(openai_router)
+    app.include_router(v0_router)
+    app.include_router(v1_router)
+    return app

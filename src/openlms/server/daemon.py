@@ -1,0 +1,118 @@
+"""Run the server in the foreground: bind, record server.json, persist settings, serve, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import socket
+import sys
+from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+
+from openlms.core.fsutil import atomic_write_text
+from openlms.core.settings import Settings, load_settings, persist_settings
+
+log = logging.getLogger("openlms.server")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m openlms.server", description="Run the openlms server.")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 serves the network)")
+    p.add_argument("--port", type=int, help="HTTP port (default: the last used one, else 1234)")
+    p.add_argument("--cors", action=argparse.BooleanOptionalAction, default=None, help="allow any web origin")
+    p.add_argument(
+        "--jit", action=argparse.BooleanOptionalAction, default=None, help="JIT-load models on request"
+    )
+    p.add_argument(
+        "--auto-evict", action=argparse.BooleanOptionalAction, default=None, help="one JIT model at a time"
+    )
+    p.add_argument(
+        "--jit-ttl", type=int, dest="jit_ttl_seconds", help="idle TTL of JIT-loaded models, seconds"
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+    return p.parse_args(argv)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SystemExit(
+                f"Error: port {port} is already in use on {host}. "
+                "Stop what uses it, or start with --port <other>."
+            ) from None
+        raise SystemExit(f"Error: cannot bind {host}:{port}: {exc.strerror}.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def setup_logging(settings: Settings) -> None:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(settings.server_log_file, maxBytes=10_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if sys.stderr.isatty():
+        root.addHandler(logging.StreamHandler())
+    root.setLevel(settings.log_level.upper())
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(**{k: v for k, v in vars(args).items() if v is not None})
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    sock = bind_socket(settings.host, settings.port)
+    setup_logging(settings)
+    persist_settings(settings)
+    info = {
+        "pid": os.getpid(),
+        "host": settings.host,
+        "port": settings.port,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    atomic_write_text(settings.server_file, json.dumps(info) + "\n")
+    try:
+        serve(settings, sock)
+    finally:
+        _remove_server_file(settings)
+    return 0
+
+
+def serve(settings: Settings, sock: socket.socket) -> None:
+    import uvicorn
+
+    from openlms.server.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    log.info("openlms server listening on http://%s:%d", settings.host, settings.port)
+    server.run(sockets=[sock])
+
+
+def _remove_server_file(settings: Settings) -> None:
+    try:
+        data = json.loads(settings.server_file.read_text())
+        if data.get("pid") == os.getpid():
+            settings.server_file.unlink()
+    except (OSError, ValueError):
+        pass

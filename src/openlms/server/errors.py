@@ -1,0 +1,95 @@
+"""The one table that maps domain errors to HTTP statuses and OpenAI error objects."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from openlms.core import errors as e
+
+log = logging.getLogger("openlms.server")
+
+# (status, OpenAI error type) per domain error class; the most specific class wins (MRO order).
+STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
+    e.ContextLengthExceededError: (400, "invalid_request_error"),
+    e.WrongModelTypeError: (400, "invalid_request_error"),
+    e.NoChatTemplateError: (400, "invalid_request_error"),
+    e.InvalidRequestError: (400, "invalid_request_error"),
+    e.ModelNotFoundError: (404, "invalid_request_error"),
+    e.IdentifierInUseError: (409, "invalid_request_error"),
+    e.ModelLoadError: (500, "server_error"),
+    e.ModelUnloadedError: (503, "server_error"),
+    e.EngineError: (500, "server_error"),
+    e.OpenLMSError: (500, "server_error"),
+}
+
+
+def error_body(
+    message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def status_of(exc: e.OpenLMSError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500, "server_error"
+
+
+def domain_error_body(exc: e.OpenLMSError) -> tuple[int, dict[str, Any]]:
+    status, type_ = status_of(exc)
+    return status, error_body(exc.message, type_, param=exc.param, code=exc.code)
+
+
+def install(app: FastAPI) -> None:
+    """Register handlers so that every error leaves as an OpenAI error object."""
+
+    @app.exception_handler(e.OpenLMSError)
+    async def _domain(_: Request, exc: e.OpenLMSError) -> JSONResponse:
+        status, body = domain_error_body(exc)
+        if status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc.message)
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_body(exc.errors()), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "Unknown endpoint. See /v1/models, /v1/chat/completions, /v1/embeddings, /api/v0/*."
+        return JSONResponse(error_body(message, "invalid_request_error"), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(error_body(f"Internal error: {exc}", "server_error"), status_code=500)
+
+
+def validation_body(errors: Any) -> dict[str, Any]:
+    """A pydantic validation failure as one readable OpenAI error (first problem named)."""
+    items = list(errors)
+    if not items:
+        return error_body("Invalid request.", "invalid_request_error")
+    first = items[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return error_body("The request body is not valid JSON.", "invalid_request_error", code="invalid_json")
+    if first.get("type") == "missing" and param is None:
+        return error_body("The request body is missing; send a JSON object.", "invalid_request_error")
+    message = (
+        f"Invalid value for '{param}': {first.get('msg', 'invalid')}" if param else str(first.get("msg"))
+    )
+    if len(items) > 1:
+        message += f" (and {len(items) - 1} more problem{'s' if len(items) > 2 else ''})"
+    return error_body(message, "invalid_request_error", param=param, code="invalid_value")

@@ -1,0 +1,238 @@
+"""Pure conversions between OpenAI wire shapes and openlms's service/engine types."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import GenerationStats, SamplingParams, StopReason
+from openlms.server.openai.protocol import ChatCompletionRequest, ChatMessage, SamplingFields
+from openlms.services.generation import PredictionParams
+
+FINISH_REASONS = {
+    StopReason.EOS: "stop",
+    StopReason.STOP_STRING: "stop",
+    StopReason.USER_STOPPED: "stop",
+    StopReason.MAX_TOKENS: "length",
+    StopReason.CONTEXT_LENGTH: "length",
+    StopReason.TOOL_CALLS: "tool_calls",
+}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def to_params(req: SamplingFields) -> PredictionParams:
+    defaults = SamplingParams()
+    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    sampling = SamplingParams(
+        temperature=_pick(req.temperature, defaults.temperature),
+        top_k=_pick(req.top_k, defaults.top_k),
+        top_p=_pick(req.top_p, defaults.top_p),
+        min_p=_pick(req.min_p, defaults.min_p),
+        repeat_penalty=_pick(req.repeat_penalty, defaults.repeat_penalty),
+        presence_penalty=_pick(req.presence_penalty, 0.0),
+        frequency_penalty=_pick(req.frequency_penalty, 0.0),
+        logit_bias=_logit_bias(req.logit_bias),
+        seed=req.seed,
+        xtc_probability=_pick(req.xtc_probability, defaults.xtc_probability),
+        xtc_threshold=_pick(req.xtc_threshold, defaults.xtc_threshold),
+    )
+    return PredictionParams(
+        sampling=sampling,
+        max_tokens=None if max_tokens is None or max_tokens < 0 else max_tokens,
+        stop=_stops(req.stop),
+        ttl_seconds=req.ttl,
+    )
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    stops = [stop] if isinstance(stop, str) else stop
+    if len(stops) > 16:
+        raise InvalidRequestError("'stop' may hold at most 16 strings.", param="stop")
+    return tuple(s for s in stops if s)
+
+
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+    if not bias:
+        return {}
+    try:
+        return {int(token): max(-100.0, min(100.0, float(value))) for token, value in bias.items()}
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "'logit_bias' keys must be token ids (integers as strings).", param="logit_bias"
+        ) from exc
+
+
+def check_unsupported(req: ChatCompletionRequest) -> None:
+    """Refuse what this version cannot do yet, rather than silently ignoring it."""
+    if req.tools:
+        raise InvalidRequestError("'tools' is not supported by this openlms version yet.", param="tools")
+    fmt = (req.response_format or {}).get("type")
+    if fmt not in (None, "text"):
+        raise InvalidRequestError(
+            f"response_format type '{fmt}' is not supported by this openlms version yet.",
+            param="response_format",
+        )
+
+
+def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Messages as chat templates expect them: role + plain-text content."""
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        content = message.content
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if part.type != "text" or part.text is None:
+                    raise InvalidRequestError(
+                        f"messages[{index}] has a '{part.type}' content part; this model accepts text only.",
+                        param=f"messages[{index}].content",
+                    )
+                texts.append(part.text)
+            content = "".join(texts)
+        entry: dict[str, Any] = {"role": message.role, "content": content or ""}
+        if message.name:
+            entry["name"] = message.name
+        out.append(entry)
+    return out
+
+
+def usage(stats: GenerationStats) -> dict[str, int]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.predicted_tokens,
+        "total_tokens": stats.total_tokens,
+    }
+
+
+def chat_completion(cid: str, model: str, created: int, text: str, stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS.get(stats.stop_reason, "stop"),
+            }
+        ],
+        "usage": usage(stats),
+        "system_fingerprint": model,
+    }
+
+
+def chat_chunk(
+    cid: str, model: str, created: int, delta: dict[str, Any], finish_reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(cid: str, model: str, created: int, stats: GenerationStats, obj: str) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": obj,
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage(stats),
+    }
+
+
+def text_completion(cid: str, model: str, created: int, text: str, stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS.get(stats.stop_reason, "stop"),
+            }
+        ],
+        "usage": usage(stats),
+        "system_fingerprint": model,
+    }
+
+
+def text_chunk(
+    cid: str, model: str, created: int, text: str, finish_reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+def embedding_texts(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not value:
+        raise InvalidRequestError("'input' must not be empty.", param="input")
+    texts = [v for v in value if isinstance(v, str)]
+    if len(texts) == len(value):
+        return texts
+    raise InvalidRequestError(
+        "'input' must be a string or an array of strings (token arrays are not supported).", param="input"
+    )
+
+
+def embeddings_response(
+    model: str, vectors: list[list[float]], prompt_tokens: int, encoding: str
+) -> dict[str, Any]:
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode(vector, encoding)}
+        for i, vector in enumerate(vectors)
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def _encode(vector: list[float], encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return vector
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def single_prompt(prompt: str | list[str]) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if len(prompt) == 1:
+        return prompt[0]
+    raise InvalidRequestError("'prompt' must be a string or an array of exactly one string.", param="prompt")

@@ -1,0 +1,191 @@
+"""LM Studio 0.4-style model management: GET /api/v1/models, POST /api/v1/models/load|unload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+
+from openlms.core.errors import InvalidRequestError, OpenLMSError
+from openlms.core.types import LoadConfig, ModelKind
+from openlms.engine.manager import Instance
+from openlms.server.errors import domain_error_body
+from openlms.server.sse import dumps
+from openlms.server.state import AppState, State
+from openlms.services.models import ModelView
+
+router = APIRouter(prefix="/api/v1")
+
+
+class LoadConfigBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context_length: int | None = Field(default=None, ge=64)
+    eval_batch_size: int | None = Field(default=None, ge=1, le=65536)
+    flash_attention: bool | None = None
+    num_experts: int | None = Field(default=None, ge=1)
+    offload_kv_cache_to_gpu: bool | None = None
+    gpu: Literal["max", "off"] | float | None = None
+    k_cache_type: Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None = (
+        None
+    )
+    v_cache_type: Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None = (
+        None
+    )
+    try_mmap: bool | None = None
+    keep_model_in_memory: bool | None = None
+    seed: int | None = None
+    rope_frequency_base: float | None = Field(default=None, gt=0)
+    rope_frequency_scale: float | None = Field(default=None, gt=0)
+
+    def to_load_config(self) -> LoadConfig:
+        if isinstance(self.gpu, float) and not 0.0 <= self.gpu <= 1.0:
+            raise InvalidRequestError(
+                "config.gpu must be 'max', 'off' or a number between 0 and 1.", param="config.gpu"
+            )
+        fields = self.model_dump(exclude_none=True, exclude={"offload_kv_cache_to_gpu"})
+        return LoadConfig(**fields)
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1)
+    identifier: str | None = Field(default=None, min_length=1, max_length=256)
+    ttl: int | None = Field(default=None, ge=1)
+    config: LoadConfigBody = Field(default_factory=LoadConfigBody)
+    echo_load_config: bool = False
+    stream: bool = False
+
+
+class UnloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instance_id: str = Field(min_length=1)
+
+
+def instance_config(instance: Instance) -> dict[str, Any]:
+    cfg = instance.runtime.load_config
+    out: dict[str, Any] = {"context_length": instance.runtime.context_length}
+    if instance.descriptor.kind is ModelKind.LLM:
+        out |= {
+            "eval_batch_size": cfg.eval_batch_size,
+            "flash_attention": bool(cfg.flash_attention),
+            "num_experts": cfg.num_experts or 0,
+            "offload_kv_cache_to_gpu": cfg.gpu not in ("off", 0, 0.0),
+            "gpu": cfg.gpu,
+        }
+    return out
+
+
+def instance_entry(state: AppState, instance: Instance) -> dict[str, Any]:
+    return {
+        "id": instance.identifier,
+        "config": instance_config(instance),
+        "status": instance.status,
+        "active_requests": instance.active,
+        "queued_requests": instance.queued,
+        "jit": instance.jit,
+        "ttl_seconds": instance.ttl_seconds,
+        "idle_seconds": round(state.models.manager.idle_seconds(instance), 1),
+        "size_bytes": instance.descriptor.size_bytes,
+        "instance_reference": instance.reference,
+    }
+
+
+def model_entry(state: AppState, view: ModelView) -> dict[str, Any]:
+    d = view.descriptor
+    entry: dict[str, Any] = {
+        "type": d.kind.value,
+        "publisher": d.publisher,
+        "key": d.key,
+        "display_name": d.display_name,
+        "architecture": d.architecture,
+        "quantization": {"name": d.quantization, "bits_per_weight": d.bits_per_weight}
+        if d.quantization
+        else None,
+        "size_bytes": d.size_bytes,
+        "params_string": d.params_string,
+        "loaded_instances": [instance_entry(state, i) for i in view.instances]
+        + [
+            {"id": entry.identifier, "status": "loading", "progress": round(entry.progress, 3)}
+            for entry in view.loading
+        ],
+        "max_context_length": d.max_context_length,
+        "format": d.format,
+        "path": d.rel_path,
+        "error": d.error,
+    }
+    if d.kind is ModelKind.LLM:
+        entry["capabilities"] = {"vision": d.vision, "trained_for_tool_use": d.trained_for_tool_use}
+        entry["description"] = None
+    return entry
+
+
+@router.get("/models")
+async def list_models(state: State) -> dict[str, Any]:
+    return {"models": [model_entry(state, v) for v in await state.models.views()]}
+
+
+def load_response(instance: Instance, seconds: float) -> dict[str, Any]:
+    return {
+        "type": instance.descriptor.kind.value,
+        "model_instance_id": instance.identifier,
+        "config": instance_config(instance),
+        "load_time_seconds": round(seconds, 3),
+    }
+
+
+@router.post("/models/load", response_model=None)
+async def load(body: LoadRequest, state: State) -> Response | dict[str, Any]:
+    config = body.config.to_load_config()
+    await state.models.find_downloaded(body.model)  # a clear 404 before any stream starts
+    if body.stream:
+        return EventSourceResponse(_load_stream(state, body, config), sep="\n", ping=15)
+    started = time.perf_counter()
+    instance = await state.models.load(body.model, config, identifier=body.identifier, ttl_seconds=body.ttl)
+    return load_response(instance, time.perf_counter() - started)
+
+
+async def _load_stream(
+    state: AppState, body: LoadRequest, config: LoadConfig
+) -> AsyncIterator[dict[str, str]]:
+    progress: asyncio.Queue[float] = asyncio.Queue()
+    started = time.perf_counter()
+    task = asyncio.create_task(
+        state.models.load(
+            body.model,
+            config,
+            identifier=body.identifier,
+            ttl_seconds=body.ttl,
+            on_progress=progress.put_nowait,
+        )
+    )
+    last = -1.0
+    try:
+        while not task.done():
+            getter = asyncio.ensure_future(progress.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                value = getter.result()
+                if value > last:
+                    last = value
+                    yield {"event": "progress", "data": dumps({"progress": round(value, 4)})}
+            else:
+                getter.cancel()
+        instance = task.result()
+        yield {"event": "loaded", "data": dumps(load_response(instance, time.perf_counter() - started))}
+    except OpenLMSError as exc:
+        yield {"event": "error", "data": dumps(domain_error_body(exc)[1])}
+    finally:
+        if not task.done():  # the client went away: the load finishes, the model stays loaded
+            task.add_done_callback(lambda t: t.exception())
+
+
+@router.post("/models/unload")
+async def unload(body: UnloadRequest, state: State) -> dict[str, Any]:
+    instance = await state.models.unload(body.instance_id)
+    return {"instance_id": instance.identifier}

@@ -1,0 +1,29 @@
+"""What the routes share, built once per app and reached through `request.app.state` (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openlms.core.settings import Settings
+from openlms.engine.runtime import Backend
+from openlms.services.generation import Predictor
+from openlms.services.models import ModelService
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    models: ModelService
+    predictor: Predictor
+    backend: Backend
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.openlms
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
