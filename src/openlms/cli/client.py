@@ -1,0 +1,193 @@
+"""A small typed client for the server's public API (docs/http-api.md), on httpx.
+
+Every failure becomes a `CliError` with one readable line, so commands never see httpx exceptions.
+Tests inject an `httpx.MockTransport` through `CliApp.transport`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import httpx
+
+from openlms.cli.errors import CliError
+from openlms.cli.schema import LoadResult, ModelInfo
+
+ProgressCallback = Callable[[float], None]
+
+_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+_LOAD_TIMEOUT = httpx.Timeout(60.0, connect=5.0, read=None)  # a big model can take minutes to load
+
+
+class ApiClient:
+    """One server, addressed by its base URL (`http://127.0.0.1:1234`)."""
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, hint: str | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._hint = hint
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=_TIMEOUT)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints -----------------------------------------------------------------------------------
+
+    def is_alive(self, timeout: float = 1.0) -> bool:
+        """Whether an LM Studio-compatible server answers `GET /lmstudio-greeting`."""
+        try:
+            response = self._http.get("/lmstudio-greeting", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def list_models(self) -> list[ModelInfo]:
+        body = self._json(self._request("GET", "/api/v1/models"))
+        items = body.get("models")
+        if not isinstance(items, list):
+            raise CliError(f"Unexpected answer from {self.base_url}/api/v1/models: no 'models' list.")
+        return [ModelInfo.from_json(item) for item in items if isinstance(item, Mapping)]
+
+    def unload(self, instance_id: str) -> str:
+        body = self._json(self._request("POST", "/api/v1/models/unload", json={"instance_id": instance_id}))
+        result = body.get("instance_id")
+        return result if isinstance(result, str) else instance_id
+
+    def load(self, body: Mapping[str, Any], on_progress: ProgressCallback | None = None) -> LoadResult:
+        """Load with `"stream": true`, reporting progress (0..1) as the server's events arrive."""
+        request = self._http.build_request(
+            "POST", "/api/v1/models/load", json={**body, "stream": True}, timeout=_LOAD_TIMEOUT
+        )
+        fallback = str(body.get("identifier") or body.get("model") or "")
+        with self._transport_errors():
+            response = self._http.send(request, stream=True)
+            try:
+                self._raise_for_status(response)
+                if response.headers.get("content-type", "").startswith("text/event-stream"):
+                    result = _load_events(response.iter_lines(), on_progress, fallback)
+                else:
+                    response.read()
+                    result = LoadResult.from_json(self._json(response), fallback)
+            finally:
+                response.close()
+        return result
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._transport_errors():
+            response = self._http.request(method, path, **kwargs)
+        self._raise_for_status(response)
+        return response
+
+    def _transport_errors(self) -> AbstractContextManager[None]:
+        return _transport_errors(self.base_url, self._hint)
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        response.read()
+        raise CliError(error_message(response))
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise CliError(f"The server at {self.base_url} did not answer with JSON.") from None
+        if not isinstance(body, dict):
+            raise CliError(f"Unexpected answer from the server at {self.base_url}: {str(body)[:200]}")
+        return body
+
+
+@contextmanager
+def _transport_errors(base_url: str, hint: str | None) -> Iterator[None]:
+    """Turns httpx transport failures into one-line `CliError`s."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        message = f"cannot reach the openlms server at {base_url} ({transport_reason(exc)})."
+        raise CliError(f"{message} {hint}" if hint else message) from None
+
+
+def transport_reason(exc: httpx.TransportError) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "unknown host"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection"
+    return str(exc) or type(exc).__name__
+
+
+def error_message(response: httpx.Response) -> str:
+    """The server's `error.message` (OpenAI error shape), else the status and the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = _error_field(body)
+    if message:
+        return message
+    text = response.text.strip()[:200]
+    return f"The server answered HTTP {response.status_code}" + (f": {text}" if text else ".")
+
+
+def _error_field(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    detail = body.get("detail")  # FastAPI's default error shape, should one slip through
+    return detail if isinstance(detail, str) else None
+
+
+def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Server-sent events as `(event, data)` pairs; `event` defaults to `message`."""
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    if data:
+        yield event, "\n".join(data)
+
+
+def _load_events(lines: Iterable[str], on_progress: ProgressCallback | None, fallback: str) -> LoadResult:
+    for event, data in iter_sse(lines):
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(payload, dict):
+            continue
+        if event == "progress" and on_progress is not None:
+            fraction = payload.get("progress")
+            if isinstance(fraction, int | float):
+                on_progress(min(max(float(fraction), 0.0), 1.0))
+        elif event == "loaded":
+            return LoadResult.from_json(payload, fallback)
+        elif event == "error":
+            raise CliError(_error_field(payload) or "The server failed to load the model.")
+    raise CliError("The server closed the load stream before the model was loaded.")

@@ -1,0 +1,1 @@
+"""One module per `lms` subcommand. Modules import only click at the top so `lms --help` stays fast."""

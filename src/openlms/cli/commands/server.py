@@ -1,0 +1,130 @@
+"""`lms server start|stop|status`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from openlms.cli.app import get_app
+from openlms.cli.discovery import (
+    ServerRecord,
+    find_running_server,
+    home_dir,
+    is_openlms_process,
+    remove_server_file,
+)
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "none")
+_QUIET_LEVELS = frozenset({"warn", "warning", "error", "none"})
+
+
+@click.group("server", help="Commands for managing the local server")
+def server() -> None:
+    pass
+
+
+@server.command("start", help="Start the local server (in the background).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to run the server on. Default: the last used one."
+)
+@click.option(
+    "--cors/--no-cors", default=None, help="Send CORS headers for any origin. Default: the last used."
+)
+@click.option(
+    "--bind",
+    metavar="HOST",
+    help="Address to listen on, e.g. 0.0.0.0 for the network. Default: the last used.",
+)
+@click.option("--jit/--no-jit", default=None, help="Load downloaded models on their first request (JIT).")
+@click.option(
+    "--auto-evict/--no-auto-evict", default=None, help="Keep at most one JIT-loaded model at a time."
+)
+@click.option(
+    "--jit-ttl",
+    type=click.IntRange(min=0),
+    metavar="SECONDS",
+    help="Idle time after which a JIT-loaded model is unloaded (0: never).",
+)
+@click.pass_context
+def start(
+    ctx: click.Context,
+    port: int | None,
+    cors: bool | None,
+    bind: str | None,
+    jit: bool | None,
+    auto_evict: bool | None,
+    jit_ttl: int | None,
+) -> None:
+    from openlms.cli import serverctl
+
+    app = get_app(ctx)
+    options = serverctl.StartOptions(
+        port=port, host=bind, cors=cors, jit=jit, auto_evict=auto_evict, jit_ttl=jit_ttl
+    )
+    settings = serverctl.effective_settings(options)
+    running = serverctl.find_server(app, settings)
+    if running is not None:
+        click.echo(f"The server is already running on port {running.port}.")
+        if port is not None and port != running.port:
+            click.echo(f"Stop it first (`lms server stop`) to start it on port {port}.", err=True)
+        return
+    click.echo("Starting server...")
+    address = serverctl.spawn_and_wait(app, settings, options)
+    click.echo(f"Success! Server is now running on port {address.port}")
+
+
+@server.command("stop", help="Stop the local server. Exits 0 when none is running.")
+@click.pass_context
+def stop(ctx: click.Context) -> None:
+    record = find_running_server(home_dir())
+    if record is not None and not is_openlms_process(record.pid):
+        remove_server_file(record)  # the pid was recycled by another program
+        record = None
+    if record is None:
+        click.echo("The server is not running.")
+        return
+    from openlms.cli import serverctl
+
+    serverctl.stop_server(get_app(ctx), record)
+    click.echo(f"Stopped the server on port {record.port}.")
+
+
+@server.command("status", help="Check whether the local server is running. Never starts it.")
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"running":true,"port":1234} or {"running":false}.'
+)
+@click.option("--verbose", is_flag=True, help="Also print the pid, address and file locations.")
+@click.option("--quiet", is_flag=True, help="Print nothing except --json output.")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="debug, info (default), warn, error or none.",
+)
+def status(as_json: bool, verbose: bool, quiet: bool, log_level: str | None) -> None:
+    if verbose + quiet + (log_level is not None) > 1:
+        raise click.UsageError(
+            "You can only use one logging control flag at a time (--verbose, --quiet, or --log-level)."
+        )
+    level = "debug" if verbose else "none" if quiet else (log_level or "info").lower()
+    record = find_running_server(home_dir())
+    if as_json:
+        state = {"running": True, "port": record.port} if record else {"running": False}
+        click.echo(json.dumps(state, separators=(",", ":")))
+    elif level not in _QUIET_LEVELS:
+        click.echo(
+            f"The server is running on port {record.port}." if record else "The server is not running."
+        )
+    if level == "debug" and not as_json:
+        for line in _status_details(record):
+            click.echo(line)
+
+
+def _status_details(record: ServerRecord | None) -> list[str]:
+    from openlms.cli.serverctl import StartOptions, effective_settings
+
+    settings = effective_settings(StartOptions())
+    lines = [f"  Home: {settings.home}", f"  Server file: {settings.server_file}"]
+    if record is not None:
+        lines += [f"  PID: {record.pid}", f"  Address: {record.url}"]
+    return [*lines, f"  Log: {settings.server_log_file}"]

@@ -1,0 +1,224 @@
+"""Pure text formatting for `lms` output: sizes, durations, the `ls` tables, the `ps` listing.
+
+Sizes use decimal units (1 GB = 10^9 bytes) with two decimals, as LM Studio prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import MappingProxyType
+
+from openlms.cli.schema import LoadedInstance, ModelInfo
+
+LLM_SECTION = "LLMs (Large Language Models)"
+EMBEDDING_SECTION = "Embedding Models"
+NO_MODELS_LOADED = "No models are currently loaded."
+
+_GAP = " " * 6
+_SIZE_UNITS = (("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12))
+
+# GGUF `general.architecture` ids -> the names LM Studio shows; anything else is capitalized.
+_ARCHITECTURES = MappingProxyType(
+    {
+        "llama": "Llama",
+        "mistral": "Mistral",
+        "mixtral": "Mixtral",
+        "qwen": "Qwen",
+        "qwen2": "Qwen2",
+        "qwen2moe": "Qwen2 MoE",
+        "qwen2vl": "Qwen2 VL",
+        "qwen3": "Qwen3",
+        "qwen3moe": "Qwen3 MoE",
+        "gemma": "Gemma",
+        "gemma2": "Gemma2",
+        "gemma3": "Gemma3",
+        "phi2": "Phi2",
+        "phi3": "Phi3",
+        "gpt2": "GPT-2",
+        "gptneox": "GPT-NeoX",
+        "falcon": "Falcon",
+        "starcoder2": "StarCoder2",
+        "deepseek2": "DeepSeek2",
+        "command-r": "Command R",
+        "olmo": "OLMo",
+        "granite": "Granite",
+        "bert": "BERT",
+        "nomic-bert": "Nomic BERT",
+        "jina-bert-v2": "Jina BERT v2",
+        "gpt-oss": "GPT-OSS",
+    }
+)
+
+
+def format_size(num_bytes: int) -> str:
+    """`98362432` -> `98.36 MB`; decimal units, two decimals."""
+    if num_bytes < 1000:
+        return f"{max(num_bytes, 0)} B"
+    for unit, scale in _SIZE_UNITS:
+        value = num_bytes / scale
+        if round(value, 2) < 1000 or unit == _SIZE_UNITS[-1][0]:
+            return f"{value:.2f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_duration(seconds: float) -> str:
+    """`45` -> `45s`, `150` -> `2m 30s`, `3600` -> `60m`, `5400` -> `1h 30m`."""
+    total = max(int(seconds), 0)
+    if total < 60:
+        return f"{total}s"
+    if total <= 3600:
+        minutes, secs = divmod(total, 60)
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    hours, rest = divmod(total, 3600)
+    minutes = rest // 60
+    return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+
+
+def pretty_architecture(architecture: str | None) -> str:
+    if not architecture:
+        return ""
+    return _ARCHITECTURES.get(architecture.lower(), architecture[:1].upper() + architecture[1:])
+
+
+def type_label(model_type: str) -> str:
+    return "Embedding" if model_type == "embedding" else "LLM"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# ---------------------------------------------------------------------------------------------------
+# lms ls
+
+
+def filter_models(models: Sequence[ModelInfo], *, llm: bool, embedding: bool) -> list[ModelInfo]:
+    """`--llm` keeps LLMs, `--embedding` embedding models, both or neither keep everything."""
+    if llm == embedding:
+        return list(models)
+    return [m for m in models if m.is_embedding == embedding]
+
+
+def render_ls(models: Sequence[ModelInfo], *, detailed: bool = False, filtered: bool = False) -> str:
+    """The whole `lms ls` output for the (already filtered) models."""
+    if not models:
+        return "No models match the filter." if filtered else "You have not downloaded any models yet."
+    total = sum(m.size_bytes for m in models)
+    sections = [
+        (title, [m for m in models if m.is_embedding == is_emb])
+        for title, is_emb in ((LLM_SECTION, False), (EMBEDDING_SECTION, True))
+    ]
+    sections = [(title, rows) for title, rows in sections if rows]
+    widths = _column_widths(sections)
+    lines = [f"You have {plural(len(models), 'model')}, taking up {format_size(total)} of disk space."]
+    for title, rows in sections:
+        lines += ["", _table_line(widths, title, "PARAMS", "ARCHITECTURE", "SIZE")]
+        for model in rows:
+            lines.append(_model_row(widths, model))
+            if detailed:
+                lines += [f"    {detail}" for detail in model_details(model)]
+    return "\n".join(lines)
+
+
+def _column_widths(sections: Sequence[tuple[str, Sequence[ModelInfo]]]) -> tuple[int, int, int, int]:
+    models = [m for _, rows in sections for m in rows]
+    return (
+        max([len(title) for title, _ in sections] + [len(m.key) for m in models]),
+        max([6] + [len(m.params_string or "") for m in models]),
+        max([12] + [len(pretty_architecture(m.architecture)) for m in models]),
+        max([9] + [len(format_size(m.size_bytes)) for m in models]),
+    )
+
+
+def _table_line(widths: tuple[int, int, int, int], name: str, params: str, arch: str, size: str) -> str:
+    name_w, params_w, arch_w, size_w = widths
+    pad = arch_w - len(arch)
+    arch_cell = " " * (pad // 2) + arch + " " * (pad - pad // 2)
+    return f"{name.ljust(name_w)}{_GAP}{params.rjust(params_w)}{_GAP}{arch_cell}{_GAP}{size.rjust(size_w)}"
+
+
+def _model_row(widths: tuple[int, int, int, int], model: ModelInfo) -> str:
+    line = _table_line(
+        widths,
+        model.key,
+        model.params_string or "",
+        pretty_architecture(model.architecture),
+        format_size(model.size_bytes),
+    )
+    if model.error:
+        line += f"   ⚠ cannot be loaded: {model.error}"
+    elif model.instances:
+        count = len(model.instances)
+        line += "   ✓ LOADED" + (f" ({count})" if count > 1 else "")
+    return line.rstrip()
+
+
+def model_details(model: ModelInfo) -> list[str]:
+    """The extra lines `lms ls --detailed` prints under a model's row."""
+    details = []
+    if model.display_name:
+        details.append(f"Display name: {model.display_name}")
+    if model.publisher:
+        details.append(f"Publisher: {model.publisher}")
+    details.append(f"Path: {model.path}")
+    if model.quantization:
+        bits = f" ({model.bits_per_weight:g} bits per weight)" if model.bits_per_weight else ""
+        details.append(f"Quantization: {model.quantization}{bits}")
+    if model.max_context_length:
+        details.append(f"Max context length: {model.max_context_length} tokens")
+    capabilities = [name for name, on in (("vision", model.vision), ("tool use", model.tool_use)) if on]
+    if capabilities:
+        details.append(f"Capabilities: {', '.join(capabilities)}")
+    details += [f"Loaded as: {i.identifier}" for i in model.instances]
+    return details
+
+
+# ---------------------------------------------------------------------------------------------------
+# lms ps and lms status
+
+
+def render_ps(instances: Sequence[LoadedInstance]) -> str:
+    if not instances:
+        return NO_MODELS_LOADED
+    lines = ["   LOADED MODELS"]
+    for instance in instances:
+        lines += ["", *instance_lines(instance)]
+    return "\n".join(lines)
+
+
+def instance_lines(instance: LoadedInstance) -> list[str]:
+    lines = [
+        f"Identifier: {instance.identifier}",
+        f"  • Type:  {type_label(instance.type)}",
+        f"  • Path: {instance.path}",
+        f"  • Size: {format_size(instance.size_bytes)}",
+    ]
+    if instance.architecture:
+        lines.append(f"  • Architecture: {pretty_architecture(instance.architecture)}")
+    if instance.context_length:
+        lines.append(f"  • Context length: {instance.context_length}")
+    status = instance.status
+    if instance.active_requests:
+        status += f" ({plural(instance.active_requests, 'active request')})"
+    lines += [f"  • Status: {status}", f"  • Queued requests: {instance.queued_requests}"]
+    if instance.ttl_seconds:
+        idle = (
+            f" (idle {format_duration(instance.idle_seconds)})" if instance.idle_seconds is not None else ""
+        )
+        lines.append(f"  • TTL: {format_duration(instance.ttl_seconds)}{idle}")
+    return lines
+
+
+def render_status(port: int | None, instances: Sequence[LoadedInstance] | None) -> str:
+    """`lms status`: the server state, then the loaded models (`None`: could not be listed)."""
+    if port is None:
+        return "Server:  OFF\n\nStart it with `lms server start`."
+    lines = [f"Server:  ON  (port: {port})", ""]
+    if instances is None:
+        lines.append("Loaded models: unknown (the server did not answer)")
+    elif not instances:
+        lines.append("Loaded models: none")
+    else:
+        lines.append(f"Loaded models ({len(instances)})")
+        lines += [f"  · {i.identifier} - {format_size(i.size_bytes)}" for i in instances]
+    return "\n".join(lines)

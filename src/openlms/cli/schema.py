@@ -1,0 +1,169 @@
+"""Typed views of the server's JSON (docs/http-api.md), parsed leniently.
+
+The server is another process, possibly another version, so parsing never fails on a missing or odd
+field: it falls back to a neutral default. Only a response that is not the documented shape at all
+(e.g. `models` missing) is an error, raised by the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+def _str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _float(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _dict(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedInstance:
+    """One loaded instance of a model (an entry of `loaded_instances`, plus its model's fields)."""
+
+    identifier: str
+    model_key: str
+    type: str
+    path: str
+    architecture: str | None
+    size_bytes: int
+    status: str
+    active_requests: int
+    queued_requests: int
+    jit: bool
+    ttl_seconds: int | None
+    idle_seconds: float | None
+    context_length: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape `lms ps --json` prints."""
+        return {
+            "identifier": self.identifier,
+            "modelKey": self.model_key,
+            "type": self.type,
+            "path": self.path,
+            "sizeBytes": self.size_bytes,
+            "architecture": self.architecture,
+            "status": self.status,
+            "queued": self.queued_requests,
+            "active": self.active_requests,
+            "ttl": self.ttl_seconds,
+            "contextLength": self.context_length,
+            "jit": self.jit,
+            "idleSeconds": self.idle_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One downloaded model from `GET /api/v1/models`; `raw` is the server's object, untouched."""
+
+    key: str
+    type: str
+    publisher: str | None
+    display_name: str | None
+    architecture: str | None
+    params_string: str | None
+    quantization: str | None
+    bits_per_weight: float | None
+    size_bytes: int
+    max_context_length: int | None
+    path: str
+    error: str | None
+    vision: bool
+    tool_use: bool
+    instances: tuple[LoadedInstance, ...]
+    raw: Mapping[str, Any]
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.type == "embedding"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
+        key = _str(data, "key") or _str(data, "path") or "?"
+        quant = _dict(data, "quantization")
+        caps = _dict(data, "capabilities")
+        model = cls(
+            key=key,
+            type=_str(data, "type") or "llm",
+            publisher=_str(data, "publisher"),
+            display_name=_str(data, "display_name"),
+            architecture=_str(data, "architecture"),
+            params_string=_str(data, "params_string"),
+            quantization=_str(quant, "name"),
+            bits_per_weight=_float(quant, "bits_per_weight"),
+            size_bytes=_int(data, "size_bytes") or 0,
+            max_context_length=_int(data, "max_context_length"),
+            path=_str(data, "path") or "",
+            error=_str(data, "error"),
+            vision=caps.get("vision") is True,
+            tool_use=caps.get("trained_for_tool_use") is True,
+            instances=(),
+            raw=data,
+        )
+        raw_instances = data.get("loaded_instances")
+        items = raw_instances if isinstance(raw_instances, list) else []
+        instances = tuple(_instance(model, item) for item in items if isinstance(item, Mapping))
+        return replace(model, instances=instances)
+
+
+def _instance(model: ModelInfo, data: Mapping[str, Any]) -> LoadedInstance:
+    config = _dict(data, "config")
+    return LoadedInstance(
+        identifier=_str(data, "id") or model.key,
+        model_key=model.key,
+        type=model.type,
+        path=model.path,
+        architecture=model.architecture,
+        size_bytes=_int(data, "size_bytes") or model.size_bytes,
+        status=_str(data, "status") or "idle",
+        active_requests=_int(data, "active_requests") or 0,
+        queued_requests=_int(data, "queued_requests") or 0,
+        jit=data.get("jit") is True,
+        ttl_seconds=_int(data, "ttl_seconds"),
+        idle_seconds=_float(data, "idle_seconds"),
+        context_length=_int(config, "context_length"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The body of a successful `POST /api/v1/models/load` (or its `loaded` event)."""
+
+    type: str
+    identifier: str
+    load_time_seconds: float | None
+    context_length: int | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], fallback_identifier: str) -> LoadResult:
+        return cls(
+            type=_str(data, "type") or "llm",
+            identifier=_str(data, "model_instance_id") or fallback_identifier,
+            load_time_seconds=_float(data, "load_time_seconds"),
+            context_length=_int(_dict(data, "config"), "context_length"),
+        )
+
+
+def loaded_instances(models: list[ModelInfo]) -> list[LoadedInstance]:
+    return [instance for model in models for instance in model.instances]

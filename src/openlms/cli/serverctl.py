@@ -1,0 +1,209 @@
+"""Starting and stopping the local server process.
+
+`lms server start` (and any command that needs the local server while none runs) spawns
+`python -m openlms.server <flags>` fully detached, its output appended to the server log, then polls
+`GET /lmstudio-greeting` until it answers. `lms server stop` sends SIGTERM to the pid in `server.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from openlms.cli.discovery import ServerRecord, find_running_server, local_url, pid_alive, remove_server_file
+from openlms.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from openlms.cli.app import CliApp
+    from openlms.core.settings import Settings
+
+_LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StartOptions:
+    """Flags of `lms server start`; `None` keeps the last used value (settings file, environment)."""
+
+    port: int | None = None
+    host: str | None = None
+    cors: bool | None = None
+    jit: bool | None = None
+    auto_evict: bool | None = None
+    jit_ttl: int | None = None
+    log_level: str | None = None
+
+    def server_flags(self, port: int) -> list[str]:
+        """The `python -m openlms.server` arguments (docs/http-api.md, "Running the server")."""
+        flags = ["--port", str(port)]
+        if self.host is not None:
+            flags += ["--host", self.host]
+        for name, value in (("cors", self.cors), ("jit", self.jit), ("auto-evict", self.auto_evict)):
+            if value is not None:
+                flags.append(f"--{name}" if value else f"--no-{name}")
+        if self.jit_ttl is not None:
+            flags += ["--jit-ttl", str(self.jit_ttl)]
+        if self.log_level is not None:
+            flags += ["--log-level", self.log_level]
+        return flags
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    url: str
+    port: int
+
+
+def effective_settings(options: StartOptions) -> Settings:
+    """The settings a server started with `options` will use (flags > environment > settings file)."""
+    try:
+        from openlms.core.settings import load_settings
+
+        return load_settings(
+            port=options.port,
+            host=options.host,
+            cors=options.cors,
+            jit=options.jit,
+            auto_evict=options.auto_evict,
+            jit_ttl_seconds=options.jit_ttl,
+            log_level=options.log_level,
+        )
+    except ValueError as exc:  # includes pydantic's ValidationError
+        raise CliError(f"Invalid openlms settings: {exc}") from None
+
+
+def find_server(app: CliApp, settings: Settings) -> ServerAddress | None:
+    """The running local server: the one in `server.json`, or any server answering on the configured port."""
+    record = find_running_server(settings.home)
+    if record is not None:
+        return ServerAddress(record.url, record.port)
+    url = local_url(settings.host, settings.port)
+    with app.client(url) as client:
+        return ServerAddress(url, settings.port) if client.is_alive() else None
+
+
+def spawn_and_wait(app: CliApp, settings: Settings, options: StartOptions) -> ServerAddress:
+    """Start the server detached and wait until it answers; a `CliError` says why it did not."""
+    log = settings.server_log_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
+    argv = [*app.server_command, *options.server_flags(settings.port)]
+    with log.open("ab") as out:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise CliError(f"Cannot start the server ({exc}).") from None
+    address = ServerAddress(local_url(settings.host, settings.port), settings.port)
+    _wait_until_ready(app, process, address.url, log, offset)
+    return address
+
+
+def _wait_until_ready(
+    app: CliApp, process: subprocess.Popen[bytes], url: str, log: Path, offset: int
+) -> None:
+    deadline = time.monotonic() + app.start_timeout_s
+    with app.client(url) as client:
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise CliError(exit_message(code, log, offset))
+            if client.is_alive():
+                _detach(process)
+                return
+            if time.monotonic() >= deadline:
+                _terminate(process)
+                raise CliError(
+                    f"The server did not answer within {app.start_timeout_s:g} s and was stopped. "
+                    f"See its log: {log}"
+                )
+            time.sleep(app.poll_interval_s)
+
+
+def _detach(process: subprocess.Popen[bytes]) -> None:
+    """The server outlives this process by design: stop `Popen` from warning about it when collected."""
+    process.returncode = 0
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def exit_message(code: int, log: Path, offset: int) -> str:
+    """One line on why the server exited: its last `Error: ...` line, else its last log line."""
+    lines = [line.strip() for line in read_log_tail(log, offset) if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    if errors:
+        return errors[-1].removeprefix("Error: ")
+    detail = f": {lines[-1]}" if lines else ""
+    return f"The server exited with code {code} before it was ready{detail} (log: {log})"
+
+
+def read_log_tail(log: Path, offset: int) -> list[str]:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-_LOG_TAIL_LINES:]
+
+
+def wake_up(app: CliApp) -> str:
+    """The URL of the local server, started with the last used settings if it is not running."""
+    options = StartOptions()
+    settings = effective_settings(options)
+    found = find_server(app, settings)
+    if found is not None:
+        return found.url
+    click.echo("Waking up openlms service...", err=True)
+    return spawn_and_wait(app, settings, options).url
+
+
+def stop_server(app: CliApp, record: ServerRecord) -> None:
+    """SIGTERM, wait up to `app.stop_timeout_s`, then SIGKILL with a warning; removes `server.json`."""
+    try:
+        os.kill(record.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        remove_server_file(record)
+        return
+    except PermissionError:
+        raise CliError(
+            f"Not allowed to stop the server (pid {record.pid}); it runs as another user."
+        ) from None
+    if not wait_for_exit(record.pid, app.stop_timeout_s, app.poll_interval_s):
+        seconds = f"{app.stop_timeout_s:g} s"
+        click.echo(
+            f"Warning: the server did not stop within {seconds}; killing it (pid {record.pid}).", err=True
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+        wait_for_exit(record.pid, 5.0, app.poll_interval_s)
+    remove_server_file(record)
+
+
+def wait_for_exit(pid: int, timeout_s: float, interval_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+    return True
