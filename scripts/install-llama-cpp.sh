@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install a portable CPU build of llama-cpp-python (the version pinned in pyproject.toml) into a venv.
+#   scripts/install-llama-cpp.sh            # into ./.venv (created if missing)
+#   scripts/install-llama-cpp.sh PYTHON     # into the venv of that python
+# The wheel is built once with CMake flags from scripts/llama_cmake_args.py and kept in
+# ${OPENLMS_WHEEL_CACHE:-~/.cache/openlms/wheels}/<key>/; setup.sh and test.sh call the same code.
+set -Eeuo pipefail
+py=${1:-}
+if [[ -n $py && $py != /* ]]; then py="$PWD/$py"; fi  # absolute, but keep the venv symlink
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+if [[ -z $py ]]; then
+  step "Checking Python"
+  ensure_python
+  step "Python virtual environment (.venv)"
+  ensure_venv
+  py=$VPY
+fi
+step "llama-cpp-python (portable CPU build)"
+ensure_llama "$py"
+finish

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up ./.venv (like setup.sh, with the test extras, but no server), then check the import-layer
+# contracts (lint-imports) and run pytest. Extra arguments go to pytest, e.g.:
+#   ./scripts/test.sh -x -k chat        ./scripts/test.sh -m "not e2e"
+# Exits non-zero if the set-up, the contracts or any test fails.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+step "Checking Python"
+ensure_python
+step "Python virtual environment (.venv)"
+ensure_venv
+step "llama-cpp-python (portable CPU build)"
+ensure_llama
+step "openlms with test extras (pip install -e '.[test]')"
+ensure_openlms test
+step "Default models (openlms-setup-models)"
+ensure_models
+
+step "Import-layer contracts (lint-imports)"
+rc_lint=0
+"$VENV/bin/lint-imports" || rc_lint=$?
+step "Tests (pytest${*:+ $*})"
+rc_test=0
+"$VPY" -m pytest "$@" || rc_test=$?
+finish "lint-imports exit $rc_lint, pytest exit $rc_test"
+
+if ((rc_lint != 0)); then info "FAILED: import-layer contracts (run: .venv/bin/lint-imports)"; fi
+if ((rc_test != 0)); then info "FAILED: tests (re-run: ./scripts/test.sh --lf)"; fi
+if ((rc_lint != 0 || rc_test != 0)); then exit 1; fi
+info "all checks passed"
