@@ -1,0 +1,33 @@
+"""Temporary files beside their destination, so that a final rename is atomic and a crash leaves only
+a hidden file that the catalog never lists."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+FILE_MODE: Final = 0o644  # mkstemp creates 0600 files; models are meant to be readable
+
+
+@contextmanager
+def temp_sibling(final: Path, suffix: str = ".part") -> Iterator[Path]:
+    """An empty hidden file `.<name>.<random><suffix>` in `final`'s folder (mode 0644), removed on exit
+    unless it was renamed away."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    path = Path(name)
+    try:
+        os.chmod(path, FILE_MODE)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
