@@ -1,0 +1,212 @@
+"""`lms` and the REST APIs on the real server: load/unload, identifiers, JIT, TTL, auto-evict, settings."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server, free_port, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def loaded(server: Server) -> dict[str, dict[str, object]]:
+    instances = server.lms_json("ps")
+    assert isinstance(instances, list)
+    return {i["identifier"]: i for i in instances}
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
+
+
+def test_ls_lists_the_three_defaults(server: Server) -> None:
+    text = server.lms("ls").stdout
+    assert "LLMs (Large Language Models)" in text and "Embedding Models" in text
+    for key in (CHAT_MODEL, BASE_MODEL, EMBEDDING_MODEL):
+        assert key in text
+    models = server.lms_json("ls")
+    assert isinstance(models, list)
+    by_key = {m["key"]: m for m in models}
+    assert by_key[EMBEDDING_MODEL]["type"] == "embedding"
+    assert by_key[CHAT_MODEL]["architecture"] == "llama" and by_key[CHAT_MODEL]["params_string"] == "135M"
+    assert by_key[BASE_MODEL]["quantization"]["name"] == "Q4_K_M"
+    llm_only = server.lms_json("ls", "--llm")
+    assert {m["key"] for m in llm_only} == {CHAT_MODEL, BASE_MODEL}  # type: ignore[union-attr]
+
+
+def test_load_identifiers_and_unload(server: Server) -> None:
+    server.unload_all()
+    out = server.lms("load", CHAT_MODEL, "--context-length", "2048").stdout
+    assert "loaded successfully" in out.lower()
+    server.lms("load", CHAT_MODEL)
+    server.lms("load", CHAT_MODEL, "--identifier", "my-smol")
+    instances = loaded(server)
+    assert set(instances) == {CHAT_MODEL, f"{CHAT_MODEL}:2", "my-smol"}
+    assert instances[CHAT_MODEL]["contextLength"] == 2048 and instances[CHAT_MODEL]["jit"] is False
+    duplicate = server.lms("load", CHAT_MODEL, "--identifier", "my-smol", check=False)
+    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+    with server.http() as http:  # the custom identifier serves requests
+        answer = http.post(
+            "/v1/chat/completions",
+            json={"model": "my-smol", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},
+        )
+        assert answer.status_code == 200
+    server.lms("unload", "my-smol")
+    assert set(loaded(server)) == {CHAT_MODEL, f"{CHAT_MODEL}:2"}
+    server.unload_all()
+    assert loaded(server) == {}
+
+
+def test_cli_errors_are_one_line_with_nonzero_exit(server: Server) -> None:
+    unknown = server.lms("load", "no-such-model", check=False)
+    assert (
+        unknown.returncode == 1
+        and unknown.stderr.startswith("Error:")
+        and len(unknown.stderr.strip().splitlines()) == 1
+    )
+    bad_gpu = server.lms("load", CHAT_MODEL, "--gpu", "lots", check=False)
+    assert bad_gpu.returncode == 2 and "Traceback" not in bad_gpu.stderr
+    no_tty = server.lms("load", check=False)
+    assert no_tty.returncode != 0 and "lms ls" in no_tty.stderr
+    gone = server.lms("unload", "not-loaded", check=False)
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr
+
+
+def test_jit_load_ttl_and_auto_evict(server: Server) -> None:
+    server.unload_all()
+    server.lms("load", BASE_MODEL)  # manual: never auto-evicted
+    with server.http() as http:
+        chat = {
+            "model": CHAT_MODEL,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 3,
+            "ttl": 3,
+        }
+        assert http.post("/v1/chat/completions", json=chat).status_code == 200
+        jit = loaded(server)[CHAT_MODEL]
+        assert jit["jit"] is True and jit["ttl"] == 3
+        embed = http.post("/v1/embeddings", json={"model": EMBEDDING_MODEL, "input": "hello", "ttl": 600})
+        assert embed.status_code == 200
+        # auto-evict: the JIT chat model made room for the JIT embedding model; the manual load stays
+        assert set(loaded(server)) == {BASE_MODEL, EMBEDDING_MODEL}
+        assert http.post("/v1/chat/completions", json=chat).status_code == 200
+        assert set(loaded(server)) == {BASE_MODEL, CHAT_MODEL}
+    # idle TTL (3 s) unloads the JIT model; the manual one stays
+    assert wait_until(lambda: CHAT_MODEL not in loaded(server), timeout=15)
+    assert BASE_MODEL in loaded(server)
+    server.unload_all()
+
+
+def test_lms_load_ttl_expires(server: Server) -> None:
+    server.unload_all()
+    server.lms("load", EMBEDDING_MODEL, "--ttl", "2")
+    assert loaded(server)[EMBEDDING_MODEL]["ttl"] == 2
+    assert wait_until(lambda: EMBEDDING_MODEL not in loaded(server), timeout=15)
+
+
+def test_rest_v0_models_and_stats(server: Server) -> None:
+    server.unload_all()
+    with server.http() as http:
+        models = {m["id"]: m for m in http.get("/api/v0/models").json()["data"]}
+        assert models[EMBEDDING_MODEL]["type"] == "embeddings" and models[CHAT_MODEL]["state"] == "not-loaded"
+        assert (
+            models[CHAT_MODEL]["compatibility_type"] == "gguf"
+            and models[CHAT_MODEL]["max_context_length"] == 8192
+        )
+        one = http.get(f"/api/v0/models/{BASE_MODEL}").json()
+        assert one["arch"] == "gemma3" and one["publisher"]
+        assert http.get("/api/v0/models/nope").status_code == 404
+        body = {
+            "model": CHAT_MODEL,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
+        chat = http.post("/api/v0/chat/completions", json=body).json()
+        assert chat["stats"]["stop_reason"] in ("eosFound", "maxPredictedTokensReached")
+        assert chat["stats"]["tokens_per_second"] >= 0 and chat["stats"]["time_to_first_token"] > 0
+        assert chat["model_info"] == {
+            "arch": "llama",
+            "quant": "Q4_1",
+            "format": "gguf",
+            "context_length": 4096,
+        }
+        assert chat["runtime"]["supported_formats"] == ["gguf"]
+        assert http.get(f"/api/v0/models/{CHAT_MODEL}").json()["state"] == "loaded"
+        completion = http.post(
+            "/api/v0/completions",
+            json={"model": BASE_MODEL, "prompt": "the meaning of life is", "max_tokens": 5},
+        ).json()
+        assert (
+            completion["stats"]["stop_reason"] == "maxPredictedTokensReached"
+            and completion["usage"]["completion_tokens"] == 5
+        )
+        emb = http.post(
+            "/api/v0/embeddings", json={"model": EMBEDDING_MODEL, "input": "Some text to embed"}
+        ).json()
+        assert len(emb["data"][0]["embedding"]) == 384
+
+
+def test_load_endpoint_streams_progress(server: Server) -> None:
+    with (
+        server.http() as http,
+        http.stream("POST", "/api/v1/models/load", json={"model": BASE_MODEL, "stream": True}) as r,
+    ):
+        events = [line for line in r.iter_lines() if line.startswith(("event:", "data:"))]
+    names = [e.split(":", 1)[1].strip() for e in events if e.startswith("event:")]
+    assert "progress" in names and names[-1] == "loaded"
+    result = json.loads(events[-1].split(":", 1)[1])
+    assert result["model_instance_id"].startswith(BASE_MODEL) and result["load_time_seconds"] > 0
+    server.unload_all()
+
+
+def test_server_state_persists_across_stop_and_start(tmp_path: Path, models_dir: Path) -> None:
+    port = free_port()
+    srv = start_server(tmp_path, models_dir, port, "--cors", "--no-jit")
+    try:
+        status = json.loads(srv.lms("server", "status", "--json").stdout)
+        assert status == {"running": True, "port": port}
+        with srv.http() as http:
+            cors = http.options(
+                "/v1/models", headers={"Origin": "http://example.com", "Access-Control-Request-Method": "GET"}
+            )
+            assert cors.headers.get("access-control-allow-origin") in ("*", "http://example.com")
+            assert http.get("/v1/models").json()["data"] == []  # JIT off: only loaded models
+            refused = http.post(
+                "/v1/chat/completions",
+                json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert refused.status_code == 404 and "lms load" in refused.json()["error"]["message"]
+        srv.lms("server", "stop")
+        assert json.loads(srv.lms("server", "status", "--json").stdout) == {"running": False}
+        srv.lms("server", "start")  # no flags: the last port, CORS and JIT settings come back
+        assert json.loads(srv.lms("server", "status", "--json").stdout) == {"running": True, "port": port}
+        with srv.http() as http:
+            assert http.get("/v1/models").json()["data"] == []
+            cors = http.options(
+                "/v1/models", headers={"Origin": "http://example.com", "Access-Control-Request-Method": "GET"}
+            )
+            assert "access-control-allow-origin" in cors.headers
+        assert (srv.home / "server-logs").is_dir()
+    finally:
+        srv.lms("server", "stop", check=False)
+
+
+def test_default_bind_is_loopback_and_cors_off(server: Server) -> None:
+    info = json.loads((server.home / "openlms" / "server.json").read_text())
+    assert info["host"] == "127.0.0.1"
+    with server.http() as http:
+        r = http.options(
+            "/v1/models", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"}
+        )
+        assert "access-control-allow-origin" not in r.headers
+        assert http.get("/lmstudio-greeting").json() == {"lmstudio": True}
