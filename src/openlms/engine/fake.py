@@ -29,8 +29,8 @@ from openlms.core.types import (
     PromptProgress,
     StopReason,
 )
-from openlms.engine.runtime import LoadProgress, ModelRuntime
-from openlms.engine.scheduler import EventChannel, EventStream, Job, Worker
+from openlms.engine.runtime import LoadProgress, ModelRuntime, generation_channel
+from openlms.engine.scheduler import EventStream, Job, Worker
 from openlms.engine.textstream import StopMatcher
 
 _TOKEN = re.compile(r"<\|[^|]+\|>|\S+\s*|\s+")
@@ -102,7 +102,7 @@ class FakeRuntime:
             raise WrongModelTypeError(
                 "This model is an embedding model; it cannot generate text.", param="model"
             )
-        channel: EventChannel[GenerationEvent] = EventChannel(asyncio.get_running_loop())
+        channel = generation_channel(asyncio.get_running_loop())
         job = Job(lambda j: self._run(request, channel.put, j.cancelled), channel.put)
         self.worker.submit(job)
         return EventStream(channel, job, lambda ev: isinstance(ev, Done))

@@ -6,18 +6,20 @@ llama.cpp (`engine/llama/`); `engine/fake.py` is a scripted stand-in for fast te
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from openlms.core.types import (
     EmbeddingResult,
+    Fragment,
     GenerationEvent,
     GenerationRequest,
     LoadConfig,
     ModelDescriptor,
     ModelKind,
 )
-from openlms.engine.scheduler import EventStream
+from openlms.engine.scheduler import EventChannel, EventStream
 
 LoadProgress = Callable[[float], None]
 
@@ -78,3 +80,19 @@ class Backend(Protocol):
 
     @property
     def version(self) -> str: ...
+
+
+FRAGMENT_INTERVAL_S = 0.025  # text reaches the event loop at most ~40 times a second while it streams fast
+
+
+def _merge_fragments(a: GenerationEvent, b: GenerationEvent) -> GenerationEvent | None:
+    if isinstance(a, Fragment) and isinstance(b, Fragment):
+        return Fragment(a.text + b.text, a.token_count + b.token_count)
+    return None
+
+
+def generation_channel(loop: asyncio.AbstractEventLoop) -> EventChannel[GenerationEvent]:
+    """The channel a runtime streams one generation through (fragments coalesced, see EventChannel)."""
+    return EventChannel(
+        loop, interval=FRAGMENT_INTERVAL_S, can_wait=lambda e: isinstance(e, Fragment), merge=_merge_fragments
+    )

@@ -9,10 +9,12 @@ exactly one `Done`, or raises the job's error.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
@@ -25,18 +27,77 @@ _CLOSE = object()
 
 
 class EventChannel(Generic[T]):
-    """A one-way, thread-safe channel from the worker thread to one asyncio consumer."""
+    """A one-way channel from the worker thread to one asyncio consumer.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    Waking the event loop costs a context switch that, on a machine whose cores all run llama.cpp's
+    threads, stalls the next decode step. So items that `can_wait` (text fragments) are handed over at
+    most once per `interval` while they arrive faster than that; the consumer then gets them merged
+    (`merge`). Anything else (first token, progress, the end) wakes the loop at once and flushes.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        interval: float = 0.0,
+        can_wait: Callable[[T], bool] = lambda item: False,
+        merge: Callable[[T, T], T | None] = lambda a, b: None,
+    ) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[T | BaseException] = asyncio.Queue()
+        self._interval = interval
+        self._can_wait = can_wait
+        self._merge = merge
+        self._lock = threading.Lock()
+        self._items: collections.deque[T | BaseException] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_scheduled = False
+        self._last_wake = -1e9
 
     def put(self, item: T | BaseException) -> None:
+        """Thread-safe."""
+        with self._lock:
+            self._items.append(item)
+            if self._wake_scheduled:
+                return
+            waitable = not isinstance(item, BaseException) and self._can_wait(item)
+            if waitable:
+                now = time.monotonic()
+                if now - self._last_wake < self._interval:
+                    return  # the next item (there always is one: at least the final Done) carries it
+                self._last_wake = now
+            self._wake_scheduled = True
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_scheduled = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> T | BaseException:
-        return await self._queue.get()
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._pop_merged()
+                self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _pop_merged(self) -> T | BaseException:
+        item = self._items.popleft()
+        while self._items and not isinstance(item, BaseException):
+            following = self._items[0]
+            if isinstance(following, BaseException):
+                break
+            merged = self._merge(item, following)
+            if merged is None:
+                break
+            item = merged
+            self._items.popleft()
+        return item
 
 
 class Job:

@@ -22,8 +22,8 @@ from openlms.core.types import (
 )
 from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
-from openlms.engine.runtime import LoadProgress, ModelRuntime
-from openlms.engine.scheduler import EventChannel, EventStream, Job, Worker
+from openlms.engine.runtime import LoadProgress, ModelRuntime, generation_channel
+from openlms.engine.scheduler import EventStream, Job, Worker
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 512
@@ -148,7 +148,7 @@ class LlamaLlmRuntime(_RuntimeBase):
         return self._config
 
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
-        channel: EventChannel[GenerationEvent] = EventChannel(asyncio.get_running_loop())
+        channel = generation_channel(asyncio.get_running_loop())
         seed = self._config.seed
 
         def work(job: Job) -> None:
