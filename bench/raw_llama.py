@@ -62,7 +62,8 @@ def main() -> None:
         batch.n_tokens = len(tokens)
         assert C.llama_decode(ctx, batch) == 0
 
-    prompt_text = open(a.prompt_file).read()
+    with open(a.prompt_file) as f:
+        prompt_text = f.read()
     sp = C.llama_sampler_chain_default_params()
     n_vocab = C.llama_vocab_n_tokens(vocab)
     eog = [t for t in range(n_vocab) if C.llama_vocab_is_eog(vocab, t)]

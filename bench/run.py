@@ -220,20 +220,19 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
 
 
 def report(r: dict[str, float]) -> None:
-    print(f"threads: {r['threads']}")
-    print(
-        f"decode   raw {r['raw_decode_tps']:7.1f} tok/s   server {r['server_decode_tps']:7.1f} tok/s   ratio {r['decode_ratio']:.3f}  (target >= 0.95)"
-    )
-    print(
-        f"prompt ({r['n_prompt']} tokens) raw {r['raw_prompt_tps']:7.1f} tok/s   server {r['server_prompt_tps']:7.1f} tok/s   ratio {r['prompt_ratio']:.3f}  (target >= 0.95)"
-    )
-    print(
-        f"TTFT (short chat) {r['ttft_s'] * 1000:.0f} ms;  JIT first request {r['jit_first_request_s']:.2f} s;  load {r['load_time_s']:.2f} s"
-    )
-    print(f"lms --help {r['lms_help_s'] * 1000:.0f} ms;  lms ls {r['lms_ls_s'] * 1000:.0f} ms")
-    print(
-        f"peak RSS raw {r['raw_peak_rss_mb']:.0f} MB   server {r['server_peak_rss_mb']:.0f} MB   overhead {r['rss_overhead_mb']:.0f} MB  (target <= 150)"
-    )
+    rows = [
+        f"threads: {r['threads']}",
+        f"decode   raw {r['raw_decode_tps']:7.1f} tok/s   server {r['server_decode_tps']:7.1f} tok/s"
+        f"   ratio {r['decode_ratio']:.3f}  (target >= 0.95)",
+        f"prompt ({r['n_prompt']} tokens) raw {r['raw_prompt_tps']:7.1f} tok/s"
+        f"   server {r['server_prompt_tps']:7.1f} tok/s   ratio {r['prompt_ratio']:.3f}  (target >= 0.95)",
+        f"TTFT (short chat) {r['ttft_s'] * 1000:.0f} ms;  JIT first request {r['jit_first_request_s']:.2f} s;"
+        f"  load {r['load_time_s']:.2f} s",
+        f"lms --help {r['lms_help_s'] * 1000:.0f} ms;  lms ls {r['lms_ls_s'] * 1000:.0f} ms",
+        f"peak RSS raw {r['raw_peak_rss_mb']:.0f} MB   server {r['server_peak_rss_mb']:.0f} MB"
+        f"   overhead {r['rss_overhead_mb']:.0f} MB  (target <= 150)",
+    ]
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
