@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.conftest import Server, default_models_dir, free_port, start_server  # noqa: E402
+from tests.support.server import Server, default_models_dir, free_port, start_server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PROMPT = " ".join(

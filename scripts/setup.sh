@@ -40,7 +40,7 @@ if server_up; then
   info "already running"
 else
   rc=0
-  timeout 120 "$VENV/bin/lms" server start || rc=$?
+  timeout 120 "$VENV/bin/lms" server start --port 1234 || rc=$?
   ((rc == 0)) || die "'lms server start' failed (exit $rc)" "see its message above;" \
     "is port 1234 taken by another program? (ss -ltnp | grep 1234)"
   for _ in $(seq 60); do server_up && break; sleep 0.5; done

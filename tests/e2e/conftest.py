@@ -7,81 +7,20 @@ the installed defaults (`OPENLMS_TEST_MODELS_DIR`, else the default `~/.lmstudio
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-CHAT_MODEL = "smollm2-135m-instruct"
-BASE_MODEL = "gemma-3-270m"
-EMBEDDING_MODEL = "text-embedding-all-minilm-l6-v2"
-LMS = str(Path(sys.executable).with_name("lms"))
-
-
-def default_models_dir() -> Path:
-    configured = os.environ.get("OPENLMS_TEST_MODELS_DIR")
-    if configured:
-        return Path(configured)
-    from openlms.core.settings import Settings
-
-    return Settings(home=Path.home() / ".lmstudio").resolved_models_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@dataclass
-class Server:
-    home: Path
-    port: int
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def lms(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [LMS, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"lms {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def lms_json(self, *args: str) -> object:
-        return json.loads(self.lms(*args, "--json").stdout)
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
-
-    def unload_all(self) -> None:
-        self.lms("unload", "--all")
+from tests.support.server import (
+    BASE_MODEL,
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    Server,
+    default_models_dir,
+    free_port,
+    start_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +39,6 @@ def _present(models: Path, key: str) -> bool:
         "text-embedding-all-minilm-l6-v2": "all-MiniLM-L6-v2",
     }[key]
     return any(needle.lower() in p.name.lower() for p in models.rglob("*.gguf"))
-
-
-def start_server(tmp: Path, models_dir: Path, port: int, *flags: str) -> Server:
-    home = tmp / "home"
-    (home / "openlms").mkdir(parents=True, exist_ok=True)
-    (home / "openlms" / "settings.json").write_text(json.dumps({"models_dir": str(models_dir)}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
-    env["OPENLMS_HOME"] = str(home)
-    server = Server(home, port, env)
-    server.lms("server", "start", "--port", str(port), *flags, timeout=60)
-    return server
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server, free_port, start_server
+from tests.support.server import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server
+from tests.support.server import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server
 
 pytestmark = pytest.mark.e2e
 

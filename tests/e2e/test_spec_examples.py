@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHAT_MODEL, EMBEDDING_MODEL, Server, port_is_free, start_server
+from tests.support.server import CHAT_MODEL, EMBEDDING_MODEL, Server, port_is_free, start_server
 
 pytestmark = pytest.mark.e2e
 
