@@ -210,3 +210,28 @@ def test_default_bind_is_loopback_and_cors_off(server: Server) -> None:
         )
         assert "access-control-allow-origin" not in r.headers
         assert http.get("/lmstudio-greeting").json() == {"lmstudio": True}
+
+
+def test_lms_import_gguf_and_bert_folder(tmp_path: Path) -> None:
+    from tests.support.tiny_gguf import make_tiny_bert_folder, write_tiny_llama_gguf
+
+    srv = start_server(tmp_path / "srv", tmp_path / "models", free_port())
+    try:
+        gguf = write_tiny_llama_gguf(tmp_path / "dl" / "Tiny-Import-Q8_0.gguf")
+        out = srv.lms("import", str(gguf), "--publisher", "me", "--yes").stdout
+        assert (
+            "tiny-import" in out and (tmp_path / "models" / "me" / "Tiny-Import-GGUF" / gguf.name).is_file()
+        )
+        folder = make_tiny_bert_folder(tmp_path / "dl" / "tiny-sbert")
+        srv.lms("import", str(folder), "--yes")
+        keys = {m["key"]: m["type"] for m in srv.lms_json("ls")}  # type: ignore[union-attr]
+        assert keys["tiny-import"] == "llm" and keys["text-embedding-tiny-sbert"] == "embedding"
+        refused = srv.lms("import", str(gguf), "--publisher", "me", "--yes", check=False)
+        assert refused.returncode == 1 and "already exists" in refused.stderr
+        with srv.http() as http:
+            chat = {"model": "tiny-import", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+            assert http.post("/v1/chat/completions", json=chat).status_code == 200
+            emb = http.post("/v1/embeddings", json={"model": "text-embedding-tiny-sbert", "input": "hello"})
+            assert emb.status_code == 200
+    finally:
+        srv.lms("server", "stop", check=False)

@@ -63,6 +63,9 @@ class ApiClient:
         result = body.get("instance_id")
         return result if isinstance(result, str) else instance_id
 
+    def import_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json(self._request("POST", "/api/v1/models/import", json=dict(body), timeout=600))
+
     def load(self, body: Mapping[str, Any], on_progress: ProgressCallback | None = None) -> LoadResult:
         """Load with `"stream": true`, reporting progress (0..1) as the server's events arrive."""
         request = self._http.build_request(

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from openlms.cli.app import CliApp
+from openlms.cli.commands.importcmd import import_
 from openlms.cli.commands.load import load
 from openlms.cli.commands.ls import ls
 from openlms.cli.commands.ps import ps
@@ -102,6 +103,7 @@ cli.add_command(ls)
 cli.add_command(ps)
 cli.add_command(load)
 cli.add_command(unload)
+cli.add_command(import_)
 cli.add_command(version)
 
 

@@ -8,6 +8,7 @@ Tree:
     │   └── NoChatTemplateError        a chat request for a model with no usable template
     ├── ModelNotFoundError             no downloaded model / loaded instance matches a query
     ├── IdentifierInUseError           a load asked for an identifier that is taken
+    ├── PermissionDeniedError          a local-only operation asked from another machine
     ├── ModelLoadError                 llama.cpp could not load a file (corrupt, out of memory)
     ├── ModelUnloadedError             the instance went away while a request used it
     └── EngineError                    an unexpected failure inside the engine
@@ -76,6 +77,10 @@ class IdentifierInUseError(OpenLMSError):
             param="identifier",
         )
         self.identifier = identifier
+
+
+class PermissionDeniedError(OpenLMSError):
+    code = "permission_denied"
 
 
 class ModelLoadError(OpenLMSError):

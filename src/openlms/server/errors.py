@@ -23,6 +23,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.InvalidRequestError: (400, "invalid_request_error"),
     e.ModelNotFoundError: (404, "invalid_request_error"),
     e.IdentifierInUseError: (409, "invalid_request_error"),
+    e.PermissionDeniedError: (403, "permission_error"),
     e.ModelLoadError: (500, "server_error"),
     e.ModelUnloadedError: (503, "server_error"),
     e.EngineError: (500, "server_error"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from openlms.core.errors import ModelNotFoundError
+from openlms.core.errors import InvalidRequestError, ModelNotFoundError
 from openlms.core.settings import Settings
 from openlms.core.types import LoadConfig, ModelDescriptor
 from openlms.engine.manager import Instance, InstanceManager, Loading
-from openlms.store import ModelCatalog
+from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +98,20 @@ class ModelService:
 
     async def unload(self, identifier: str) -> Instance:
         return await self.manager.unload(identifier)
+
+    async def import_model(
+        self, source: Path, *, publisher: str | None, repo: str | None, mode: ImportMode
+    ) -> ModelDescriptor:
+        """Bring a local GGUF file (or a BERT sentence-transformers folder) into the models directory."""
+        models_dir = self.settings.resolved_models_dir
+        try:
+            path = await asyncio.to_thread(
+                import_model, source, models_dir, publisher=publisher, repo=repo, mode=mode
+            )
+        except (ModelImportError, ConversionError) as exc:
+            raise InvalidRequestError(f"Cannot import {source}: {exc}", param="path") from exc
+        await self.downloaded()
+        descriptor = self.catalog.find(str(path), refresh=False)
+        if descriptor is None:  # pragma: no cover - the catalog lists what was just written
+            raise InvalidRequestError(f"Imported {path}, but it is not listed as a model.", param="path")
+        return descriptor

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from openlms.core.errors import InvalidRequestError, OpenLMSError
+from openlms.core.errors import InvalidRequestError, OpenLMSError, PermissionDeniedError
 from openlms.core.types import LoadConfig, ModelKind
 from openlms.engine.manager import Instance
 from openlms.server.errors import domain_error_body
@@ -60,6 +61,14 @@ class LoadRequest(BaseModel):
     config: LoadConfigBody = Field(default_factory=LoadConfigBody)
     echo_load_config: bool = False
     stream: bool = False
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(min_length=1, description="A .gguf file or a BERT sentence-transformers folder")
+    publisher: str | None = Field(default=None, min_length=1, max_length=128)
+    repo: str | None = Field(default=None, min_length=1, max_length=256)
+    mode: Literal["copy", "move", "hardlink", "symlink"] = "copy"
 
 
 class UnloadRequest(BaseModel):
@@ -183,6 +192,23 @@ async def _load_stream(
     finally:
         if not task.done():  # the client went away: the load finishes, the model stays loaded
             task.add_done_callback(lambda t: t.exception())
+
+
+@router.post("/models/import")
+async def import_model(body: ImportRequest, request: Request, state: State) -> dict[str, Any]:
+    """Import a file from the server's own disk (`lms import`); only local clients may ask for it."""
+    client = request.client.host if request.client else ""
+    if client not in ("127.0.0.1", "::1", "localhost"):
+        raise PermissionDeniedError("Importing models is allowed from the local machine only.")
+    descriptor = await state.models.import_model(
+        Path(body.path), publisher=body.publisher, repo=body.repo, mode=body.mode
+    )
+    return {
+        "key": descriptor.key,
+        "path": descriptor.rel_path,
+        "type": descriptor.kind.value,
+        "error": descriptor.error,
+    }
 
 
 @router.post("/models/unload")
