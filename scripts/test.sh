@@ -18,15 +18,17 @@ ensure_openlms test
 step "Default models (openlms-setup-models)"
 ensure_models
 
-step "Import-layer contracts (lint-imports)"
+step "Static checks (lint-imports, ruff, mypy --strict)"
 rc_lint=0
 "$VENV/bin/lint-imports" || rc_lint=$?
+"$VENV/bin/ruff" check src tests bench scripts || rc_lint=$?
+"$VENV/bin/mypy" src || rc_lint=$?
 step "Tests (pytest${*:+ $*})"
 rc_test=0
 "$VPY" -m pytest "$@" || rc_test=$?
 finish "lint-imports exit $rc_lint, pytest exit $rc_test"
 
-if ((rc_lint != 0)); then info "FAILED: import-layer contracts (run: .venv/bin/lint-imports)"; fi
+if ((rc_lint != 0)); then info "FAILED: static checks (lint-imports, ruff check, mypy src)"; fi
 if ((rc_test != 0)); then info "FAILED: tests (re-run: ./scripts/test.sh --lf)"; fi
 if ((rc_lint != 0 || rc_test != 0)); then exit 1; fi
 info "all checks passed"

@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from openlms.core.errors import InvalidRequestError, NoChatTemplateError
 

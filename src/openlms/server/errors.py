@@ -40,7 +40,7 @@ def error_body(
 def status_of(exc: e.OpenLMSError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500, "server_error"
 
 

@@ -279,7 +279,7 @@ class LlamaContext:
         ptr = C.llama_get_embeddings_seq(self.ptr, seq_id)
         if not ptr:
             raise ModelLoadError("llama.cpp returned no pooled embedding (the model has no pooling)")
-        return ptr[: self.model.n_embd]
+        return [float(x) for x in ptr[: self.model.n_embd]]
 
     def keep_prefix(self, n_keep: int) -> bool:
         """Drop sequence 0's cache from position n_keep on; False if the cache cannot be cut there."""
@@ -338,6 +338,6 @@ def _kv_overrides(
     overrides = (C.llama_model_kv_override * 2)()
     overrides[0].tag = C.LLAMA_KV_OVERRIDE_TYPE_INT
     overrides[0].key = f"{arch}.expert_used_count".encode()
-    overrides[0].value.val_i64 = config.num_experts
+    overrides[0].value.val_i64 = config.num_experts  # type: ignore[union-attr]
     overrides[1].key = b""  # terminator
     return overrides

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 
 import llama_cpp
 
-from openlms.core.errors import ContextLengthExceededError, InvalidRequestError, WrongModelTypeError
+from openlms.core.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    OpenLMSError,
+    WrongModelTypeError,
+)
 from openlms.core.types import (
     Done,
     EmbeddingResult,
@@ -227,7 +232,10 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
             vectors = self._embed_batches(inputs, job.cancelled)
             loop.call_soon_threadsafe(resolve, vectors)
 
-        job = Job(work, lambda exc: loop.call_soon_threadsafe(resolve, exc))
+        def fail(exc: OpenLMSError) -> None:
+            loop.call_soon_threadsafe(resolve, exc)
+
+        job = Job(work, fail)
         self.worker.submit(job)
         try:
             vectors = await future

@@ -31,7 +31,7 @@ class SamplerChain:
         if p.logit_bias:
             biases = (C.llama_logit_bias * len(p.logit_bias))()
             for i, (token, bias) in enumerate(p.logit_bias.items()):
-                biases[i].token = int(token)
+                biases[i].token = int(token)  # type: ignore[assignment]
                 biases[i].bias = float(bias)
             self._add(C.llama_sampler_init_logit_bias(n_vocab, len(p.logit_bias), biases))
         if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
