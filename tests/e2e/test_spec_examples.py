@@ -29,9 +29,10 @@ SPEC = (
 
 
 def python_examples() -> list[str]:
-    if not SPEC.exists():
-        pytest.skip(f"the spec is not at {SPEC}")
-    return re.findall(r"```python\n(.*?)```", SPEC.read_text(), flags=re.S)
+    spec = spec_file()
+    if not spec.exists():
+        pytest.skip(f"the spec (../shared/{OPENAI_MD}) is not beside this checkout")
+    return re.findall(r"```python\n(.*?)```", spec.read_text(), flags=re.S)
 
 
 @pytest.fixture(scope="module")
