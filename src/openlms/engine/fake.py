@@ -30,7 +30,7 @@ from openlms.core.types import (
     StopReason,
 )
 from openlms.engine.runtime import LoadProgress, ModelRuntime, generation_channel
-from openlms.engine.scheduler import EventStream, Job, Worker
+from openlms.engine.scheduler import Cancellation, EventStream, Job, Worker
 from openlms.engine.textstream import StopMatcher
 
 _TOKEN = re.compile(r"<\|[^|]+\|>|\S+\s*|\s+")
@@ -108,7 +108,7 @@ class FakeRuntime:
         return EventStream(channel, job, lambda ev: isinstance(ev, Done))
 
     def _run(
-        self, request: GenerationRequest, emit: Callable[[GenerationEvent], None], cancelled: threading.Event
+        self, request: GenerationRequest, emit: Callable[[GenerationEvent], None], cancelled: Cancellation
     ) -> None:
         started = time.perf_counter()
         prompt = request.prompt if isinstance(request.prompt, str) else " ".join(map(str, request.prompt))
@@ -123,7 +123,7 @@ class FakeRuntime:
         emit(FirstToken(first - started))
         for piece in pieces:
             if cancelled.is_set():
-                reason = StopReason.USER_STOPPED
+                reason = cancelled.reason
                 break
             time.sleep(self._backend.token_delay)
             predicted += 1

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 from openlms.core.errors import EngineError, ModelUnloadedError, OpenLMSError
+from openlms.core.types import StopReason
 
 log = logging.getLogger("openlms.engine")
 
@@ -100,11 +101,24 @@ class EventChannel(Generic[T]):
         return item
 
 
+class Cancellation(threading.Event):
+    """A cancel flag that also says why: the client stopped, or the model is being unloaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = StopReason.USER_STOPPED
+
+    def cancel(self, reason: StopReason = StopReason.USER_STOPPED) -> None:
+        if not self.is_set():
+            self.reason = reason
+            self.set()
+
+
 class Job:
     """A unit of work for the worker thread. `cancelled` is checked by the job at step boundaries."""
 
     def __init__(self, work: Callable[[Job], None], on_error: Callable[[OpenLMSError], None]) -> None:
-        self.cancelled = threading.Event()
+        self.cancelled = Cancellation()
         self.started = threading.Event()
         self._work = work
         self._on_error = on_error
@@ -183,7 +197,7 @@ class Worker:
         self._finalizer = finalizer
         running = self._running
         if running is not None:
-            running.cancelled.set()
+            running.cancelled.cancel(StopReason.MODEL_UNLOADED)
         self._jobs.put(_CLOSE)
         self._thread.join()
 
@@ -250,7 +264,7 @@ class EventStream(Generic[T]):
 
     def cancel(self) -> None:
         if not self._finished:
-            self._job.cancelled.set()
+            self._job.cancelled.cancel()
 
     async def aclose(self) -> None:
         self.cancel()

@@ -13,7 +13,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from openlms.core.errors import ContextLengthExceededError, InvalidRequestError, WrongModelTypeError
+from openlms.core.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelUnloadedError,
+    WrongModelTypeError,
+)
 from openlms.core.types import (
     Done,
     EmbeddingResult,
@@ -23,6 +28,7 @@ from openlms.core.types import (
     GenerationStats,
     ModelKind,
     SamplingParams,
+    StopReason,
 )
 from openlms.engine.manager import Instance
 from openlms.engine.scheduler import EventStream
@@ -47,7 +53,7 @@ class Prediction:
     instance: Instance
     prompt: str
     prompt_tokens: int
-    events: EventStream[GenerationEvent]
+    events: AsyncIterator[GenerationEvent]
 
     async def collect(self) -> tuple[str, GenerationStats]:
         """Run to the end (non-streaming responses)."""
@@ -112,7 +118,7 @@ class Predictor:
             )
             events = instance.runtime.generate(request)
             try:
-                yield Prediction(instance, prepared.prompt, len(prepared.tokens), events)
+                yield Prediction(instance, prepared.prompt, len(prepared.tokens), _unload_checked(events))
             finally:
                 await events.aclose()
 
@@ -140,6 +146,14 @@ class Predictor:
         if len(tokens) >= n_ctx:
             raise ContextLengthExceededError(len(tokens), n_ctx)
         return PreparedPrediction(instance, prompt, tuple(tokens), params, stops)
+
+
+async def _unload_checked(events: EventStream[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
+    """The engine's events, but a prediction cut short by an unload is an error, not a silent stop."""
+    async for event in events:
+        if isinstance(event, Done) and event.stats.stop_reason is StopReason.MODEL_UNLOADED:
+            raise ModelUnloadedError("The model was unloaded while generating; the answer is incomplete.")
+        yield event
 
 
 def _checked(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -66,6 +66,6 @@ async def test_queued_requests_fail_cleanly_on_unload() -> None:
     assert rt.queued == 1
     await asyncio.to_thread(rt.close)
     _, done = await collect(running)
-    assert done.stats.stop_reason is StopReason.USER_STOPPED
+    assert done.stats.stop_reason is StopReason.MODEL_UNLOADED
     with pytest.raises(ModelUnloadedError):
         await collect(queued)

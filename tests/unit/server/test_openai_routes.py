@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -146,3 +147,39 @@ async def test_stream_wire_format_ends_with_done(client: httpx.AsyncClient) -> N
 async def test_unknown_route_is_an_openai_error(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/nope")
     assert response.status_code == 404 and "error" in response.json()
+
+
+async def test_unload_during_a_stream_ends_it_with_an_error_event(home, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    app_state = client._transport.app.state.openlms  # type: ignore[attr-defined]
+    app_state.backend.token_delay = 0.01
+    app_state.backend.reply = lambda prompt: " ".join(["word"] * 300)
+    body = {"model": CHAT, "messages": [{"role": "user", "content": "x"}], "stream": True}
+
+    async def unload_soon() -> None:
+        await asyncio.sleep(0.1)
+        await client.post("/api/v1/models/unload", json={"instance_id": CHAT})
+
+    task = asyncio.create_task(unload_soon())
+    response = await client.post("/v1/chat/completions", json=body)
+    await task
+    payloads = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert payloads[-1] == "[DONE]"
+    error = json.loads(payloads[-2])["error"]
+    assert error["code"] == "model_unloaded" and "incomplete" in error["message"]
+
+
+async def test_unload_during_a_request_is_a_503(client: httpx.AsyncClient) -> None:
+    app_state = client._transport.app.state.openlms  # type: ignore[attr-defined]
+    app_state.backend.token_delay = 0.01
+    app_state.backend.reply = lambda prompt: " ".join(["word"] * 300)
+
+    async def unload_soon() -> None:
+        await asyncio.sleep(0.1)
+        await client.post("/api/v1/models/unload", json={"instance_id": CHAT})
+
+    task = asyncio.create_task(unload_soon())
+    response = await client.post(
+        "/v1/chat/completions", json={"model": CHAT, "messages": [{"role": "user", "content": "x"}]}
+    )
+    await task
+    assert response.status_code == 503 and response.json()["error"]["code"] == "model_unloaded"

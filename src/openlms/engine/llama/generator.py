@@ -7,7 +7,6 @@ thread-safe hand-off of the fragment to the event loop.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from openlms.core.types import (
 )
 from openlms.engine.llama.native import LlamaContext, LlamaModel
 from openlms.engine.llama.sampler import SamplerChain
+from openlms.engine.scheduler import Cancellation
 from openlms.engine.textstream import StopMatcher, Utf8Stream
 
 Emit = Callable[[GenerationEvent], None]
@@ -54,7 +54,7 @@ class Generation:
         cache: SequenceCache,
         request: GenerationRequest,
         emit: Emit,
-        cancelled: threading.Event,
+        cancelled: Cancellation,
         *,
         default_seed: int | None = None,
     ) -> None:
@@ -83,7 +83,7 @@ class Generation:
         reused = self._prefill(tokens)
         prompt_done = time.perf_counter()
         if self.cancelled.is_set():
-            return self._stats(StopReason.USER_STOPPED, tokens, reused, 0, started, prompt_done, None, None)
+            return self._stats(self.cancelled.reason, tokens, reused, 0, started, prompt_done, None, None)
         sampler = SamplerChain(
             self.request.sampling, n_vocab=self.model.n_vocab, default_seed=self.default_seed
         )
@@ -121,7 +121,8 @@ class Generation:
         max_tokens = self.request.max_tokens if self.request.max_tokens is not None else -1
         n_ctx, pos, predicted, pending = ctx.n_ctx, len(tokens), 0, 0
         first_at: float | None = None
-        reason, stop_string = StopReason.USER_STOPPED, None
+        reason: StopReason | None = None
+        stop_string: str | None = None
         while not self.cancelled.is_set():
             token = sampler.sample(ctx.ptr)
             predicted += 1
@@ -148,6 +149,8 @@ class Generation:
             ctx.decode_one(token, pos)
             cached.append(token)
             pos += 1
+        if reason is None:  # left the loop because of a cancel
+            reason = self.cancelled.reason
         if reason is not StopReason.STOP_STRING:
             tail = stops.push(utf8.flush()).emit + stops.flush()
             if tail:

@@ -240,7 +240,7 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
         try:
             vectors = await future
         except asyncio.CancelledError:
-            job.cancelled.set()
+            job.cancelled.cancel()
             raise
         return EmbeddingResult(vectors=vectors, prompt_tokens=sum(len(t) for t in inputs))
 
