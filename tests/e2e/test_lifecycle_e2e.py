@@ -235,3 +235,56 @@ def test_lms_import_gguf_and_bert_folder(tmp_path: Path) -> None:
             assert emb.status_code == 200
     finally:
         srv.lms("server", "stop", check=False)
+
+
+def test_load_config_flash_attention_and_quantized_kv_cache(server: Server) -> None:
+    server.unload_all()
+    with server.http() as http:
+        body = {
+            "model": CHAT_MODEL,
+            "identifier": "smol-q8kv",
+            "config": {
+                "context_length": 2048,
+                "flash_attention": True,
+                "k_cache_type": "q8_0",
+                "v_cache_type": "q8_0",
+                "eval_batch_size": 128,
+            },
+        }
+        loaded = http.post("/api/v1/models/load", json=body).json()
+        assert loaded["config"]["flash_attention"] is True and loaded["config"]["eval_batch_size"] == 128
+        chat = {
+            "model": "smol-q8kv",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
+        answer = http.post("/v1/chat/completions", json=chat)
+        assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
+    server.unload_all()
+
+
+def test_queued_requests_show_in_ps(server: Server) -> None:
+    import threading
+
+    server.unload_all()
+    server.lms("load", CHAT_MODEL)
+    body = {
+        "model": CHAT_MODEL,
+        "prompt": "Once upon a time",
+        "max_tokens": 400,
+        "logit_bias": {"2": -100, "0": -100},
+    }
+    threads = [
+        threading.Thread(target=lambda: server.http().post("/v1/completions", json=body)) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    seen = wait_until(lambda: loaded(server)[CHAT_MODEL]["queued"] == 2, timeout=10)
+    instance = loaded(server)[CHAT_MODEL]
+    for thread in threads:
+        thread.join()
+    assert seen, "two requests should wait behind the running one"
+    assert instance["status"] == "generating"
+    assert loaded(server)[CHAT_MODEL]["queued"] == 0
+    server.unload_all()

@@ -187,3 +187,29 @@ def test_raw_sse_wire_format(server: Server) -> None:
     assert lines[-1] == "data: [DONE]"
     payloads = [json.loads(line[6:]) for line in lines[:-1]]
     assert payloads[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_seed_makes_sampling_reproducible_and_logit_bias_applies(client: openai.OpenAI) -> None:
+    kwargs = dict(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Tell me a story."}],
+        max_tokens=24,
+        temperature=1.2,
+        top_p=0.95,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        extra_body={"top_k": 50, "min_p": 0.02, "repeat_penalty": 1.05},
+    )
+    a = client.chat.completions.create(**kwargs, seed=42).choices[0].message.content  # type: ignore[call-overload]
+    b = client.chat.completions.create(**kwargs, seed=42).choices[0].message.content  # type: ignore[call-overload]
+    assert a == b and a
+    # Ban the end-of-turn token (id 2 in SmolLM2's vocab): the answer must run to max_tokens.
+    banned = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        temperature=0,
+        max_tokens=40,
+        logit_bias={"2": -100},
+    )
+    assert banned.choices[0].finish_reason == "length"
+    assert banned.usage and banned.usage.completion_tokens == 40
