@@ -100,7 +100,7 @@ def serve(settings: Settings, sock: socket.socket) -> None:
         app,
         log_config=None,
         log_level=settings.log_level,
-        access_log=False,
+        access_log=True,
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
