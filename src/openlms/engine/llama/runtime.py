@@ -86,11 +86,34 @@ class LlamaBackend:
 
 
 class _RuntimeBase:
+    """What both kinds share: the model, its worker thread, and the context the worker created."""
+
     kind: ModelKind
 
-    def __init__(self, model: LlamaModel, name: str) -> None:
+    def __init__(self, model: LlamaModel, name: str, params: ContextParams, config: LoadConfig) -> None:
         self.model = model
         self.worker = Worker(name)
+        try:
+            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
+        except BaseException:
+            self.worker.close()
+            raise
+        self._config = _effective(config, self.ctx.n_ctx, self.ctx.n_batch, params.n_threads)
+
+    @property
+    def context_length(self) -> int:
+        return self.ctx.n_ctx
+
+    @property
+    def load_config(self) -> LoadConfig:
+        return self._config
+
+    def close(self) -> None:
+        def free() -> None:
+            self.ctx.close()
+            self.model.close()
+
+        self.worker.close(free)
 
     @property
     def chat_template(self) -> str | None:
@@ -123,12 +146,10 @@ class LlamaLlmRuntime(_RuntimeBase):
     kind = ModelKind.LLM
 
     def __init__(self, model: LlamaModel, config: LoadConfig, threads: int, default_ctx: int) -> None:
-        super().__init__(model, "openlms-llm")
         n_ctx = config.context_length or min(default_ctx, model.n_ctx_train or default_ctx)
-        n_batch = config.eval_batch_size or DEFAULT_BATCH
         params = ContextParams(
             n_ctx=n_ctx,
-            n_batch=n_batch,
+            n_batch=config.eval_batch_size or DEFAULT_BATCH,
             n_threads=threads,
             flash_attention=config.flash_attention,
             k_cache_type=config.k_cache_type,
@@ -136,21 +157,8 @@ class LlamaLlmRuntime(_RuntimeBase):
             rope_frequency_base=config.rope_frequency_base,
             rope_frequency_scale=config.rope_frequency_scale,
         )
-        try:
-            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
-        except BaseException:
-            self.worker.close()
-            raise
+        super().__init__(model, "openlms-llm", params, config)
         self.cache = SequenceCache()
-        self._config = _effective(config, self.ctx.n_ctx, self.ctx.n_batch, threads)
-
-    @property
-    def context_length(self) -> int:
-        return self.ctx.n_ctx
-
-    @property
-    def load_config(self) -> LoadConfig:
-        return self._config
 
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
         channel = generation_channel(asyncio.get_running_loop())
@@ -172,37 +180,16 @@ class LlamaLlmRuntime(_RuntimeBase):
             param="model",
         )
 
-    def close(self) -> None:
-        def free() -> None:
-            self.ctx.close()
-            self.model.close()
-
-        self.worker.close(free)
-
 
 class LlamaEmbeddingRuntime(_RuntimeBase):
     kind = ModelKind.EMBEDDING
 
     def __init__(self, model: LlamaModel, config: LoadConfig, threads: int) -> None:
-        super().__init__(model, "openlms-embedding")
         n_ctx = min(config.context_length or model.n_ctx_train or 512, model.n_ctx_train or 512)
         params = ContextParams(
             n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
         )
-        try:
-            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
-        except BaseException:
-            self.worker.close()
-            raise
-        self._config = _effective(config, self.ctx.n_ctx, self.ctx.n_batch, threads)
-
-    @property
-    def context_length(self) -> int:
-        return self.ctx.n_ctx
-
-    @property
-    def load_config(self) -> LoadConfig:
-        return self._config
+        super().__init__(model, "openlms-embedding", params, config)
 
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
         raise WrongModelTypeError(
@@ -264,13 +251,6 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
         self.ctx.clear()
         self.ctx.encode_sequences(batch)
         return [_normalise(self.ctx.sequence_embedding(i)) for i in range(len(batch))]
-
-    def close(self) -> None:
-        def free() -> None:
-            self.ctx.close()
-            self.model.close()
-
-        self.worker.close(free)
 
 
 def _normalise(vector: list[float]) -> list[float]:
