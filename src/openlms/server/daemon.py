@@ -93,6 +93,10 @@ def run(argv: list[str] | None = None) -> int:
 def serve(settings: Settings, sock: socket.socket) -> None:
     import uvicorn
 
+    # The scheduler thread needs the GIL back the moment llama_decode returns; a short switch interval
+    # bounds how long event-loop work (JSON, SSE) can hold it up.
+    sys.setswitchinterval(0.0005)
+
     from openlms.server.app import create_app
 
     app = create_app(settings)
