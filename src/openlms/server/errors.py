@@ -86,8 +86,12 @@ def validation_body(errors: Any) -> dict[str, Any]:
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return error_body("The request body is not valid JSON.", "invalid_request_error", code="invalid_json")
-    if first.get("type") == "missing" and param is None:
-        return error_body("The request body is missing; send a JSON object.", "invalid_request_error")
+    if param is None and first.get("type") in ("missing", "model_attributes_type", "dict_type"):
+        return error_body(
+            "The request body must be a JSON object (send it with Content-Type: application/json).",
+            "invalid_request_error",
+            code="invalid_json",
+        )
     message = (
         f"Invalid value for '{param}': {first.get('msg', 'invalid')}" if param else str(first.get("msg"))
     )

@@ -183,3 +183,13 @@ async def test_unload_during_a_request_is_a_503(client: httpx.AsyncClient) -> No
     )
     await task
     assert response.status_code == 503 and response.json()["error"]["code"] == "model_unloaded"
+
+
+async def test_body_that_is_not_a_json_object_is_explained(client: httpx.AsyncClient) -> None:
+    form = await client.post(
+        "/v1/chat/completions", content=b"model=x", headers={"content-type": "text/plain"}
+    )
+    array = await client.post("/v1/chat/completions", json=[1, 2])
+    for response in (form, array):
+        assert response.status_code == 400
+        assert "must be a JSON object" in response.json()["error"]["message"]
