@@ -17,7 +17,6 @@ from openlms.core.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     ModelUnloadedError,
-    WrongModelTypeError,
 )
 from openlms.core.types import (
     Done,
@@ -125,18 +124,12 @@ class Predictor:
     async def embed(
         self, model: str, texts: Sequence[str], *, ttl_seconds: float | None = None
     ) -> tuple[Instance, EmbeddingResult]:
-        instance = await self.models.for_inference(model, ttl_seconds=ttl_seconds)
+        instance = await self.models.for_inference(model, ModelKind.EMBEDDING, ttl_seconds=ttl_seconds)
         async with self.models.manager.use(instance):
             return instance, await instance.runtime.embed(texts)
 
     async def _llm(self, model: str, params: PredictionParams) -> Instance:
-        instance = await self.models.for_inference(model, ttl_seconds=params.ttl_seconds)
-        if instance.descriptor.kind is not ModelKind.LLM:
-            raise WrongModelTypeError(
-                f"'{model}' is an embedding model; it cannot chat or complete. Use /v1/embeddings.",
-                param="model",
-            )
-        return instance
+        return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=params.ttl_seconds)
 
     @staticmethod
     def _checked_length(

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from openlms.core.errors import InvalidRequestError, ModelNotFoundError
+from openlms.core.errors import InvalidRequestError, ModelNotFoundError, WrongModelTypeError
 from openlms.core.settings import Settings
-from openlms.core.types import LoadConfig, ModelDescriptor
+from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 
@@ -66,10 +66,14 @@ class ModelService:
             raise ModelNotFoundError(query, available=keys, reason=f"No downloaded model matches '{query}'.")
         return descriptor
 
-    async def for_inference(self, query: str, *, ttl_seconds: float | None = None) -> Instance:
-        """The instance to serve a request: a loaded one, or (JIT on) one loaded now."""
+    async def for_inference(
+        self, query: str, kind: ModelKind, *, ttl_seconds: float | None = None
+    ) -> Instance:
+        """The instance to serve a request: a loaded one, or (JIT on) one loaded now. A model of the wrong
+        kind is refused before anything is loaded (or evicted)."""
         instance = self.manager.find(query)
         if instance is not None:
+            _check_kind(query, instance.descriptor, kind)
             return instance
         if not self.settings.jit:
             loaded = [i.identifier for i in self.manager.instances]
@@ -80,6 +84,7 @@ class ModelService:
                 f"Load it with `lms load {query}`.",
             )
         descriptor = await self.find_downloaded(query)
+        _check_kind(query, descriptor, kind)
         return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds)
 
     async def load(
@@ -115,3 +120,18 @@ class ModelService:
         if descriptor is None:  # pragma: no cover - the catalog lists what was just written
             raise InvalidRequestError(f"Imported {path}, but it is not listed as a model.", param="path")
         return descriptor
+
+
+def _check_kind(query: str, descriptor: ModelDescriptor, kind: ModelKind) -> None:
+    if descriptor.kind is kind:
+        return
+    if kind is ModelKind.EMBEDDING:
+        raise WrongModelTypeError(
+            f"'{query}' is an LLM, not an embedding model. Use an embedding model for embeddings "
+            "(`lms ls --embedding` lists them).",
+            param="model",
+        )
+    raise WrongModelTypeError(
+        f"'{query}' is an embedding model; it cannot chat or complete. Use it with /v1/embeddings.",
+        param="model",
+    )

@@ -193,3 +193,10 @@ async def test_body_that_is_not_a_json_object_is_explained(client: httpx.AsyncCl
     for response in (form, array):
         assert response.status_code == 400
         assert "must be a JSON object" in response.json()["error"]["message"]
+
+
+async def test_wrong_kind_is_refused_before_any_jit_load(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/embeddings", json={"model": CHAT, "input": "x"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "wrong_model_type"
+    models = (await client.get("/api/v1/models")).json()["models"]
+    assert all(m["loaded_instances"] == [] for m in models)
