@@ -29,7 +29,7 @@ from openlms.core.types import (
     PromptProgress,
     StopReason,
 )
-from openlms.engine.runtime import LoadProgress, ModelRuntime, generation_channel
+from openlms.engine.runtime import LoadProgress, ModelRuntime, WorkerBacked, generation_channel
 from openlms.engine.scheduler import Cancellation, EventStream, Job, Worker
 from openlms.engine.textstream import StopMatcher
 
@@ -60,7 +60,7 @@ class FakeBackend:
         return FakeRuntime(descriptor.kind, replace(config, context_length=n_ctx, eval_batch_size=512), self)
 
 
-class FakeRuntime:
+class FakeRuntime(WorkerBacked):
     chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -82,14 +82,6 @@ class FakeRuntime:
     @property
     def load_config(self) -> LoadConfig:
         return self._config
-
-    @property
-    def queued(self) -> int:
-        return self.worker.queued
-
-    @property
-    def busy(self) -> bool:
-        return self.worker.busy
 
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
         return [hash(piece) & 0xFFFF for piece in _TOKEN.findall(text)]

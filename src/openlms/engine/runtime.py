@@ -19,7 +19,7 @@ from openlms.core.types import (
     ModelDescriptor,
     ModelKind,
 )
-from openlms.engine.scheduler import EventChannel, EventStream
+from openlms.engine.scheduler import EventChannel, EventStream, Worker
 
 LoadProgress = Callable[[float], None]
 
@@ -64,6 +64,20 @@ class ModelRuntime(Protocol):
     def close(self) -> None:
         """Free the model (blocking: cancels running work, fails queued work, joins the thread)."""
         ...
+
+
+class WorkerBacked:
+    """The part of a runtime that reports its worker thread's load."""
+
+    worker: Worker
+
+    @property
+    def queued(self) -> int:
+        return self.worker.queued
+
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
 
 
 class Backend(Protocol):

@@ -27,7 +27,7 @@ from openlms.core.types import (
 )
 from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
-from openlms.engine.runtime import LoadProgress, ModelRuntime, generation_channel
+from openlms.engine.runtime import LoadProgress, ModelRuntime, WorkerBacked, generation_channel
 from openlms.engine.scheduler import EventStream, Job, Worker
 
 DEFAULT_CONTEXT = 4096
@@ -85,7 +85,7 @@ class LlamaBackend:
             raise
 
 
-class _RuntimeBase:
+class _RuntimeBase(WorkerBacked):
     """What both kinds share: the model, its worker thread, and the context the worker created."""
 
     kind: ModelKind
@@ -126,14 +126,6 @@ class _RuntimeBase:
     @property
     def eos_token(self) -> str:
         return self.model.eos_text
-
-    @property
-    def queued(self) -> int:
-        return self.worker.queued
-
-    @property
-    def busy(self) -> bool:
-        return self.worker.busy
 
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
         return self.model.tokenize(text, add_special=add_special, parse_special=parse_special)
