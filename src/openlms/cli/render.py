@@ -6,9 +6,9 @@ Sizes use decimal units (1 GB = 10^9 bytes) with two decimals, as LM Studio prin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 
 from openlms.cli.schema import LoadedInstance, ModelInfo
+from openlms.core.display import architecture_display
 
 LLM_SECTION = "LLMs (Large Language Models)"
 EMBEDDING_SECTION = "Embedding Models"
@@ -16,38 +16,6 @@ NO_MODELS_LOADED = "No models are currently loaded."
 
 _GAP = " " * 6
 _SIZE_UNITS = (("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12))
-
-# GGUF `general.architecture` ids -> the names LM Studio shows; anything else is capitalized.
-_ARCHITECTURES = MappingProxyType(
-    {
-        "llama": "Llama",
-        "mistral": "Mistral",
-        "mixtral": "Mixtral",
-        "qwen": "Qwen",
-        "qwen2": "Qwen2",
-        "qwen2moe": "Qwen2 MoE",
-        "qwen2vl": "Qwen2 VL",
-        "qwen3": "Qwen3",
-        "qwen3moe": "Qwen3 MoE",
-        "gemma": "Gemma",
-        "gemma2": "Gemma2",
-        "gemma3": "Gemma3",
-        "phi2": "Phi2",
-        "phi3": "Phi3",
-        "gpt2": "GPT-2",
-        "gptneox": "GPT-NeoX",
-        "falcon": "Falcon",
-        "starcoder2": "StarCoder2",
-        "deepseek2": "DeepSeek2",
-        "command-r": "Command R",
-        "olmo": "OLMo",
-        "granite": "Granite",
-        "bert": "BERT",
-        "nomic-bert": "Nomic BERT",
-        "jina-bert-v2": "Jina BERT v2",
-        "gpt-oss": "GPT-OSS",
-    }
-)
 
 
 def format_size(num_bytes: int) -> str:
@@ -75,9 +43,7 @@ def format_duration(seconds: float) -> str:
 
 
 def pretty_architecture(architecture: str | None) -> str:
-    if not architecture:
-        return ""
-    return _ARCHITECTURES.get(architecture.lower(), architecture[:1].upper() + architecture[1:])
+    return architecture_display(architecture) or ""
 
 
 def type_label(model_type: str) -> str:

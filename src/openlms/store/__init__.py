@@ -25,7 +25,6 @@ from openlms.store.gguf_meta import (
 )
 from openlms.store.importer import ImportMode, ModelImportError, import_model
 from openlms.store.naming import (
-    architecture_display,
     display_name,
     is_embedding_model,
     model_key,
@@ -47,7 +46,6 @@ __all__ = [
     "TensorInfo",
     "WheelMember",
     "WheelRef",
-    "architecture_display",
     "check_bert_folder",
     "convert_bert_folder",
     "display_name",

@@ -17,10 +17,9 @@ Collisions (`assign_keys`)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Final
 
 EMBEDDING_PREFIX: Final = "text-embedding-"
@@ -43,61 +42,6 @@ BERT_FAMILY: Final = frozenset(
         "eurobert",
         "t5encoder",
         "gemma-embedding",
-    }
-)
-
-ARCHITECTURE_DISPLAY: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "llama": "Llama",
-        "llama4": "Llama 4",
-        "mistral": "Mistral",
-        "mistral3": "Mistral 3",
-        "gemma": "Gemma",
-        "gemma2": "Gemma2",
-        "gemma3": "Gemma3",
-        "gemma3n": "Gemma3n",
-        "gemma-embedding": "Gemma Embedding",
-        "qwen": "Qwen",
-        "qwen2": "Qwen2",
-        "qwen2moe": "Qwen2 MoE",
-        "qwen2vl": "Qwen2 VL",
-        "qwen3": "Qwen3",
-        "qwen3moe": "Qwen3 MoE",
-        "phi2": "Phi2",
-        "phi3": "Phi3",
-        "phimoe": "Phi MoE",
-        "bert": "BERT",
-        "nomic-bert": "Nomic BERT",
-        "nomic-bert-moe": "Nomic BERT MoE",
-        "jina-bert-v2": "Jina BERT v2",
-        "jina-bert-v3": "Jina BERT v3",
-        "modern-bert": "ModernBERT",
-        "neo-bert": "NeoBERT",
-        "eurobert": "EuroBERT",
-        "t5": "T5",
-        "t5encoder": "T5 Encoder",
-        "gpt2": "GPT2",
-        "gptneox": "GPT-NeoX",
-        "gpt-oss": "GPT-OSS",
-        "starcoder": "StarCoder",
-        "starcoder2": "StarCoder2",
-        "stablelm": "StableLM",
-        "falcon": "Falcon",
-        "mpt": "MPT",
-        "deepseek": "DeepSeek",
-        "deepseek2": "DeepSeek2",
-        "command-r": "Command R",
-        "cohere2": "Cohere2",
-        "olmo": "OLMo",
-        "olmo2": "OLMo2",
-        "granite": "Granite",
-        "granitemoe": "Granite MoE",
-        "exaone": "EXAONE",
-        "internlm2": "InternLM2",
-        "minicpm": "MiniCPM",
-        "smollm3": "SmolLM3",
-        "glm4": "GLM4",
-        "mamba": "Mamba",
     }
 )
 
@@ -215,16 +159,6 @@ def display_name(general_name: str | None, file_name: str) -> str:
     if general_name and general_name.strip():
         return general_name.strip()
     return re.sub(r"[-_]+", " ", model_stem(file_name)).strip()
-
-
-def architecture_display(arch: str | None) -> str | None:
-    """How `lms ls` shows an architecture: `llama` -> `Llama`, `nomic-bert` -> `Nomic BERT`."""
-    if not arch:
-        return None
-    known = ARCHITECTURE_DISPLAY.get(arch.lower())
-    if known:
-        return known
-    return " ".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]+", arch) if part)
 
 
 def is_embedding_model(arch: str | None, *, pooling_type: int | None, causal_attention: bool | None) -> bool:

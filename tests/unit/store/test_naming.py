@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from openlms.core.display import architecture_display
 from openlms.store import naming
 from openlms.store.naming import KeyRequest, SplitName
 
@@ -99,7 +100,7 @@ def test_display_name() -> None:
     ],
 )
 def test_architecture_display(arch: str | None, shown: str | None) -> None:
-    assert naming.architecture_display(arch) == shown
+    assert architecture_display(arch) == shown
 
 
 def test_is_embedding_model() -> None:
