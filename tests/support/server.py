@@ -19,12 +19,14 @@ LMS = str(Path(sys.executable).with_name("lms"))
 
 
 def default_models_dir() -> Path:
+    """Where `openlms-setup-models` put the default models: `OPENLMS_TEST_MODELS_DIR`, else the models
+    directory of the current settings (`OPENLMS_HOME` / `OPENLMS_MODELS_DIR` / `~/.lmstudio/models`)."""
     configured = os.environ.get("OPENLMS_TEST_MODELS_DIR")
     if configured:
         return Path(configured)
     from openlms.core.settings import Settings
 
-    return Settings(home=Path.home() / ".lmstudio").resolved_models_dir
+    return Settings().resolved_models_dir
 
 
 def free_port() -> int:
