@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from openlms.core.types import Done, Fragment
 from openlms.server.openai import convert
-from openlms.server.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from openlms.server.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingFields,
+)
+from openlms.server.openai.streaming import ChunkShape, stream_chunks
 from openlms.server.sse import sse_response
-from openlms.server.state import AppState, State
-from openlms.services.generation import PreparedPrediction
+from openlms.server.state import State
 
 router = APIRouter()
 
@@ -37,65 +40,30 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     prepared = await state.predictor.prepare_chat(
         body.model, convert.template_messages(body.messages), params
     )
-    cid, created = convert.new_id("chatcmpl"), convert.now()
+    shape = ChunkShape.new(body.model, chat=True)
     if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(_chat_stream(state, prepared, cid, created, body.model, usage))
+        return sse_response(stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body)))
     async with state.predictor.run(prepared) as prediction:
         text, stats = await prediction.collect()
-    return convert.chat_completion(cid, body.model, created, text, stats)
-
-
-async def _chat_stream(
-    state: AppState, prepared: PreparedPrediction, cid: str, created: int, model: str, include_usage: bool
-) -> AsyncIterator[dict[str, Any]]:
-    async with state.predictor.run(prepared) as prediction:
-        yield convert.chat_chunk(cid, model, created, {"role": "assistant", "content": ""})
-        async for event in prediction.events:
-            if isinstance(event, Fragment):
-                if event.text:
-                    yield convert.chat_chunk(cid, model, created, {"content": event.text})
-            elif isinstance(event, Done):
-                finish = convert.FINISH_REASONS.get(event.stats.stop_reason, "stop")
-                yield convert.chat_chunk(cid, model, created, {}, finish)
-                if include_usage:
-                    yield convert.usage_chunk(cid, model, created, event.stats, "chat.completion.chunk")
+    return convert.chat_completion(shape.cid, body.model, shape.created, text, stats)
 
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, state: State) -> Response | dict[str, Any]:
     prompt = convert.single_prompt(body.prompt)
     prepared = await state.predictor.prepare_completion(body.model, prompt, convert.to_params(body))
-    cid, created = convert.new_id("cmpl"), convert.now()
+    shape, echo = ChunkShape.new(body.model, chat=False), prompt if body.echo else ""
     if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(_completion_stream(state, prepared, cid, created, body.model, body.echo, usage))
+        return sse_response(
+            stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)
+        )
     async with state.predictor.run(prepared) as prediction:
         text, stats = await prediction.collect()
-    return convert.text_completion(cid, body.model, created, (prompt if body.echo else "") + text, stats)
+    return convert.text_completion(shape.cid, body.model, shape.created, echo + text, stats)
 
 
-async def _completion_stream(
-    state: AppState,
-    prepared: PreparedPrediction,
-    cid: str,
-    created: int,
-    model: str,
-    echo: bool,
-    include_usage: bool,
-) -> AsyncIterator[dict[str, Any]]:
-    async with state.predictor.run(prepared) as prediction:
-        if echo:
-            yield convert.text_chunk(cid, model, created, prepared.prompt)
-        async for event in prediction.events:
-            if isinstance(event, Fragment):
-                if event.text:
-                    yield convert.text_chunk(cid, model, created, event.text)
-            elif isinstance(event, Done):
-                finish = convert.FINISH_REASONS.get(event.stats.stop_reason, "stop")
-                yield convert.text_chunk(cid, model, created, "", finish)
-                if include_usage:
-                    yield convert.usage_chunk(cid, model, created, event.stats, "text_completion")
+def _usage(body: SamplingFields) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
 
 
 @router.post("/v1/embeddings")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from openlms.core.errors import ModelNotFoundError
-from openlms.core.types import Done, Fragment, GenerationStats, ModelKind
+from openlms.core.types import GenerationStats, ModelKind
 from openlms.engine.manager import Instance
 from openlms.server.openai import convert
-from openlms.server.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from openlms.server.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingFields,
+)
+from openlms.server.openai.streaming import ChunkShape, stream_chunks
 from openlms.server.sse import sse_response
 from openlms.server.state import AppState, State
 from openlms.services.generation import PreparedPrediction
@@ -86,13 +91,8 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     prepared = await state.predictor.prepare_chat(
         body.model, convert.template_messages(body.messages), convert.to_params(body)
     )
-    cid, created = convert.new_id("chatcmpl"), convert.now()
-    if body.stream:
-        return sse_response(_stream(state, prepared, cid, created, body.model, chat=True))
-    async with state.predictor.run(prepared) as prediction:
-        text, stats = await prediction.collect()
-    return convert.chat_completion(cid, body.model, created, text, stats) | extras(
-        state, prepared.instance, stats
+    return await _respond(
+        state, prepared, body, ChunkShape(convert.new_id("chatcmpl"), body.model, convert.now(), True)
     )
 
 
@@ -101,41 +101,25 @@ async def completions(body: CompletionRequest, state: State) -> Response | dict[
     prepared = await state.predictor.prepare_completion(
         body.model, convert.single_prompt(body.prompt), convert.to_params(body)
     )
-    cid, created = convert.new_id("cmpl"), convert.now()
-    if body.stream:
-        return sse_response(_stream(state, prepared, cid, created, body.model, chat=False))
-    async with state.predictor.run(prepared) as prediction:
-        text, stats = await prediction.collect()
-    return convert.text_completion(cid, body.model, created, text, stats) | extras(
-        state, prepared.instance, stats
+    return await _respond(
+        state, prepared, body, ChunkShape(convert.new_id("cmpl"), body.model, convert.now(), False)
     )
 
 
-async def _stream(
-    state: AppState, prepared: PreparedPrediction, cid: str, created: int, model: str, *, chat: bool
-) -> AsyncIterator[dict[str, Any]]:
+async def _respond(
+    state: State, prepared: PreparedPrediction, body: SamplingFields, shape: ChunkShape
+) -> Response | dict[str, Any]:
+    """The OpenAI response (or stream) plus LM Studio's `stats`, `model_info` and `runtime`."""
+
+    def final(stats: GenerationStats) -> dict[str, Any]:
+        return {"usage": convert.usage(stats)} | extras(state, prepared.instance, stats)
+
+    if body.stream:
+        return sse_response(stream_chunks(state.predictor, prepared, shape, final_extras=final))
     async with state.predictor.run(prepared) as prediction:
-        if chat:
-            yield convert.chat_chunk(cid, model, created, {"role": "assistant", "content": ""})
-        async for event in prediction.events:
-            if isinstance(event, Fragment) and event.text:
-                yield (
-                    convert.chat_chunk(cid, model, created, {"content": event.text})
-                    if chat
-                    else convert.text_chunk(cid, model, created, event.text)
-                )
-            elif isinstance(event, Done):
-                finish = convert.FINISH_REASONS.get(event.stats.stop_reason, "stop")
-                last = (
-                    convert.chat_chunk(cid, model, created, {}, finish)
-                    if chat
-                    else convert.text_chunk(cid, model, created, "", finish)
-                )
-                yield (
-                    last
-                    | {"usage": convert.usage(event.stats)}
-                    | extras(state, prepared.instance, event.stats)
-                )
+        text, stats = await prediction.collect()
+    build = convert.chat_completion if shape.chat else convert.text_completion
+    return build(shape.cid, shape.model, shape.created, text, stats) | extras(state, prepared.instance, stats)
 
 
 @router.post("/embeddings")
