@@ -102,22 +102,18 @@ class InstanceManager:
 
     def find(self, query: str) -> Instance | None:
         """An instance by identifier, then by model key, then by case-insensitive path prefix."""
-        if query in self._instances:
-            return self._live(self._instances[query])
-        for instance in self._instances.values():
-            if instance.descriptor.key == query and not instance.unloading:
-                return instance
+        live = [i for i in self._instances.values() if not i.unloading]
         lowered = query.lower().strip("/")
-        if lowered:
-            for instance in self._instances.values():
-                path = instance.descriptor.rel_path.lower()
-                if path.startswith(lowered) and not instance.unloading:
-                    return instance
+        rules: tuple[Callable[[Instance], bool], ...] = (
+            lambda i: i.identifier == query,
+            lambda i: i.descriptor.key == query,
+            lambda i: bool(lowered) and i.descriptor.rel_path.lower().startswith(lowered),
+        )
+        for matches in rules:
+            found = next((i for i in live if matches(i)), None)
+            if found is not None:
+                return found
         return None
-
-    @staticmethod
-    def _live(instance: Instance) -> Instance | None:
-        return None if instance.unloading else instance
 
     # -- load / unload -------------------------------------------------------------------------------
 

@@ -119,12 +119,10 @@ class Job:
 
     def __init__(self, work: Callable[[Job], None], on_error: Callable[[OpenLMSError], None]) -> None:
         self.cancelled = Cancellation()
-        self.started = threading.Event()
         self._work = work
         self._on_error = on_error
 
     def run(self) -> None:
-        self.started.set()
         try:
             self._work(self)
         except OpenLMSError as exc:
