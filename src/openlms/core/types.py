@@ -31,6 +31,14 @@ class StopReason(StrEnum):
     FAILED = "failed"
 
 
+class ContextOverflowPolicy(StrEnum):
+    """What happens when a conversation does not fit the context (LM Studio's `contextOverflowPolicy`)."""
+
+    STOP_AT_LIMIT = "stopAtLimit"  # a prompt that does not fit is an error; generation stops at the limit
+    TRUNCATE_MIDDLE = "truncateMiddle"  # keep the system prompt and first user message, drop the middle
+    ROLLING_WINDOW = "rollingWindow"  # drop the oldest messages / tokens
+
+
 # ---------------------------------------------------------------------------------------------------
 # Models on disk
 
@@ -135,6 +143,10 @@ class GenerationRequest:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     add_bos: bool | None = None
+    grammar: str | None = None  # GBNF (root rule `root`) that constrains every sampled token
+    render_special: bool = False  # emit the text of special/control tokens (tool-call, channel markup)
+    overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT  # when the context fills up
+    keep_tokens: int = 0  # prompt tokens a context shift never drops (system prompt + first user turn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ class GenerationStats:
     prompt_eval_time_s: float
     cached_prompt_tokens: int = 0  # prompt tokens reused from the KV cache
     stop_string: str | None = None
+    context_shift_tokens: int = 0  # tokens dropped from the KV cache to keep generating (0: none)
 
     @property
     def tokens_per_second(self) -> float:
