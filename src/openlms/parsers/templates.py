@@ -1,7 +1,19 @@
-"""Chat templates: the model's Jinja template rendered in an immutable sandbox, or a built-in one.
+"""Chat templates: the model's Jinja template rendered in an immutable sandbox, a built-in one, or a
+user's override (LM Studio's `LLMPromptTemplate`: a Jinja template, or "manual" per-role prefixes and
+suffixes).
 
 A template may read `messages`, `tools`, `add_generation_prompt`, `bos_token`, `eos_token` and custom
-variables; it cannot reach Python internals (the CVE-2024-34359 pattern fails with a clear error).
+variables (e.g. `enable_thinking`); it cannot reach Python internals: any access to an unsafe attribute
+(`__class__`, `__globals__`, `__subclasses__`, ...) or a mutating method stops rendering at once with a
+clear `TemplateError`, so the CVE-2024-34359 pattern (`os.popen` through `cycler`, `joiner`, `namespace`,
+`self`, or a subclass walk) runs nothing.
+
+Override shape (LM Studio's, camelCase, as stored in per-model settings):
+    {"type": "manual" | "jinja",
+     "manualPromptTemplate": {"beforeSystem", "afterSystem", "beforeUser", "afterUser",
+                              "beforeAssistant", "afterAssistant"},   # strings; required for "manual"
+     "jinjaPromptTemplate": {"template": "..."},                      # required for "jinja"
+     "stopStrings": ["..."]}
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 import jinja2
 from jinja2.exceptions import SecurityError
@@ -29,6 +41,8 @@ BUILTIN_BY_ARCHITECTURE: Mapping[str, str] = {
 }
 # Extra stop strings a built-in template needs (turn ends that the vocab may not mark as end-of-generation).
 BUILTIN_STOPS: Mapping[str, tuple[str, ...]] = {"gemma": ("<end_of_turn>",), "chatml": ("<|im_end|>",)}
+# Keys of older LM Studio `jinjaPromptTemplate` objects that are accepted and ignored.
+_LEGACY_JINJA_KEYS = frozenset({"bosToken", "eosToken", "inputConfig"})
 
 
 class TemplateError(InvalidRequestError):
@@ -42,7 +56,7 @@ class ChatTemplate:
     source: str
     bos_token: str = ""
     eos_token: str = ""
-    name: str = "model"  # "model" for the GGUF's own template, else the built-in's name
+    name: str = "model"  # "model" for the GGUF's own template, "override" for a user's, else the built-in
     extra_stops: tuple[str, ...] = field(default=())
 
     def render(
@@ -73,17 +87,132 @@ class ChatTemplate:
             raise TemplateError(f"The chat template failed to render: {exc}") from exc
 
 
+# ---------------------------------------------------------------------------------------------------
+# Overrides: LM Studio's LLMPromptTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class ManualParts:
+    """LM Studio's `LLMManualPromptTemplate`: what goes before and after each role's message."""
+
+    before_system: str = ""
+    after_system: str = ""
+    before_user: str = ""
+    after_user: str = ""
+    before_assistant: str = ""
+    after_assistant: str = ""
+
+    def wrap(self, role: str) -> tuple[str, str]:
+        if role == "system":
+            return self.before_system, self.after_system
+        if role == "assistant":
+            return self.before_assistant, self.after_assistant
+        return self.before_user, self.after_user
+
+
+_MANUAL_KEYS: Mapping[str, str] = {  # wire key -> ManualParts field
+    "beforeSystem": "before_system",
+    "afterSystem": "after_system",
+    "beforeUser": "before_user",
+    "afterUser": "after_user",
+    "beforeAssistant": "before_assistant",
+    "afterAssistant": "after_assistant",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplateSpec:
+    """A prompt template override (LM Studio's `LLMPromptTemplate`). Both forms may be kept (LM Studio
+    remembers the one not in use); `type` says which one renders."""
+
+    type: Literal["manual", "jinja"]
+    manual: ManualParts | None = None
+    jinja: str | None = None
+    stop_strings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: object, *, param: str = "promptTemplate") -> PromptTemplateSpec:
+        """Parse and validate the camelCase shape; an InvalidRequestError names the bad field."""
+        obj = _object(data, param, {"type", "manualPromptTemplate", "jinjaPromptTemplate", "stopStrings"})
+        kind = obj.get("type")
+        if kind not in ("manual", "jinja"):
+            _bad(f"{param}.type", f"must be 'manual' or 'jinja', got {kind!r}")
+        manual = _manual(obj.get("manualPromptTemplate"), f"{param}.manualPromptTemplate")
+        jinja = _jinja(obj.get("jinjaPromptTemplate"), f"{param}.jinjaPromptTemplate")
+        if kind == "manual" and manual is None:
+            _bad(f"{param}.manualPromptTemplate", "is required when type is 'manual'")
+        if kind == "jinja" and jinja is None:
+            _bad(f"{param}.jinjaPromptTemplate", "is required when type is 'jinja'")
+        stops = _stop_strings(obj.get("stopStrings", []), f"{param}.stopStrings")
+        return cls(kind, manual, jinja, stops)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.manual is not None:
+            out["manualPromptTemplate"] = {k: getattr(self.manual, n) for k, n in _MANUAL_KEYS.items()}
+        if self.jinja is not None:
+            out["jinjaPromptTemplate"] = {"template": self.jinja}
+        out["stopStrings"] = list(self.stop_strings)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ManualTemplate:
+    """A manual (prefix/suffix) template with the `ChatTemplate` interface. `tool` messages render as user
+    turns, `developer` ones as system turns; `tools` and `variables` are accepted and not used."""
+
+    parts: ManualParts
+    bos_token: str = ""
+    eos_token: str = ""
+    name: str = "manual"
+    extra_stops: tuple[str, ...] = field(default=())
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> str:
+        out: list[str] = []
+        for index, message in enumerate(messages):
+            before, after = self.parts.wrap(_manual_role(message.get("role"), index))
+            out.append(before + _message_text(message) + after)
+        if add_generation_prompt:
+            out.append(self.parts.before_assistant)
+        return "".join(out)
+
+
+def template_from_spec(
+    spec: PromptTemplateSpec, bos_token: str, eos_token: str
+) -> ChatTemplate | ManualTemplate:
+    """The renderer for an override; its `stopStrings` become the template's extra stops."""
+    if spec.type == "manual":
+        return ManualTemplate(spec.manual or ManualParts(), bos_token, eos_token, "manual", spec.stop_strings)
+    return ChatTemplate(spec.jinja or "", bos_token, eos_token, "override", spec.stop_strings)
+
+
 def resolve_template(
-    gguf_template: str | None, architecture: str | None, *, bos_token: str, eos_token: str
-) -> ChatTemplate:
-    """The model's own template, else the built-in one for its family, else a clear error."""
+    gguf_template: str | None,
+    architecture: str | None,
+    *,
+    bos_token: str,
+    eos_token: str,
+    override: PromptTemplateSpec | None = None,
+) -> ChatTemplate | ManualTemplate:
+    """The user's override, else the model's own template, else the built-in one for its family, else a
+    clear error."""
+    if override is not None:
+        return template_from_spec(override, bos_token, eos_token)
     if gguf_template and gguf_template.strip():
         return ChatTemplate(gguf_template, bos_token, eos_token)
     builtin = BUILTIN_BY_ARCHITECTURE.get((architecture or "").lower())
     if builtin is None:
         raise NoChatTemplateError(
             "This model has no chat template, and openlms has no built-in template for its architecture "
-            f"({architecture or 'unknown'}). Use /v1/completions with a raw prompt instead.",
+            f"({architecture or 'unknown'}). Use /v1/completions with a raw prompt instead, or set a "
+            "prompt template for the model (PUT /api/v1/models/config).",
             param="model",
         )
     return ChatTemplate(
@@ -96,9 +225,21 @@ def builtin_source(name: str) -> str:
     return resources.files("openlms.parsers").joinpath(f"builtin_templates/{name}.jinja").read_text("utf-8")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Sandbox
+
+
+class _StrictSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, but an unsafe attribute fails at once instead of rendering as an
+    undefined value, so no probe of Python internals goes unnoticed."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _StrictSandbox(
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"], autoescape=False
     )
     env.filters["tojson"] = _tojson
@@ -123,3 +264,83 @@ def _tojson(
 
 def _raise_exception(message: str) -> None:
     raise TemplateError(f"The chat template refused the conversation: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers: override parsing and manual rendering
+
+
+def _bad(param: str, problem: str) -> NoReturn:
+    raise InvalidRequestError(f"Invalid prompt template: '{param}' {problem}.", param=param)
+
+
+def _object(data: object, param: str, allowed: frozenset[str] | set[str]) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        _bad(param, f"must be an object, got {type(data).__name__}")
+    for key in data:
+        if key not in allowed:
+            _bad(f"{param}.{key}", f"is not a known field (expected one of: {', '.join(sorted(allowed))})")
+    return data
+
+
+def _string(value: object, param: str) -> str:
+    if not isinstance(value, str):
+        _bad(param, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _manual(data: object, param: str) -> ManualParts | None:
+    if data is None:
+        return None
+    obj = _object(data, param, set(_MANUAL_KEYS))
+    return ManualParts(
+        **{name: _string(obj.get(key, ""), f"{param}.{key}") for key, name in _MANUAL_KEYS.items()}
+    )
+
+
+def _jinja(data: object, param: str) -> str | None:
+    if data is None:
+        return None
+    obj = _object(data, param, {"template"} | _LEGACY_JINJA_KEYS)
+    source = _string(obj.get("template"), f"{param}.template")
+    if not source.strip():
+        _bad(f"{param}.template", "must not be empty")
+    try:
+        _compile(source)
+    except TemplateError as exc:
+        _bad(f"{param}.template", f"is not valid Jinja ({exc.message})")
+    return source
+
+
+def _stop_strings(data: object, param: str) -> tuple[str, ...]:
+    if not isinstance(data, list):
+        _bad(param, f"must be a list of strings, got {type(data).__name__}")
+    stops = tuple(_string(item, f"{param}[{i}]") for i, item in enumerate(data))
+    if any(not s for s in stops):
+        _bad(param, "must not contain empty strings")
+    return stops
+
+
+def _manual_role(role: object, index: int) -> str:
+    if role in ("system", "developer"):
+        return "system"
+    if role in ("user", "tool"):
+        return "user"
+    if role == "assistant":
+        return "assistant"
+    raise TemplateError(f"messages[{index}].role {role!r} has no place in a manual prompt template.")
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, Sequence):
+        text = "".join(
+            p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+    else:
+        text = ""
+    calls = message.get("tool_calls") or []
+    rendered = [json.dumps(c.get("function", c), ensure_ascii=False) for c in calls if isinstance(c, Mapping)]
+    return "\n".join(part for part in (text, *rendered) if part)

@@ -1,17 +1,24 @@
-"""The models use case: what is downloaded (store), what is loaded (engine), and JIT resolution."""
+"""The models use case: what is downloaded (store), what is loaded (engine), JIT resolution, and each
+model's own settings (per-model load defaults, prompt template, model.yaml variables)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from openlms.core.errors import InvalidRequestError, ModelNotFoundError, WrongModelTypeError
 from openlms.core.settings import Settings
-from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
+from openlms.core.types import ContextOverflowPolicy, LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.manager import Instance, InstanceManager, Loading
+from openlms.parsers.templates import PromptTemplateSpec
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
+from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
+from openlms.store.model_yaml import jinja_variables
+
+PROMPT_TEMPLATE_PARAM = "prediction.promptTemplate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +34,27 @@ class ModelView:
         return bool(self.instances)
 
 
+class PromptSetup(NamedTuple):
+    """What a model's own settings say about building its prompts (None: not set, use the default)."""
+
+    template: PromptTemplateSpec | None  # overrides the GGUF's template
+    variables: dict[str, Any]  # Jinja variables: model.yaml custom fields, per-model values applied
+    overflow: ContextOverflowPolicy | None  # contextOverflowPolicy
+    reasoning_parsing: bool | None
+
+
 class ModelService:
-    def __init__(self, settings: Settings, catalog: ModelCatalog, manager: InstanceManager) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: ModelCatalog,
+        manager: InstanceManager,
+        model_configs: ModelConfigStore | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.manager = manager
+        self.model_configs = model_configs or ModelConfigStore(settings.home)
         self._scan_lock = asyncio.Lock()
 
     @property
@@ -85,7 +108,8 @@ class ModelService:
             )
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
-        return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds)
+        config = await self._with_defaults(descriptor, LoadConfig())
+        return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds, config=config)
 
     async def load(
         self,
@@ -96,7 +120,9 @@ class ModelService:
         ttl_seconds: float | None = None,
         on_progress: Callable[[float], None] | None = None,
     ) -> Instance:
+        """Load a downloaded model; fields the request leaves unset take the model's per-model defaults."""
         descriptor = await self.find_downloaded(query)
+        config = await self._with_defaults(descriptor, config)
         return await self.manager.load(
             descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
         )
@@ -120,6 +146,54 @@ class ModelService:
         if descriptor is None:  # pragma: no cover - the catalog lists what was just written
             raise InvalidRequestError(f"Imported {path}, but it is not listed as a model.", param="path")
         return descriptor
+
+    # -- per-model settings --------------------------------------------------------------------------
+
+    async def model_config(self, query: str) -> ModelConfig:
+        """The per-model settings of a downloaded model (empty when it has none)."""
+        descriptor = await self.find_downloaded(query)
+        return await asyncio.to_thread(self.model_configs.get, descriptor.rel_path)
+
+    async def put_model_config(self, query: str, data: Mapping[str, Any]) -> ModelConfig:
+        """Validate (the prompt template included) and replace a model's settings."""
+        descriptor = await self.find_downloaded(query)
+        config = parse_model_config(data)
+        if config.prediction.prompt_template is not None:
+            PromptTemplateSpec.from_json(config.prediction.prompt_template, param=PROMPT_TEMPLATE_PARAM)
+        await asyncio.to_thread(self.model_configs.put, descriptor.rel_path, config)
+        return config
+
+    async def reset_model_config(self, query: str) -> bool:
+        """Forget a model's settings; False when it had none."""
+        descriptor = await self.find_downloaded(query)
+        return await asyncio.to_thread(self.model_configs.reset, descriptor.rel_path)
+
+    def prompt_setup(self, descriptor: ModelDescriptor) -> PromptSetup:
+        """The model's prompt template override, Jinja variables, overflow policy and reasoning parsing
+        (reads two small files; call it once per prediction)."""
+        prediction = self.model_configs.get(descriptor.rel_path).prediction
+        raw = prediction.prompt_template
+        template = PromptTemplateSpec.from_json(raw, param=PROMPT_TEMPLATE_PARAM) if raw is not None else None
+        variables = jinja_variables(descriptor.path, prediction.custom_fields or {})
+        return PromptSetup(
+            template, variables, prediction.context_overflow_policy, prediction.reasoning_parsing
+        )
+
+    async def _with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
+        stored = await asyncio.to_thread(self.model_configs.get, descriptor.rel_path)
+        return with_load_defaults(config, stored.load)
+
+
+def with_load_defaults(config: LoadConfig, defaults: LoadDefaults) -> LoadConfig:
+    """`config` with each field it leaves at LoadConfig's default taken from the per-model defaults
+    (explicit request values win; a request cannot tell "unset" from the default value itself)."""
+    base = LoadConfig()
+    updates = {
+        name: value
+        for name, value in defaults.fields_set().items()
+        if getattr(config, name) == getattr(base, name)
+    }
+    return replace(config, **updates) if updates else config
 
 
 def _check_kind(query: str, descriptor: ModelDescriptor, kind: ModelKind) -> None:

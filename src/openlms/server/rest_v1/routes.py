@@ -1,4 +1,5 @@
-"""LM Studio 0.4-style model management: GET /api/v1/models, POST /api/v1/models/load|unload."""
+"""LM Studio 0.4-style model management: GET /api/v1/models, POST /api/v1/models/load|unload|import, and
+per-model settings: GET|PUT|DELETE /api/v1/models/config?model=<key> (writes from the local machine only)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
@@ -194,12 +195,17 @@ async def _load_stream(
             task.add_done_callback(lambda t: t.exception())
 
 
+def require_local(request: Request, what: str) -> None:
+    """Refuse `what` (e.g. "Importing models") unless the client is on this machine."""
+    client = request.client.host if request.client else ""
+    if client not in ("127.0.0.1", "::1", "localhost"):
+        raise PermissionDeniedError(f"{what} is allowed from the local machine only.")
+
+
 @router.post("/models/import")
 async def import_model(body: ImportRequest, request: Request, state: State) -> dict[str, Any]:
     """Import a file from the server's own disk (`lms import`); only local clients may ask for it."""
-    client = request.client.host if request.client else ""
-    if client not in ("127.0.0.1", "::1", "localhost"):
-        raise PermissionDeniedError("Importing models is allowed from the local machine only.")
+    require_local(request, "Importing models")
     descriptor = await state.models.import_model(
         Path(body.path), publisher=body.publisher, repo=body.repo, mode=body.mode
     )
@@ -215,3 +221,29 @@ async def import_model(body: ImportRequest, request: Request, state: State) -> d
 async def unload(body: UnloadRequest, state: State) -> dict[str, Any]:
     instance = await state.models.unload(body.instance_id)
     return {"instance_id": instance.identifier}
+
+
+ModelQuery = Annotated[str, Query(min_length=1, description="Model key (or any query `lms load` accepts)")]
+
+
+@router.get("/models/config")
+async def get_model_config(model: ModelQuery, state: State) -> dict[str, Any]:
+    """A downloaded model's per-model settings (`{"load": {...}, "prediction": {...}}`)."""
+    return (await state.models.model_config(model)).to_json()
+
+
+@router.put("/models/config")
+async def put_model_config(
+    model: ModelQuery, body: Annotated[dict[str, Any], Body()], request: Request, state: State
+) -> dict[str, Any]:
+    """Replace a model's per-model settings; the body has the shape GET returns."""
+    require_local(request, "Changing model settings")
+    return (await state.models.put_model_config(model, body)).to_json()
+
+
+@router.delete("/models/config")
+async def reset_model_config(model: ModelQuery, request: Request, state: State) -> dict[str, Any]:
+    """Forget a model's per-model settings (back to the defaults)."""
+    require_local(request, "Changing model settings")
+    removed = await state.models.reset_model_config(model)
+    return {"model": model, "reset": removed}
