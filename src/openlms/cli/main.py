@@ -17,6 +17,7 @@ import click
 from openlms.cli.app import CliApp
 from openlms.cli.commands.importcmd import import_
 from openlms.cli.commands.load import load
+from openlms.cli.commands.log import log
 from openlms.cli.commands.ls import ls
 from openlms.cli.commands.ps import ps
 from openlms.cli.commands.server import server
@@ -104,6 +105,7 @@ cli.add_command(ps)
 cli.add_command(load)
 cli.add_command(unload)
 cli.add_command(import_)
+cli.add_command(log)
 cli.add_command(version)
 
 

@@ -15,11 +15,14 @@ from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
 from openlms.server import errors
+from openlms.server.logs.handler import attach_server_logs, log_endpoints
+from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.state import AppState
 from openlms.services.generation import Predictor
+from openlms.services.logbus import LogBus
 from openlms.services.models import ModelService
 from openlms.store import ModelCatalog
 
@@ -38,18 +41,23 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         backend, auto_evict=settings.auto_evict, jit_ttl_seconds=settings.jit_ttl_seconds or None
     )
     models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
+    logbus = LogBus()
     state = AppState(settings=settings, models=models, predictor=Predictor(models), backend=backend)
+    detach_logs = attach_server_logs(logbus)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         manager.start()
+        log_endpoints(served, settings)
         try:
             yield
         finally:
             await manager.close()
+            detach_logs()
 
     app = FastAPI(title="openlms", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.openlms = state
+    app.state.logbus = logbus
     if settings.cors:
         app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     errors.install(app)
@@ -61,4 +69,5 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(openai_router)
     app.include_router(v0_router)
     app.include_router(v1_router)
+    app.include_router(logs_router)
     return app

@@ -13,7 +13,7 @@ from openlms import __version__
 from openlms.cli.app import CliApp
 from openlms.cli.main import main
 
-SUBCOMMANDS = ["status", "server", "ls", "ps", "load", "unload", "import", "version"]
+SUBCOMMANDS = ["status", "server", "ls", "ps", "load", "unload", "import", "log", "version"]
 
 
 def test_bare_lms_lists_the_subcommands(invoke: Invoke) -> None:
