@@ -80,9 +80,16 @@ def json_object_grammar() -> str:
 
 def args_grammar(schema: Mapping[str, Any] | None) -> tuple[str, str]:
     """GBNF rules (no `root`) for a bare tool-arguments object, and the name of its rule."""
+    rules, names = args_grammars([schema])
+    return rules, names[0]
+
+
+def args_grammars(schemas: Sequence[Mapping[str, Any] | None]) -> tuple[str, list[str]]:
+    """GBNF rules (no `root`) for several argument objects in one grammar, and each one's rule name.
+    Use this, not several `args_grammar` results joined: rule names of separate calls can collide."""
     conv = _Converter()
-    rule = _visit_args(conv, schema, "tool", "tools")
-    return _checked(conv.grammar(), rule, "tools"), rule
+    names = [_visit_args(conv, schema, f"tool{i}", "tools") for i, schema in enumerate(schemas)]
+    return _checked(conv.grammar(), " | ".join(names), "tools"), names
 
 
 def tool_call_grammar(
@@ -172,7 +179,7 @@ def _grammar_of(schema: Mapping[str, Any], param: str | None) -> str:
     rule = _convert(conv, schema, "", "schema", param, "")
     if rule != "root":
         conv._rules["root"] = rule
-    return _checked(conv.grammar(), "root", param)
+    return _checked(conv.grammar(), None, param)
 
 
 def _visit_args(
@@ -197,9 +204,9 @@ def _convert(
         raise InvalidRequestError(f"{label}Unsupported JSON schema: {reason}", param=param) from e
 
 
-def _checked(rules: str, rule: str, param: str | None) -> str:
-    """`rules` if llama.cpp parses them (with `root ::= rule` added where needed)."""
-    text = rules if rule == "root" else f"root ::= {rule}\n{rules}"
+def _checked(rules: str, root: str | None, param: str | None) -> str:
+    """`rules` if llama.cpp parses them (with `root ::= <root>` added where given)."""
+    text = rules if root is None else f"root ::= {root}\n{rules}"
     sampler = C.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
     if not sampler:
         raise InvalidRequestError(

@@ -14,6 +14,7 @@ import pytest
 from openlms.core.errors import InvalidRequestError
 from openlms.parsers.grammar import (
     args_grammar,
+    args_grammars,
     check_json_schema,
     gbnf_literal,
     json_object_grammar,
@@ -202,6 +203,20 @@ def test_tool_call_grammar_keeps_schemas_apart(vocab: Any, char_tokens: dict[str
     assert accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", "{}")
     rules, name = args_grammar(POINT)
     assert accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", '{"x": 1, "y": 2}')
+
+
+def test_several_argument_grammars_share_one_rule_set(vocab: Any, char_tokens: dict[str, int]) -> None:
+    schemas = [
+        {"type": "object", "properties": {"v": {"type": t}}, "required": ["v"]} for t in ("string", "integer")
+    ]
+    rules, (first, second) = args_grammars([*schemas, None])[0], args_grammars([*schemas, None])[1][:2]
+    grammar = f'root ::= "a" {first} | "b" {second}\n{rules}'
+    assert accepts(vocab, char_tokens, grammar, 'a{"v":"s"}') and accepts(
+        vocab, char_tokens, grammar, 'b{"v":1}'
+    )
+    assert not accepts(vocab, char_tokens, grammar, 'a{"v":1}') and not accepts(
+        vocab, char_tokens, grammar, 'b{"v":"s"}'
+    )
 
 
 def test_gbnf_literal_escapes(vocab: Any, char_tokens: dict[str, int]) -> None:
