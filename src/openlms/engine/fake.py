@@ -1,8 +1,9 @@
 """A scripted stand-in for llama.cpp, for fast tests of the manager, services and routes.
 
 Tokens are whitespace-separated words (plus one token per special marker); the "model" answers with a
-fixed reply or echoes the last line of the prompt. It honours max_tokens, stop strings and cancellation,
-and emits the same events as the real engine.
+fixed reply or echoes the last line of the prompt. It honours max_tokens, stop strings, cancellation and
+the context overflow policy (counting context-shift tokens), and emits the same events as the real
+engine. Grammars and `render_special` are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from openlms.core.errors import ContextLengthExceededError, ModelLoadError, WrongModelTypeError
 from openlms.core.types import (
+    ContextOverflowPolicy,
     Done,
     EmbeddingResult,
     FirstToken,
@@ -110,7 +112,7 @@ class FakeRuntime(WorkerBacked):
         emit(PromptProgress(1.0))
         pieces = _TOKEN.findall(self._backend.reply(prompt))
         stops = StopMatcher(request.stop)
-        reason, stop_string, predicted = StopReason.EOS, None, 0
+        reason, stop_string, predicted, shifted = StopReason.EOS, None, 0, 0
         first = time.perf_counter()
         emit(FirstToken(first - started))
         for piece in pieces:
@@ -128,16 +130,26 @@ class FakeRuntime(WorkerBacked):
             if request.max_tokens is not None and predicted >= request.max_tokens:
                 reason = StopReason.MAX_TOKENS
                 break
-            if n_prompt + predicted >= self.context_length:
-                reason = StopReason.CONTEXT_LENGTH
-                break
+            if n_prompt + predicted - shifted >= self.context_length:
+                if request.overflow is ContextOverflowPolicy.STOP_AT_LIMIT:
+                    reason = StopReason.CONTEXT_LENGTH
+                    break
+                shifted += _shift(request, n_prompt + predicted - shifted)
         if reason is not StopReason.STOP_STRING and (tail := stops.flush()):
             emit(Fragment(tail, 0))
         now = time.perf_counter()
         emit(
             Done(
                 GenerationStats(
-                    reason, n_prompt, predicted, first - started, now - first, first - started, 0, stop_string
+                    reason,
+                    n_prompt,
+                    predicted,
+                    first - started,
+                    now - first,
+                    first - started,
+                    0,
+                    stop_string,
+                    context_shift_tokens=shifted,
                 )
             )
         )
@@ -155,3 +167,9 @@ class FakeRuntime(WorkerBacked):
     def close(self) -> None:
         self.worker.close()
         self.closed.set()
+
+
+def _shift(request: GenerationRequest, n_past: int) -> int:
+    """Tokens a context shift drops, as the real engine counts them (half of those after the kept ones)."""
+    keep = 1 if request.overflow is ContextOverflowPolicy.ROLLING_WINDOW else max(1, request.keep_tokens)
+    return max(1, (n_past - min(keep, n_past - 2)) // 2)

@@ -2,7 +2,9 @@
 
 Runs on the instance's scheduler thread. Per-token Python work is kept small: one `llama_decode`, one
 `llama_sampler_sample`, one `llama_token_to_piece`, then UTF-8/stop-string handling and one
-thread-safe hand-off of the fragment to the event loop.
+thread-safe hand-off of the fragment to the event loop. At the end of the context, unless the request's
+overflow policy is stopAtLimit, llama.cpp's context shift drops half of the tokens after the kept ones
+and generation goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 from openlms.core.errors import ContextLengthExceededError, InvalidRequestError
 from openlms.core.types import (
+    ContextOverflowPolicy,
     Done,
     FirstToken,
     Fragment,
@@ -65,6 +68,8 @@ class Generation:
         self.emit = emit
         self.cancelled = cancelled
         self.default_seed = default_seed
+        self.shifted = 0  # tokens dropped by context shifts
+        self.kept: int | None = None  # fewest leading tokens a shift kept (None: no shift)
 
     def prompt_tokens(self) -> list[int]:
         prompt = self.request.prompt
@@ -80,17 +85,24 @@ class Generation:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         if len(tokens) >= self.ctx.n_ctx:
             raise ContextLengthExceededError(len(tokens), self.ctx.n_ctx)
-        reused = self._prefill(tokens)
-        prompt_done = time.perf_counter()
-        if self.cancelled.is_set():
-            return self._stats(self.cancelled.reason, tokens, reused, 0, started, prompt_done, None, None)
-        sampler = SamplerChain(
-            self.request.sampling, n_vocab=self.model.n_vocab, default_seed=self.default_seed
+        request, model = self.request, self.model
+        sampler = SamplerChain(  # a grammar llama.cpp refuses fails here, before any decoding
+            request.sampling,
+            n_vocab=model.n_vocab,
+            default_seed=self.default_seed,
+            grammar=request.grammar,
+            vocab=model.vocab,
         )
         try:
+            reused = self._prefill(tokens)
+            prompt_done = time.perf_counter()
+            if self.cancelled.is_set():
+                reason = self.cancelled.reason
+                return self._stats(reason, tokens, reused, 0, started, prompt_done, None, None)
             sampler.prime_penalties(tokens)
             return self._decode_loop(tokens, reused, sampler, started, prompt_done)
         finally:
+            self._forget_shifted()
             sampler.close()
 
     def _prefill(self, tokens: list[int]) -> int:
@@ -116,7 +128,8 @@ class Generation:
     def _decode_loop(
         self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
     ) -> GenerationStats:
-        ctx, model, emit, cached = self.ctx, self.model, self.emit, self.cache.tokens
+        ctx, model, emit, cached, sample = self.ctx, self.model, self.emit, self.cache.tokens, sampler.sample
+        piece = model.fast_special_piece if self.request.render_special else model.fast_piece
         utf8, stops = Utf8Stream(), StopMatcher(self.request.stop)
         max_tokens = self.request.max_tokens if self.request.max_tokens is not None else -1
         n_ctx, pos, predicted, pending = ctx.n_ctx, len(tokens), 0, 0
@@ -124,7 +137,7 @@ class Generation:
         reason: StopReason | None = None
         stop_string: str | None = None
         while not self.cancelled.is_set():
-            token = sampler.sample(ctx.ptr)
+            token = sample(ctx.ptr)
             predicted += 1
             if first_at is None:
                 first_at = time.perf_counter()
@@ -132,7 +145,7 @@ class Generation:
             if model.is_eog(token):
                 reason = StopReason.EOS
                 break
-            match = stops.push(utf8.push(model.fast_piece(token)))
+            match = stops.push(utf8.push(piece(token)))
             pending += 1
             if match.emit:
                 emit(Fragment(match.emit, pending))
@@ -144,8 +157,11 @@ class Generation:
                 reason = StopReason.MAX_TOKENS
                 break
             if pos + 1 >= n_ctx:
-                reason = StopReason.CONTEXT_LENGTH
-                break
+                dropped = self._shift(pos)
+                if not dropped:
+                    reason = StopReason.CONTEXT_LENGTH
+                    break
+                pos -= dropped
             ctx.decode_one(token, pos)
             cached.append(token)
             pos += 1
@@ -156,6 +172,33 @@ class Generation:
             if tail:
                 emit(Fragment(tail, pending))
         return self._stats(reason, tokens, reused, predicted, started, prompt_done, first_at, stop_string)
+
+    def _shift(self, n_past: int) -> int:
+        """llama.cpp's context shift at the end of the context: keep the first tokens (the BOS for a rolling
+        window, `keep_tokens` for truncate-middle), drop half of the rest, move what follows down.
+        Returns how many tokens were dropped; 0 when the policy stops here or the model cannot shift."""
+        policy = self.request.overflow
+        if policy is ContextOverflowPolicy.STOP_AT_LIMIT:
+            return 0
+        keep = 1 if policy is ContextOverflowPolicy.ROLLING_WINDOW else max(1, self.request.keep_tokens)
+        keep = min(keep, n_past - 2)
+        discard = (n_past - keep) // 2
+        if keep < 0 or discard < 1 or not self.ctx.shift(keep, discard, n_past):
+            return 0
+        del self.cache.tokens[keep : keep + discard]
+        self.shifted += discard
+        self.kept = keep if self.kept is None else min(self.kept, keep)
+        return discard
+
+    def _forget_shifted(self) -> None:
+        """After a shift the cache past the kept tokens was computed with the dropped ones in view: a later
+        prompt must not reuse it, so the cache ends after the kept tokens."""
+        if self.kept is None:
+            return
+        if not self.ctx.keep_prefix(self.kept):
+            self.ctx.clear()
+            self.kept = 0
+        del self.cache.tokens[self.kept :]
 
     def _stats(
         self,
@@ -178,6 +221,7 @@ class Generation:
             prompt_eval_time_s=prompt_done - started,
             cached_prompt_tokens=reused,
             stop_string=stop_string,
+            context_shift_tokens=self.shifted,
         )
 
 

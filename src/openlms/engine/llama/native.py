@@ -152,6 +152,14 @@ class LlamaModel:
             return self.piece(token)
         return buf.raw[:n]
 
+    def fast_special_piece(self, token: int) -> bytes:
+        """`fast_piece()` that also spells special and control tokens (`<|im_start|>`, tool markup)."""
+        buf = self._piece_buf
+        n = C.llama_token_to_piece(self.vocab, token, buf, 256, 0, True)
+        if n < 0:
+            return self.piece(token, special=True)
+        return buf.raw[:n]
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
 
@@ -284,6 +292,16 @@ class LlamaContext:
     def keep_prefix(self, n_keep: int) -> bool:
         """Drop sequence 0's cache from position n_keep on; False if the cache cannot be cut there."""
         return bool(C.llama_memory_seq_rm(self.memory, 0, n_keep, -1))
+
+    def shift(self, keep: int, discard: int, end: int) -> bool:
+        """Context shift on sequence 0: drop positions [keep, keep + discard) and move [keep + discard,
+        end) down by `discard`. False (nothing changed) if this model's memory cannot shift."""
+        if not C.llama_memory_can_shift(self.memory):
+            return False
+        if not C.llama_memory_seq_rm(self.memory, 0, keep, keep + discard):
+            return False
+        C.llama_memory_seq_add(self.memory, 0, keep + discard, end, -discard)
+        return True
 
     def clear(self) -> None:
         C.llama_memory_clear(self.memory, True)
