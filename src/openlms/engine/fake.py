@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from openlms.core.errors import ContextLengthExceededError, ModelLoadError, WrongModelTypeError
 from openlms.core.types import (
@@ -40,7 +40,8 @@ _TOKEN = re.compile(r"<\|[^|]+\|>|\S+\s*|\s+")
 
 @dataclass
 class FakeBackend:
-    """`reply(prompt) -> text` decides the answer; `token_delay` slows generation for cancel tests."""
+    """`reply(prompt) -> text` decides the answer; `token_delay` slows generation for cancel tests;
+    `requests` records every generation request its runtimes received, in order (grammar included)."""
 
     reply: Callable[[str], str] = lambda prompt: "Hello from the fake model."
     token_delay: float = 0.0
@@ -49,6 +50,7 @@ class FakeBackend:
     fail_load: bool = False
     name: str = "fake"
     version: str = "0"
+    requests: list[GenerationRequest] = field(default_factory=list)
 
     def load(
         self, descriptor: ModelDescriptor, config: LoadConfig, on_progress: LoadProgress
@@ -96,6 +98,7 @@ class FakeRuntime(WorkerBacked):
             raise WrongModelTypeError(
                 "This model is an embedding model; it cannot generate text.", param="model"
             )
+        self._backend.requests.append(request)
         channel = generation_channel(asyncio.get_running_loop())
         job = Job(lambda j: self._run(request, channel.put, j.cancelled), channel.put)
         self.worker.submit(job)

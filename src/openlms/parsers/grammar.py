@@ -43,6 +43,7 @@ _VALIDATION_WORDS = """type enum const properties required additionalProperties 
     $ref"""
 VALIDATION = frozenset(_VALIDATION_WORDS.split())
 _PLAIN_OBJECT = frozenset({"type", "properties", "required"})
+_COMPOSED = frozenset({"type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const"})
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 TYPE_HINTS = (
     ("object", ("properties", "additionalProperties", "required")),
@@ -62,8 +63,8 @@ def check_json_schema(schema: object, *, param: str) -> dict[str, Any]:
     try:
         jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator).check_schema(schema)
     except jsonschema.SchemaError as e:
-        where = "/".join(str(p) for p in e.absolute_path)
-        raise InvalidRequestError(f"Invalid JSON schema at '#/{where}': {e.message}", param=param) from e
+        where = "#" + "".join(f"/{p}" for p in e.absolute_path)
+        raise InvalidRequestError(f"Invalid JSON schema at '{where}': {e.message}", param=param) from e
     _grammar_of(schema, param)
     return schema
 
@@ -187,6 +188,8 @@ def _visit_args(
 ) -> str:
     if schema is None:
         return conv._add_rule(f"{prefix}-args", '"{" space "}" space')
+    if isinstance(schema, Mapping) and not _COMPOSED.intersection(schema):
+        schema = {**schema, "type": "object"}  # arguments are an object even where the schema is silent
     return _convert(conv, schema, f"{prefix}-args", prefix, param, label)
 
 
@@ -390,6 +393,8 @@ def _json_type(value: object) -> str:
 
 def _bounds(node: Mapping[str, Any], *, integer: bool) -> tuple[int | None, int | None]:
     """Inclusive integer bounds; for numbers only integer-valued inclusive bounds are supported."""
+    if any(isinstance(node.get(k), bool) for k in BOUNDS):
+        raise ValueError("boolean exclusive bounds (draft 4) are not supported; give the bound itself")
     lows = [math.ceil(node["minimum"])] if "minimum" in node else []
     highs = [math.floor(node["maximum"])] if "maximum" in node else []
     if not integer:

@@ -112,3 +112,25 @@ async def test_render_special_shows_control_tokens(llm: ModelRuntime) -> None:
     eos = SamplingParams(temperature=0.0, logit_bias={4: 100.0})  # <|im_end|>: still ends, never shown
     text, done, _ = await run(llm, GenerationRequest("hello", eos, max_tokens=5, render_special=True))
     assert text == "" and done.stats.stop_reason is StopReason.EOS
+
+
+@pytest.mark.slow
+async def test_the_default_chat_model_writes_schema_valid_json() -> None:
+    from openlms.store import ModelCatalog
+    from tests.support.server import CHAT_MODEL, default_models_dir
+
+    found = ModelCatalog(default_models_dir()).find(CHAT_MODEL)
+    if found is None:
+        pytest.skip(f"{CHAT_MODEL} is not installed (run openlms-setup-models)")
+    rt = await asyncio.to_thread(LlamaBackend().load, found, LoadConfig(context_length=1024), lambda p: None)
+    try:
+        prompt = "<|im_start|>user\nDescribe one cat as JSON.<|im_end|>\n<|im_start|>assistant\n"
+        for seed in range(3):
+            sampling = SamplingParams(temperature=0.8, seed=seed)
+            grammar = json_schema_grammar(SCHEMA)
+            request = GenerationRequest(prompt, sampling, max_tokens=400, add_bos=False, grammar=grammar)
+            text, done, _ = await run(rt, request)
+            assert done.stats.stop_reason is StopReason.EOS, text
+            jsonschema.validate(json.loads(text), SCHEMA)
+    finally:
+        await asyncio.to_thread(rt.close)

@@ -201,6 +201,9 @@ def test_tool_call_grammar_keeps_schemas_apart(vocab: Any, char_tokens: dict[str
     assert not ok('{"tool": "d", "args": {}}') and not ok('{"tool": "c", "args": {"v": 1}}')
     rules, name = args_grammar(None)
     assert accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", "{}")
+    rules, name = args_grammar({"description": "no type: still an object"})
+    assert accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", '{"k": [1]}')
+    assert not accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", "[1]")
     rules, name = args_grammar(POINT)
     assert accepts(vocab, char_tokens, f"root ::= {name}\n{rules}", '{"x": 1, "y": 2}')
 
@@ -246,6 +249,15 @@ def test_gbnf_literal_escapes(vocab: Any, char_tokens: dict[str, int]) -> None:
         ({"$ref": "#/$defs/a", "type": "string", "$defs": {"a": {}}}, "'$ref' next to type"),
         ({"type": "number", "exclusiveMinimum": 0}, "exclusive bounds on 'number'"),
         ({"type": "number", "maximum": 0.5}, "whole-number bounds"),
+        (
+            {
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "type": "integer",
+                "minimum": 0,
+                "exclusiveMinimum": True,
+            },
+            "draft 4",
+        ),
         ({"type": "integer", "minimum": 3, "maximum": 2}, "no value lies between"),
         ({"type": "array", "minItems": 3, "maxItems": 2}, "'minItems' is greater than 'maxItems'"),
         ({"type": "string", "pattern": "(?=a)b"}, "Unsupported pattern syntax"),
