@@ -19,6 +19,7 @@ from tests.support.server import (
     Server,
     default_models_dir,
     free_port,
+    port_is_free,
     start_server,
 )
 
@@ -45,5 +46,15 @@ def _present(models: Path, key: str) -> bool:
 def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
     """One server per test module (JIT on, auto-evict on)."""
     srv = start_server(tmp_path_factory.mktemp("srv"), models_dir, free_port())
+    yield srv
+    srv.lms("server", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def server_1234(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
+    """A server on 1234, the port the spec's examples hard-code (one module at a time holds it)."""
+    if not port_is_free(1234):
+        pytest.skip("port 1234 is in use; the spec's examples need it")
+    srv = start_server(tmp_path_factory.mktemp("spec"), models_dir, 1234)
     yield srv
     srv.lms("server", "stop", check=False)

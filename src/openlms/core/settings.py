@@ -19,6 +19,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from openlms.core.fsutil import atomic_write_text
+from openlms.core.types import ContextOverflowPolicy
 
 HOME_ENV = "OPENLMS_HOME"
 
@@ -65,6 +66,16 @@ class Settings(BaseSettings):
         default=None, ge=1, description="CPU threads for inference; default: all cores."
     )
     log_level: str = Field(default="info", description="Server log level: debug, info, warning, error.")
+    separate_reasoning_content: bool = Field(
+        default=True,
+        description="Put a thinking model's reasoning in `reasoning_content` (or `reasoning` for gpt-oss), "
+        "not in `content` (LM Studio's Developer setting). A model's own setting wins.",
+    )
+    context_overflow_policy: ContextOverflowPolicy = Field(
+        default=ContextOverflowPolicy.STOP_AT_LIMIT,
+        description="When a conversation does not fit the context: stopAtLimit (a prompt that does not fit "
+        "is an error), truncateMiddle or rollingWindow. A model's own setting and the request win.",
+    )
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -19,6 +19,7 @@ from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
+from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.state import AppState
 from openlms.services.generation import Predictor
@@ -42,7 +43,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     )
     models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
     logbus = LogBus()
-    state = AppState(settings=settings, models=models, predictor=Predictor(models), backend=backend)
+    state = AppState(settings=settings, models=models, predictor=Predictor(models, logbus), backend=backend)
     detach_logs = attach_server_logs(logbus)
 
     @asynccontextmanager
@@ -69,5 +70,6 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(openai_router)
     app.include_router(v0_router)
     app.include_router(v1_router)
+    app.include_router(prompt_router)
     app.include_router(logs_router)
     return app

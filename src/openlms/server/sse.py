@@ -32,6 +32,11 @@ async def _framed(chunks: AsyncIterator[dict[str, Any]], done_marker: bool) -> A
         yield {"data": "[DONE]"}
 
 
-def sse_response(chunks: AsyncIterator[dict[str, Any]], *, done_marker: bool = True) -> EventSourceResponse:
+def sse_response(
+    chunks: AsyncIterator[dict[str, Any]],
+    *,
+    done_marker: bool = True,
+    headers: dict[str, str] | None = None,
+) -> EventSourceResponse:
     """Stream `chunks` as OpenAI-style SSE. The client going away cancels the iterator."""
-    return EventSourceResponse(_framed(chunks, done_marker), sep="\n", ping=15)
+    return EventSourceResponse(_framed(chunks, done_marker), sep="\n", ping=15, headers=headers)

@@ -1,40 +1,58 @@
-"""The prediction use cases: chat (prompt template applied), raw completion, and embeddings.
+"""The prediction use cases: chat (prompt template, tools, structured output, reasoning), raw completion,
+and embeddings.
 
-A route turns its wire request into `PredictionParams` + messages or a prompt, opens a prediction with
-`async with predictor.chat(...) as prediction`, and iterates `prediction.events`. The context manager
-keeps the instance marked busy (so its TTL never fires mid-request) and stops generation when the client
-goes away.
+A route turns its wire request into `PredictionParams` (+ `ChatOptions` for chat), calls `prepare_chat` or
+`prepare_completion` (every error a request can cause is raised there, before anything is sent), then
+`async with predictor.run(prepared) as prediction` and iterates `prediction.output()`: the model's text
+parsed into content, reasoning and tool-call events, plus progress and the final `Done`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from openlms.core.errors import (
-    ContextLengthExceededError,
-    InvalidRequestError,
-    ModelUnloadedError,
-)
+from openlms.core.errors import InvalidRequestError, ModelUnloadedError
 from openlms.core.types import (
+    ContextOverflowPolicy,
     Done,
     EmbeddingResult,
+    FirstToken,
     Fragment,
     GenerationEvent,
     GenerationRequest,
     GenerationStats,
     ModelKind,
+    PromptProgress,
     SamplingParams,
     StopReason,
 )
 from openlms.engine.manager import Instance
 from openlms.engine.scheduler import EventStream
-from openlms.parsers.templates import resolve_template
+from openlms.parsers.output import build_output_parser
+from openlms.parsers.output.events import (
+    OutputParser,
+    ParsedEvent,
+    ParsedMessage,
+    ToolCallBegin,
+    collect,
+)
+from openlms.parsers.output.reasoning import prompt_opens_reasoning
+from openlms.parsers.output.registry import ToolFormat
+from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
 from openlms.services.models import ModelService
+from openlms.services.overflow import Truncation, fit
+from openlms.services.prompting import chat_prompt
+from openlms.services.toolcalls import ToolChoice
+
+log = logging.getLogger("openlms.server")
 
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+
+OutputEvent = ParsedEvent | GenerationEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,26 +61,34 @@ class PredictionParams:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     ttl_seconds: float | None = None  # for a JIT load triggered by this request
+    overflow: ContextOverflowPolicy | None = None  # None: the model's setting, else the server's
+    grammar: str | None = None  # structured output (response_format) as GBNF
 
 
-@dataclass(slots=True)
-class Prediction:
-    """One running prediction: its instance, the exact prompt, and its event stream."""
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: ToolChoice = None
+    separate_reasoning: bool | None = None  # None: the model's setting, else the server's
 
-    instance: Instance
-    prompt: str
-    prompt_tokens: int
-    events: AsyncIterator[GenerationEvent]
 
-    async def collect(self) -> tuple[str, GenerationStats]:
-        """Run to the end (non-streaming responses)."""
-        parts: list[str] = []
-        async for event in self.events:
-            if isinstance(event, Fragment):
-                parts.append(event.text)
-            elif isinstance(event, Done):
-                return "".join(parts), event.stats
-        raise InvalidRequestError("The prediction ended without a result.")  # pragma: no cover
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """How the model's text is read back: tool format and names, reasoning separation."""
+
+    tool_format: ToolFormat | None = None
+    tool_names: Mapping[str, str] = field(default_factory=dict)  # model's name -> the caller's name
+    reasoning: bool = False
+    starts_in_reasoning: bool = False
+    reasoning_field: str = "reasoning_content"  # "reasoning" for gpt-oss (Harmony)
+
+    def new_parser(self) -> OutputParser:
+        return build_output_parser(
+            self.tool_format,
+            list(self.tool_names),
+            reasoning=self.reasoning,
+            starts_in_reasoning=self.starts_in_reasoning,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,52 +100,213 @@ class PreparedPrediction:
     tokens: tuple[int, ...]
     params: PredictionParams
     stops: tuple[str, ...]
+    output: OutputSpec = field(default_factory=OutputSpec)
+    grammar: str | None = None
+    render_special: bool = False
+    overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT
+    keep_tokens: int = 0
+    truncation: Truncation | None = None
+
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(
+            self.tokens,
+            self.params.sampling,
+            self.params.max_tokens,
+            self.stops,
+            grammar=self.grammar,
+            render_special=self.render_special,
+            overflow=self.overflow,
+            keep_tokens=self.keep_tokens,
+        )
+
+
+@dataclass(slots=True)
+class Prediction:
+    """One running prediction: its instance, the exact prompt, and its event stream."""
+
+    prepared: PreparedPrediction
+    events: AsyncIterator[GenerationEvent]
+    text: list[str] = field(default_factory=list)  # the model's raw output so far
+    stats: GenerationStats | None = None  # set when the prediction is done
+
+    @property
+    def instance(self) -> Instance:
+        return self.prepared.instance
+
+    @property
+    def prompt(self) -> str:
+        return self.prepared.prompt
+
+    async def output(self) -> AsyncIterator[OutputEvent]:
+        """Engine events with the text parsed: content, reasoning and tool-call events (tool names as
+        the caller wrote them), progress events, then `Done`."""
+        parser = self.prepared.output.new_parser()
+        names = self.prepared.output.tool_names
+        async for event in self.events:
+            if isinstance(event, Fragment):
+                self.text.append(event.text)
+                for parsed in parser.feed(event.text):
+                    yield _caller_names(parsed, names)
+            elif isinstance(event, Done):
+                for parsed in parser.finish():
+                    yield _caller_names(parsed, names)
+                self.stats = event.stats
+                yield event
+            else:
+                yield event
+
+    async def collect(self) -> tuple[ParsedMessage, GenerationStats]:
+        """Run to the end (non-streaming responses)."""
+        parsed: list[ParsedEvent] = []
+        async for event in self.output():
+            if isinstance(event, Done):
+                return collect(parsed), event.stats
+            if not isinstance(event, PromptProgress | FirstToken | Fragment):
+                parsed.append(event)
+        raise InvalidRequestError("The prediction ended without a result.")  # pragma: no cover
+
+
+def _caller_names(event: ParsedEvent, names: Mapping[str, str]) -> ParsedEvent:
+    if isinstance(event, ToolCallBegin) and event.name in names:
+        return ToolCallBegin(event.index, event.id, names[event.name])
+    return event
 
 
 class Predictor:
     """Prepare (resolve the model, JIT-load it, render and tokenize the prompt: every error a request can
     cause is raised here), then run (mark the instance busy and stream the events)."""
 
-    def __init__(self, models: ModelService) -> None:
+    def __init__(self, models: ModelService, bus: LogBus | None = None) -> None:
         self.models = models
+        self.bus = bus
 
     async def prepare_chat(
-        self, model: str, messages: Sequence[Mapping[str, Any]], params: PredictionParams
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        params: PredictionParams,
+        options: ChatOptions | None = None,
     ) -> PreparedPrediction:
+        options = options or ChatOptions()
         instance = await self._llm(model, params)
-        runtime = instance.runtime
-        template = resolve_template(
-            runtime.chat_template,
-            instance.descriptor.architecture,
-            bos_token=runtime.bos_token,
-            eos_token=runtime.eos_token,
+        setup = self.models.prompt_setup(instance.descriptor)
+        choice = options.tool_choice
+        if choice is None and options.tools:
+            choice = setup.tool_choice
+        prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, choice)
+        if params.grammar and prompt.plan.grammar:
+            raise InvalidRequestError(
+                "'response_format' and a required tool call cannot be combined: choose one.",
+                param="response_format",
+            )
+        policy = params.overflow or setup.overflow or self.models.settings.context_overflow_policy
+        fitted = fit(
+            _checked(messages),
+            prompt.tokenize,
+            n_ctx=instance.runtime.context_length,
+            policy=policy,
+            max_tokens=params.max_tokens,
         )
-        prompt = template.render(_checked(messages), add_generation_prompt=True)
-        has_bos = bool(runtime.bos_token) and prompt.startswith(runtime.bos_token)
-        tokens = runtime.tokenize(prompt, add_special=not has_bos, parse_special=True)
-        stops = params.stop + tuple(s for s in template.extra_stops if s not in params.stop)
-        return self._checked_length(instance, prompt, tokens, params, stops)
+        text = prompt.text_of(fitted)
+        separate = _first(options.separate_reasoning, setup.reasoning_parsing)
+        if separate is None:
+            separate = self.models.settings.separate_reasoning_content
+        harmony = prompt.plan.format.name == "harmony"
+        output = OutputSpec(
+            prompt.plan.format if (prompt.plan.active or harmony) else None,
+            prompt.plan.names,
+            reasoning=separate,
+            starts_in_reasoning=prompt_opens_reasoning(text),
+            reasoning_field="reasoning" if harmony else "reasoning_content",
+        )
+        if fitted.truncation:
+            log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
+        return PreparedPrediction(
+            instance,
+            text,
+            tuple(fitted.tokens),
+            params,
+            params.stop + tuple(s for s in prompt.extra_stops if s not in params.stop),
+            output,
+            grammar=params.grammar or prompt.plan.grammar,
+            render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
+            overflow=policy,
+            keep_tokens=fitted.keep_tokens,
+            truncation=fitted.truncation,
+        )
 
     async def prepare_completion(
         self, model: str, prompt: str, params: PredictionParams
     ) -> PreparedPrediction:
         """Raw completion: the prompt goes to the model as it is, no template."""
         instance = await self._llm(model, params)
+        setup = self.models.prompt_setup(instance.descriptor)
+        policy = params.overflow or setup.overflow or self.models.settings.context_overflow_policy
         tokens = instance.runtime.tokenize(prompt, add_special=True, parse_special=True)
-        return self._checked_length(instance, prompt, tokens, params, params.stop)
+        fitted = fit(
+            [{"role": "user", "content": prompt}],
+            lambda _messages, _gen: tokens,
+            n_ctx=instance.runtime.context_length,
+            policy=policy,
+            max_tokens=params.max_tokens,
+        )
+        return PreparedPrediction(
+            instance,
+            prompt if fitted.truncation is None else instance.runtime.detokenize(fitted.tokens),
+            tuple(fitted.tokens),
+            params,
+            params.stop,
+            grammar=params.grammar,
+            overflow=policy,
+            keep_tokens=1,
+            truncation=fitted.truncation,
+        )
+
+    async def apply_template(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        options: ChatOptions | None = None,
+    ) -> tuple[Instance, str, int]:
+        """The exact prompt (and its token count) a chat request would send, without generating."""
+        options = options or ChatOptions()
+        instance = await self._llm(model, PredictionParams())
+        setup = self.models.prompt_setup(instance.descriptor)
+        prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, options.tool_choice)
+        checked = _checked(messages)
+        text = prompt.render(checked, add_generation_prompt=True)
+        return instance, text, len(prompt.tokenize(checked, True))
 
     @asynccontextmanager
     async def run(self, prepared: PreparedPrediction) -> AsyncIterator[Prediction]:
         instance = prepared.instance
         async with self.models.manager.use(instance):
-            request = GenerationRequest(
-                prepared.tokens, prepared.params.sampling, prepared.params.max_tokens, prepared.stops
-            )
-            events = instance.runtime.generate(request)
+            self._publish_input(prepared)
+            events = instance.runtime.generate(prepared.request())
+            prediction = Prediction(prepared, _unload_checked(events))
             try:
-                yield Prediction(instance, prepared.prompt, len(prepared.tokens), _unload_checked(events))
+                yield prediction
             finally:
                 await events.aclose()
+                self._publish_output(prediction)
+
+    def _publish_input(self, prepared: PreparedPrediction) -> None:
+        if self.bus is not None and self.bus.wants("model"):
+            d = prepared.instance.descriptor
+            self.bus.publish(
+                "model", model_input_event(prepared.instance.identifier, d.rel_path, prepared.prompt)
+            )
+
+    def _publish_output(self, prediction: Prediction) -> None:
+        if self.bus is None or not self.bus.wants("model"):
+            return
+        d = prediction.instance.descriptor
+        stats = prediction.stats
+        summary = None if stats is None else prediction_stats(stats)
+        self.bus.publish(
+            "model",
+            model_output_event(prediction.instance.identifier, d.rel_path, "".join(prediction.text), summary),
+        )
 
     async def embed(
         self, model: str, texts: Sequence[str], *, ttl_seconds: float | None = None
@@ -131,14 +318,9 @@ class Predictor:
     async def _llm(self, model: str, params: PredictionParams) -> Instance:
         return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=params.ttl_seconds)
 
-    @staticmethod
-    def _checked_length(
-        instance: Instance, prompt: str, tokens: list[int], params: PredictionParams, stops: tuple[str, ...]
-    ) -> PreparedPrediction:
-        n_ctx = instance.runtime.context_length
-        if len(tokens) >= n_ctx:
-            raise ContextLengthExceededError(len(tokens), n_ctx)
-        return PreparedPrediction(instance, prompt, tuple(tokens), params, stops)
+
+def _first(*values: bool | None) -> bool | None:
+    return next((v for v in values if v is not None), None)
 
 
 async def _unload_checked(events: EventStream[GenerationEvent]) -> AsyncIterator[GenerationEvent]:

@@ -41,6 +41,7 @@ class PromptSetup(NamedTuple):
     variables: dict[str, Any]  # Jinja variables: model.yaml custom fields, per-model values applied
     overflow: ContextOverflowPolicy | None  # contextOverflowPolicy
     reasoning_parsing: bool | None
+    tool_choice: str | None = None  # for requests with tools that do not set one
 
 
 class ModelService:
@@ -176,7 +177,11 @@ class ModelService:
         template = PromptTemplateSpec.from_json(raw, param=PROMPT_TEMPLATE_PARAM) if raw is not None else None
         variables = jinja_variables(descriptor.path, prediction.custom_fields or {})
         return PromptSetup(
-            template, variables, prediction.context_overflow_policy, prediction.reasoning_parsing
+            template,
+            variables,
+            prediction.context_overflow_policy,
+            prediction.reasoning_parsing,
+            prediction.tool_choice,
         )
 
     async def _with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:

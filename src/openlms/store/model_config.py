@@ -1,7 +1,8 @@
 """Per-model settings (LM Studio's "Per-model Defaults"): load defaults and prediction settings per file.
 
-One JSON file per model, at LM Studio's place relative to the home:
-`<home>/.internal/user-concrete-model-default-config/<publisher>/<repo>/<file>.gguf.json`.
+One JSON file per model, in openlms's own folder of the home (LM Studio may share the home, and its own
+files have another shape): `<home>/openlms/model-config/<publisher>/<repo>/<file>.gguf.json`. When a model
+has no such file, LM Studio's one (`<home>/.internal/user-concrete-model-default-config/...`) is read.
 
 Shape (camelCase; every field optional; unknown fields are refused):
 
@@ -19,7 +20,9 @@ Shape (camelCase; every field optional; unknown fields are refused):
         "promptTemplate": {...},         # LM Studio's LLMPromptTemplate (see openlms.parsers.templates)
         "contextOverflowPolicy": "stopAtLimit" | "truncateMiddle" | "rollingWindow",
         "reasoningParsing": true,        # split <think>...</think> into reasoning_content
-        "customFields": {"enableThinking": false}   # model.yaml customFields values, by key
+        "customFields": {"enableThinking": false},  # model.yaml customFields values, by key
+        "toolChoice": "required"         # openlms: tool_choice for requests with tools that set none
+                                         # (small models that never choose a tool on their own)
       }
     }
 
@@ -29,7 +32,7 @@ The store checks that `promptTemplate` is an object; its fields are validated by
 LM Studio's own files at that place use another shape (`{"load": {"fields": [{"key", "value"}]},
 "operation": {"fields": [...]}}`); such a file is read best-effort (the keys this module knows, e.g.
 `llm.load.contextLength`, `llm.prediction.promptTemplate`; the rest ignored) rather than called corrupt.
-`put` always writes the shape above.
+`put` always writes the shape above, and only into openlms's folder: LM Studio's files are never written.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.fsutil import atomic_write_text, contained_path
 from openlms.core.types import ContextOverflowPolicy, KvCacheType
 
-CONFIG_DIR = Path(".internal") / "user-concrete-model-default-config"
+CONFIG_DIR = Path("openlms") / "model-config"
+LMSTUDIO_CONFIG_DIR = Path(".internal") / "user-concrete-model-default-config"
 
 
 class ModelConfigError(OpenLMSError):
@@ -84,6 +88,7 @@ class PredictionDefaults(_Camel):
     context_overflow_policy: ContextOverflowPolicy | None = None
     reasoning_parsing: bool | None = None
     custom_fields: dict[str, Any] | None = None
+    tool_choice: Literal["auto", "none", "required"] | None = None
 
 
 class ModelConfig(_Camel):
@@ -111,26 +116,29 @@ def parse_model_config(data: object) -> ModelConfig:
 
 
 class ModelConfigStore:
-    """Per-model settings files under `<home>/.internal/user-concrete-model-default-config`."""
+    """Per-model settings files under `<home>/openlms/model-config` (LM Studio's read as a fallback)."""
 
     def __init__(self, home: Path) -> None:
         self.root = Path(home).expanduser() / CONFIG_DIR
+        self.lmstudio_root = Path(home).expanduser() / LMSTUDIO_CONFIG_DIR
 
-    def path_for(self, rel_path: str) -> Path:
+    def path_for(self, rel_path: str, *, root: Path | None = None) -> Path:
         """The settings file of a model (`publisher/repo/file.gguf`); never outside the root."""
         text = rel_path.strip().replace("\\", "/")
         if not text or text.endswith("/"):
             raise InvalidRequestError(f"'{rel_path}' is not a model file path.", param="model")
         try:
-            return contained_path(self.root, f"{text}.json")
+            return contained_path(root or self.root, f"{text}.json")
         except ValueError as exc:
             raise InvalidRequestError(
                 f"'{rel_path}' is outside the models directory.", param="model"
             ) from exc
 
     def get(self, rel_path: str) -> ModelConfig:
-        """The model's settings; an empty config when it has none."""
+        """The model's settings (openlms's file, else LM Studio's); an empty config when it has none."""
         path = self.path_for(rel_path)
+        if not path.exists():
+            path = self.path_for(rel_path, root=self.lmstudio_root)
         try:
             text = path.read_text("utf-8")
         except FileNotFoundError:

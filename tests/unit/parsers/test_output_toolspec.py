@@ -210,6 +210,9 @@ def test_rewritten_tool_requests_parse_back() -> None:
     assert message.content == ""
 
 
+FakeTool: dict[str, Any] = {"type": "function", "function": {"name": "f", "parameters": {}}}
+
+
 def test_without_system_message_and_other_cases() -> None:
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": "hi"},
@@ -222,8 +225,11 @@ def test_without_system_message_and_other_cases() -> None:
         {"role": "user", "content": "thanks"},
         {"role": "assistant", "content": None},
     ]
-    out = to_default_format_messages(messages, [])
-    assert out[0] == {"role": "system", "content": default_tools_system_prompt([])}
+    out = [{"role": "system", "content": "x"}, *to_default_format_messages(messages, [])]
+    assert to_default_format_messages(messages, [FakeTool])[0] == {
+        "role": "system",
+        "content": default_tools_system_prompt([FakeTool]),
+    }
     assert (
         out[2]["content"]
         == 'Let me look.\n[TOOL_REQUEST]{"name": "f", "arguments": "not json"}[END_TOOL_REQUEST]'
@@ -235,4 +241,5 @@ def test_without_system_message_and_other_cases() -> None:
 
 def test_tool_result_with_unknown_id() -> None:
     out = to_default_format_messages([{"role": "tool", "tool_call_id": "9", "content": None}], [])
-    assert out[1]["content"] == "[TOOL_RESULT]Result of call 9:\n[END_TOOL_RESULT]"
+    assert len(out) == 1  # no tools: the history is converted, but no tool prompt is added
+    assert out[0]["content"] == "[TOOL_RESULT]Result of call 9:\n[END_TOOL_RESULT]"

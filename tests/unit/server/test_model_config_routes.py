@@ -37,7 +37,7 @@ async def test_get_put_get_delete(client: httpx.AsyncClient, home: Path) -> None
     assert put.status_code == 200 and put.json() == CONFIG
     shown = (await client.get(URL, params={"model": "tiny-chat"})).json()
     assert shown["prediction"]["promptTemplate"] == TEMPLATE and shown == CONFIG
-    stored = home / ".internal/user-concrete-model-default-config" / f"{REL}.json"
+    stored = home / "openlms/model-config" / f"{REL}.json"
     assert json.loads(stored.read_text()) == CONFIG
 
     reset = await client.delete(URL, params={"model": "tiny-chat"})
@@ -95,7 +95,7 @@ async def test_writes_are_local_only(home: Path) -> None:
 async def test_a_corrupt_settings_file_is_a_clear_error_and_can_be_reset(
     client: httpx.AsyncClient, home: Path
 ) -> None:
-    stored = home / ".internal/user-concrete-model-default-config" / f"{REL}.json"
+    stored = home / "openlms/model-config" / f"{REL}.json"
     stored.parent.mkdir(parents=True)
     stored.write_text("{oops")
     broken = await client.get(URL, params={"model": "tiny-chat"})
@@ -138,7 +138,7 @@ async def test_prompt_setup_reads_the_template_variables_and_policies(home: Path
     app = make_app(home, FakeBackend())
     models = app.state.openlms.models
     descriptor = await models.find_downloaded("tiny-chat")
-    assert models.prompt_setup(descriptor) == (None, {"enable_thinking": True}, None, None)
+    assert models.prompt_setup(descriptor) == (None, {"enable_thinking": True}, None, None, None)
 
     prediction = dict(CONFIG["prediction"], reasoningParsing=False, customFields={"enableThinking": False})
     await models.put_model_config("tiny-chat", dict(CONFIG, prediction=prediction))

@@ -128,10 +128,11 @@ async def test_context_overflow_is_a_400_before_streaming(client: httpx.AsyncCli
     assert response.json()["error"]["code"] == "context_length_exceeded"
 
 
-async def test_unsupported_tools_are_refused_not_ignored(client: httpx.AsyncClient) -> None:
+async def test_a_malformed_tool_is_refused_naming_it(client: httpx.AsyncClient) -> None:
     body = {"model": CHAT, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}
     response = await client.post("/v1/chat/completions", json=body)
-    assert response.status_code == 400 and response.json()["error"]["param"] == "tools"
+    assert response.status_code == 400 and response.json()["error"]["param"] == "tools[0]"
+    assert "function.name" in response.json()["error"]["message"]
 
 
 async def test_stream_wire_format_ends_with_done(client: httpx.AsyncClient) -> None:

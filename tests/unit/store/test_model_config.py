@@ -1,4 +1,5 @@
-"""Per-model settings files: LM Studio's place under the home, atomic writes, clear errors."""
+"""Per-model settings files: openlms's folder under the home (LM Studio's read as a fallback), atomic
+writes, clear errors."""
 
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ def test_missing_file_is_an_empty_config(tmp_path: Path) -> None:
     assert config == ModelConfig() and config.to_json() == {"load": {}, "prediction": {}}
 
 
-def test_put_get_reset_round_trip_at_lmstudios_place(tmp_path: Path) -> None:
+def test_put_get_reset_round_trip_in_openlms_folder(tmp_path: Path) -> None:
     store = ModelConfigStore(tmp_path)
     path = store.put(REL, parse_model_config(FULL))
-    assert path == (tmp_path / ".internal/user-concrete-model-default-config" / f"{REL}.json").resolve()
+    assert path == (tmp_path / "openlms/model-config" / f"{REL}.json").resolve()
+    assert not (tmp_path / ".internal").exists()  # LM Studio's files are never written
     assert json.loads(path.read_text()) == FULL
     config = store.get(REL)
     assert config.to_json() == FULL
@@ -129,7 +131,7 @@ def test_validation_errors_name_the_field(data: dict[str, Any], param: str) -> N
 
 def test_lmstudios_own_key_value_files_are_read_best_effort(tmp_path: Path) -> None:
     store = ModelConfigStore(tmp_path)
-    path = store.path_for(REL)
+    path = store.path_for(REL, root=store.lmstudio_root)
     path.parent.mkdir(parents=True)
     template = {"type": "jinja", "jinjaPromptTemplate": {"template": "T"}, "stopStrings": []}
     lmstudio = {
@@ -153,3 +155,5 @@ def test_lmstudios_own_key_value_files_are_read_best_effort(tmp_path: Path) -> N
     config = store.get(REL)
     assert config.load.fields_set() == {"context_length": 32768, "gpu": 1.0, "k_cache_type": "q8_0"}
     assert config.prediction.prompt_template == template
+    store.put(REL, ModelConfig())  # openlms's own file wins from now on; LM Studio's is left alone
+    assert store.get(REL) == ModelConfig() and json.loads(path.read_text()) == lmstudio

@@ -97,12 +97,12 @@ def to_default_format_messages(
 ) -> list[dict[str, Any]]:
     """The conversation for a template without tool support.
 
-    The tool prompt becomes the system message (after the conversation's own system message, if any, and
-    a blank line); `tool` messages become `user` messages `[TOOL_RESULT]...[END_TOOL_RESULT]` (results
-    next to each other share one message); an assistant's `tool_calls` (or legacy `function_call`) become
-    `[TOOL_REQUEST]{"name": ..., "arguments": {...}}[END_TOOL_REQUEST]` lines after its text.
+    With tools, the tool prompt becomes the system message (after the conversation's own system message,
+    if any, and a blank line); `tool` messages become `user` messages `[TOOL_RESULT]...[END_TOOL_RESULT]`
+    (results next to each other share one message); an assistant's `tool_calls` (or legacy
+    `function_call`) become `[TOOL_REQUEST]{"name": ..., "arguments": {...}}[END_TOOL_REQUEST]` lines
+    after its text.
     """
-    prompt = default_tools_system_prompt(tools)
     names = _call_names(messages)
     out: list[dict[str, Any]] = []
     from_tool = False  # the last message of `out` holds tool results
@@ -123,7 +123,7 @@ def to_default_format_messages(
         else:
             out.append(dict(message))
         from_tool = False
-    return _with_system_prompt(out, prompt)
+    return _with_system_prompt(out, default_tools_system_prompt(tools)) if tools else out
 
 
 def _with_system_prompt(messages: list[dict[str, Any]], prompt: str) -> list[dict[str, Any]]:

@@ -11,8 +11,11 @@ from typing import Any
 
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import GenerationStats, SamplingParams, StopReason
+from openlms.parsers.output.events import ParsedMessage
 from openlms.server.openai.protocol import ChatCompletionRequest, ChatMessage, SamplingFields
-from openlms.services.generation import PredictionParams
+from openlms.services.generation import ChatOptions, PredictionParams
+from openlms.services.overflow import Truncation
+from openlms.services.structured import response_format_grammar
 
 FINISH_REASONS = {
     StopReason.EOS: "stop",
@@ -49,7 +52,13 @@ def to_params(req: SamplingFields) -> PredictionParams:
         max_tokens=None if max_tokens is None or max_tokens < 0 else max_tokens,
         stop=_stops(req.stop),
         ttl_seconds=req.ttl,
+        overflow=req.context_overflow_policy,
+        grammar=response_format_grammar(req.response_format),
     )
+
+
+def chat_options(req: ChatCompletionRequest) -> ChatOptions:
+    return ChatOptions(tools=req.tools, tool_choice=req.tool_choice)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -76,18 +85,6 @@ def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
         ) from exc
 
 
-def check_unsupported(req: ChatCompletionRequest) -> None:
-    """Refuse what this version cannot do yet, rather than silently ignoring it."""
-    if req.tools:
-        raise InvalidRequestError("'tools' is not supported by this openlms version yet.", param="tools")
-    fmt = (req.response_format or {}).get("type")
-    if fmt not in (None, "text"):
-        raise InvalidRequestError(
-            f"response_format type '{fmt}' is not supported by this openlms version yet.",
-            param="response_format",
-        )
-
-
 def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     """Messages as chat templates expect them: role + plain-text content."""
     out: list[dict[str, Any]] = []
@@ -106,8 +103,44 @@ def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"role": message.role, "content": content or ""}
         if message.name:
             entry["name"] = message.name
+        if message.tool_calls:
+            entry["tool_calls"] = message.tool_calls
+        if message.function_call:
+            entry["function_call"] = message.function_call
+        if message.tool_call_id:
+            entry["tool_call_id"] = message.tool_call_id
         out.append(entry)
     return out
+
+
+def finish_reason(stats: GenerationStats, tool_calls: bool) -> str:
+    return "tool_calls" if tool_calls else FINISH_REASONS.get(stats.stop_reason, "stop")
+
+
+def assistant_message(message: ParsedMessage, reasoning_field: str) -> dict[str, Any]:
+    """The OpenAI `message`: content (None when the answer is only tool calls), reasoning, tool calls."""
+    out: dict[str, Any] = {"role": "assistant", "content": message.content}
+    if message.tool_calls and not message.content.strip():
+        out["content"] = None
+    if message.reasoning:
+        out[reasoning_field] = message.reasoning
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
+
+
+def truncation_headers(truncation: Truncation | None) -> dict[str, str]:
+    """Never a silent cut: a truncated prompt is named in a response header."""
+    if truncation is None:
+        return {}
+    value = (
+        f"policy={truncation.policy.value}; messages={truncation.dropped_messages}; "
+        f"tokens={truncation.dropped_tokens}"
+    )
+    return {"X-OpenLMS-Prompt-Truncated": value}
 
 
 def usage(stats: GenerationStats) -> dict[str, int]:
@@ -118,7 +151,14 @@ def usage(stats: GenerationStats) -> dict[str, int]:
     }
 
 
-def chat_completion(cid: str, model: str, created: int, text: str, stats: GenerationStats) -> dict[str, Any]:
+def chat_completion(
+    cid: str,
+    model: str,
+    created: int,
+    message: ParsedMessage,
+    stats: GenerationStats,
+    reasoning_field: str = "reasoning_content",
+) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion",
@@ -127,9 +167,9 @@ def chat_completion(cid: str, model: str, created: int, text: str, stats: Genera
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": assistant_message(message, reasoning_field),
                 "logprobs": None,
-                "finish_reason": FINISH_REASONS.get(stats.stop_reason, "stop"),
+                "finish_reason": finish_reason(stats, bool(message.tool_calls)),
             }
         ],
         "usage": usage(stats),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from openlms.core.types import ContextOverflowPolicy
 
 log = logging.getLogger("openlms.server")
 
@@ -33,6 +35,9 @@ class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    function_call: dict[str, Any] | None = None  # the legacy single-call form
 
 
 class StreamOptions(BaseModel):
@@ -64,13 +69,19 @@ class SamplingFields(OpenAIModel):
     )
     xtc_probability: float | None = Field(default=None, ge=0, le=1)
     xtc_threshold: float | None = Field(default=None, ge=0, le=0.5)
+    response_format: dict[str, Any] | None = None
+    context_overflow_policy: ContextOverflowPolicy | None = Field(
+        default=None,
+        validation_alias=AliasChoices("context_overflow_policy", "contextOverflowPolicy"),
+        description="stopAtLimit, truncateMiddle or rollingWindow (default: the model's, else the server's).",
+    )
 
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
-    response_format: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompletionRequest(SamplingFields):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import (
@@ -34,32 +34,39 @@ async def list_models(state: State) -> dict[str, Any]:
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, state: State) -> Response | dict[str, Any]:
-    convert.check_unsupported(body)
-    params = convert.to_params(body)
+async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(
-        body.model, convert.template_messages(body.messages), params
+        body.model,
+        convert.template_messages(body.messages),
+        convert.to_params(body),
+        convert.chat_options(body),
     )
-    shape = ChunkShape.new(body.model, chat=True)
+    shape = ChunkShape.new(body.model, chat=True).with_reasoning(prepared.output.reasoning_field)
+    headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        return sse_response(stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body)))
+        chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body))
+        return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
-        text, stats = await prediction.collect()
-    return convert.chat_completion(shape.cid, body.model, shape.created, text, stats)
+        message, stats = await prediction.collect()
+    reply = convert.chat_completion(
+        shape.cid, body.model, shape.created, message, stats, shape.reasoning_field
+    )
+    return JSONResponse(reply, headers=headers)
 
 
 @router.post("/v1/completions", response_model=None)
-async def completions(body: CompletionRequest, state: State) -> Response | dict[str, Any]:
+async def completions(body: CompletionRequest, state: State) -> Response:
     prompt = convert.single_prompt(body.prompt)
     prepared = await state.predictor.prepare_completion(body.model, prompt, convert.to_params(body))
     shape, echo = ChunkShape.new(body.model, chat=False), prompt if body.echo else ""
+    headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        return sse_response(
-            stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)
-        )
+        chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)
+        return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
-        text, stats = await prediction.collect()
-    return convert.text_completion(shape.cid, body.model, shape.created, echo + text, stats)
+        message, stats = await prediction.collect()
+    reply = convert.text_completion(shape.cid, body.model, shape.created, echo + message.content, stats)
+    return JSONResponse(reply, headers=headers)
 
 
 def _usage(body: SamplingFields) -> bool:

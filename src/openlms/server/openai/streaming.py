@@ -6,9 +6,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from openlms.core.types import Done, Fragment, GenerationStats
+from openlms.core.types import Done, GenerationStats
+from openlms.parsers.output.events import (
+    ContentDelta,
+    ParsedEvent,
+    ReasoningDelta,
+    ToolCallArgs,
+    ToolCallBegin,
+)
 from openlms.server.openai import convert
-from openlms.services.generation import Predictor, PreparedPrediction
+from openlms.services.generation import OutputEvent, Predictor, PreparedPrediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,19 +26,42 @@ class ChunkShape:
     model: str
     created: int
     chat: bool
+    reasoning_field: str = "reasoning_content"
 
     @classmethod
     def new(cls, model: str, *, chat: bool) -> ChunkShape:
         return cls(convert.new_id("chatcmpl" if chat else "cmpl"), model, convert.now(), chat)
 
+    def with_reasoning(self, reasoning_field: str) -> ChunkShape:
+        return ChunkShape(self.cid, self.model, self.created, self.chat, reasoning_field)
+
     def role(self) -> dict[str, Any]:
-        return convert.chat_chunk(self.cid, self.model, self.created, {"role": "assistant", "content": ""})
+        return self.delta({"role": "assistant", "content": ""})
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return convert.chat_chunk(self.cid, self.model, self.created, delta, finish)
 
     def text(self, text: str, finish: str | None = None) -> dict[str, Any]:
         if self.chat:
-            delta = {"content": text} if text else {}
-            return convert.chat_chunk(self.cid, self.model, self.created, delta, finish)
+            return self.delta({"content": text} if text else {}, finish)
         return convert.text_chunk(self.cid, self.model, self.created, text, finish)
+
+    def parsed(self, event: ParsedEvent) -> dict[str, Any] | None:
+        """The chunk for one parsed event (None for events with nothing to send)."""
+        if isinstance(event, ContentDelta):
+            return self.text(event.text) if event.text else None
+        if not self.chat:
+            return None
+        if isinstance(event, ReasoningDelta):
+            return self.delta({self.reasoning_field: event.text}) if event.text else None
+        if isinstance(event, ToolCallBegin):
+            call = {"name": event.name, "arguments": ""}
+            return self.delta(
+                {"tool_calls": [{"index": event.index, "id": event.id, "type": "function", "function": call}]}
+            )
+        if isinstance(event, ToolCallArgs):
+            return self.delta({"tool_calls": [{"index": event.index, "function": {"arguments": event.text}}]})
+        return None
 
     def usage(self, stats: GenerationStats) -> dict[str, Any]:
         kind = "chat.completion.chunk" if self.chat else "text_completion"
@@ -47,19 +77,23 @@ async def stream_chunks(
     echo: str = "",
     final_extras: Callable[[GenerationStats], dict[str, Any]] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Chunks of one prediction: a role (chat) or echo (completion) first, text deltas, a chunk with the
-    finish reason (plus `final_extras`), then a usage chunk if asked for."""
+    """Chunks of one prediction: a role (chat) or echo (completion) first, content / reasoning / tool-call
+    deltas, a chunk with the finish reason (plus `final_extras`), then a usage chunk if asked for."""
     async with predictor.run(prepared) as prediction:
         if shape.chat:
             yield shape.role()
         elif echo:
             yield shape.text(echo)
-        async for event in prediction.events:
-            if isinstance(event, Fragment):
-                if event.text:
-                    yield shape.text(event.text)
-            elif isinstance(event, Done):
-                last = shape.text("", convert.FINISH_REASONS.get(event.stats.stop_reason, "stop"))
+        called = False
+        event: OutputEvent
+        async for event in prediction.output():
+            if isinstance(event, Done):
+                last = shape.text("", convert.finish_reason(event.stats, called))
                 yield (last | final_extras(event.stats)) if final_extras else last
                 if include_usage:
                     yield shape.usage(event.stats)
+            elif isinstance(event, ContentDelta | ReasoningDelta | ToolCallBegin | ToolCallArgs):
+                called = called or isinstance(event, ToolCallBegin)
+                chunk = shape.parsed(event)
+                if chunk is not None:
+                    yield chunk

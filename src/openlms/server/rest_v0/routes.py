@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from openlms.core.errors import ModelNotFoundError
 from openlms.core.types import GenerationStats, ModelKind
-from openlms.engine.manager import Instance
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import (
     ChatCompletionRequest,
@@ -38,6 +37,7 @@ def model_entry(view: ModelView) -> dict[str, Any]:
         "quantization": d.quantization,
         "state": "loaded" if view.loaded else "not-loaded",
         "max_context_length": d.max_context_length,
+        "capabilities": ["tool_use"] if d.trained_for_tool_use else [],
     }
     if view.loaded:
         entry["loaded_context_length"] = view.instances[0].runtime.context_length
@@ -62,14 +62,19 @@ async def get_model(model: str, state: State) -> dict[str, Any]:
     raise ModelNotFoundError(model, available=[v.descriptor.key for v in views])
 
 
-def extras(state: AppState, instance: Instance, stats: GenerationStats) -> dict[str, Any]:
+def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats) -> dict[str, Any]:
+    instance = prepared.instance
     d = instance.descriptor
+    truncation = prepared.truncation
     return {
         "stats": {
             "tokens_per_second": stats.tokens_per_second,
             "time_to_first_token": round(stats.time_to_first_token_s, 3),
             "generation_time": round(stats.generation_time_s, 3),
             "stop_reason": stats.stop_reason.value,
+            "prompt_truncated_tokens": truncation.dropped_tokens if truncation else 0,
+            "prompt_truncated_messages": truncation.dropped_messages if truncation else 0,
+            "context_shift_tokens": stats.context_shift_tokens,
         },
         "model_info": {
             "arch": d.architecture,
@@ -86,40 +91,46 @@ def extras(state: AppState, instance: Instance, stats: GenerationStats) -> dict[
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, state: State) -> Response | dict[str, Any]:
-    convert.check_unsupported(body)
+async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(
-        body.model, convert.template_messages(body.messages), convert.to_params(body)
+        body.model,
+        convert.template_messages(body.messages),
+        convert.to_params(body),
+        convert.chat_options(body),
     )
-    return await _respond(
-        state, prepared, body, ChunkShape(convert.new_id("chatcmpl"), body.model, convert.now(), True)
-    )
+    shape = ChunkShape.new(body.model, chat=True).with_reasoning(prepared.output.reasoning_field)
+    return await _respond(state, prepared, body, shape)
 
 
 @router.post("/completions", response_model=None)
-async def completions(body: CompletionRequest, state: State) -> Response | dict[str, Any]:
+async def completions(body: CompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_completion(
         body.model, convert.single_prompt(body.prompt), convert.to_params(body)
     )
-    return await _respond(
-        state, prepared, body, ChunkShape(convert.new_id("cmpl"), body.model, convert.now(), False)
-    )
+    return await _respond(state, prepared, body, ChunkShape.new(body.model, chat=False))
 
 
 async def _respond(
     state: State, prepared: PreparedPrediction, body: SamplingFields, shape: ChunkShape
-) -> Response | dict[str, Any]:
+) -> Response:
     """The OpenAI response (or stream) plus LM Studio's `stats`, `model_info` and `runtime`."""
 
     def final(stats: GenerationStats) -> dict[str, Any]:
-        return {"usage": convert.usage(stats)} | extras(state, prepared.instance, stats)
+        return {"usage": convert.usage(stats)} | extras(state, prepared, stats)
 
+    headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        return sse_response(stream_chunks(state.predictor, prepared, shape, final_extras=final))
+        chunks = stream_chunks(state.predictor, prepared, shape, final_extras=final)
+        return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
-        text, stats = await prediction.collect()
-    build = convert.chat_completion if shape.chat else convert.text_completion
-    return build(shape.cid, shape.model, shape.created, text, stats) | extras(state, prepared.instance, stats)
+        message, stats = await prediction.collect()
+    if shape.chat:
+        reply = convert.chat_completion(
+            shape.cid, shape.model, shape.created, message, stats, shape.reasoning_field
+        )
+    else:
+        reply = convert.text_completion(shape.cid, shape.model, shape.created, message.content, stats)
+    return JSONResponse(reply | extras(state, prepared, stats), headers=headers)
 
 
 @router.post("/embeddings")

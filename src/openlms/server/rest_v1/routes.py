@@ -14,10 +14,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from openlms.core.errors import InvalidRequestError, OpenLMSError, PermissionDeniedError
+from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.types import LoadConfig, ModelKind
 from openlms.engine.manager import Instance
 from openlms.server.errors import domain_error_body
+from openlms.server.loopback import require_loopback
 from openlms.server.sse import dumps
 from openlms.server.state import AppState, State
 from openlms.services.models import ModelView
@@ -195,17 +196,10 @@ async def _load_stream(
             task.add_done_callback(lambda t: t.exception())
 
 
-def require_local(request: Request, what: str) -> None:
-    """Refuse `what` (e.g. "Importing models") unless the client is on this machine."""
-    client = request.client.host if request.client else ""
-    if client not in ("127.0.0.1", "::1", "localhost"):
-        raise PermissionDeniedError(f"{what} is allowed from the local machine only.")
-
-
 @router.post("/models/import")
 async def import_model(body: ImportRequest, request: Request, state: State) -> dict[str, Any]:
     """Import a file from the server's own disk (`lms import`); only local clients may ask for it."""
-    require_local(request, "Importing models")
+    require_loopback(request, "Importing models")
     descriptor = await state.models.import_model(
         Path(body.path), publisher=body.publisher, repo=body.repo, mode=body.mode
     )
@@ -237,13 +231,13 @@ async def put_model_config(
     model: ModelQuery, body: Annotated[dict[str, Any], Body()], request: Request, state: State
 ) -> dict[str, Any]:
     """Replace a model's per-model settings; the body has the shape GET returns."""
-    require_local(request, "Changing model settings")
+    require_loopback(request, "Changing model settings")
     return (await state.models.put_model_config(model, body)).to_json()
 
 
 @router.delete("/models/config")
 async def reset_model_config(model: ModelQuery, request: Request, state: State) -> dict[str, Any]:
     """Forget a model's per-model settings (back to the defaults)."""
-    require_local(request, "Changing model settings")
+    require_loopback(request, "Changing model settings")
     removed = await state.models.reset_model_config(model)
     return {"model": model, "reset": removed}

@@ -1,0 +1,85 @@
+"""The chat prompt of one request: the model's template (or its override), custom Jinja variables, and
+the tools shaped for the model's tool format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openlms.core.types import ModelDescriptor
+from openlms.engine.runtime import ModelRuntime
+from openlms.parsers.templates import ChatTemplate, resolve_template
+from openlms.services.models import PromptSetup
+from openlms.services.overflow import FittedPrompt
+from openlms.services.toolcalls import (
+    ToolChoice,
+    ToolPlan,
+    messages_for_template,
+    plan_tools,
+    template_tools,
+)
+
+
+class Template(Protocol):
+    @property
+    def extra_stops(self) -> tuple[str, ...]: ...
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrompt:
+    runtime: ModelRuntime
+    template: Template
+    plan: ToolPlan
+    variables: Mapping[str, Any]
+
+    @property
+    def extra_stops(self) -> tuple[str, ...]:
+        return self.template.extra_stops
+
+    def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool) -> str:
+        return self.template.render(
+            messages_for_template(self.plan, messages),
+            add_generation_prompt=add_generation_prompt,
+            tools=template_tools(self.plan),
+            variables=self.variables,
+        )
+
+    def tokenize(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> list[int]:
+        prompt = self.render(messages, add_generation_prompt=add_generation_prompt)
+        bos = self.runtime.bos_token
+        has_bos = bool(bos) and prompt.startswith(bos)
+        return self.runtime.tokenize(prompt, add_special=not has_bos, parse_special=True)
+
+    def text_of(self, fitted: FittedPrompt) -> str:
+        """The prompt text the model receives (decoded from the tokens when tokens were cut)."""
+        if fitted.token_cut:
+            return self.runtime.detokenize(fitted.tokens)
+        return self.render(fitted.messages, add_generation_prompt=True)
+
+
+def chat_prompt(
+    runtime: ModelRuntime,
+    descriptor: ModelDescriptor,
+    setup: PromptSetup,
+    tools: Sequence[Mapping[str, Any]] | None,
+    tool_choice: ToolChoice,
+) -> ChatPrompt:
+    template = resolve_template(
+        runtime.chat_template,
+        descriptor.architecture,
+        bos_token=runtime.bos_token,
+        eos_token=runtime.eos_token,
+        override=setup.template,
+    )
+    source = template.source if isinstance(template, ChatTemplate) else None
+    return ChatPrompt(runtime, template, plan_tools(tools, tool_choice, source), setup.variables)

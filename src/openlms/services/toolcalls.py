@@ -1,0 +1,168 @@
+"""Tool use for one chat request: validate `tools`/`tool_choice`, choose the model's tool format, shape the
+conversation for the template, and build the grammar that forces a call when one is required.
+
+Native formats go through the model's own template (it renders `tools`, assistant `tool_calls` and `tool`
+messages); every other model gets LM Studio's default format (a system prompt with AVAILABLE TOOLS,
+`[TOOL_REQUEST]...[END_TOOL_REQUEST]`, tool results as user turns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError
+from openlms.parsers.grammar import args_grammars, tool_call_grammar
+from openlms.parsers.grammar_pieces import gbnf_literal
+from openlms.parsers.output.registry import ToolFormat, detect_tool_format
+from openlms.parsers.output.toolspec import normalize_tool_names, to_default_format_messages
+
+ToolChoice = str | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPlan:
+    """How one request uses tools. `tools` is None when nothing is rendered (no tools, or choice "none")."""
+
+    format: ToolFormat
+    tools: list[dict[str, Any]] | None = None  # as the model sees them (normalised names)
+    names: Mapping[str, str] = field(default_factory=dict)  # model's name -> the caller's name
+    grammar: str | None = None  # set when a call is required
+
+    @property
+    def active(self) -> bool:
+        return self.tools is not None
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.names)
+
+
+def plan_tools(
+    tools: Sequence[Mapping[str, Any]] | None, choice: ToolChoice, template_source: str | None
+) -> ToolPlan:
+    """The plan for a request; `template_source` is the Jinja template in use (None for a manual one)."""
+    fmt = detect_tool_format(template_source)
+    if not tools:
+        if choice not in (None, "auto", "none"):
+            raise InvalidRequestError("'tool_choice' needs a non-empty 'tools' list.", param="tool_choice")
+        return ToolPlan(fmt)
+    checked = [_checked_tool(i, t) for i, t in enumerate(tools)]
+    forced = _forced(choice, [t["function"]["name"] for t in checked])
+    if forced is None and choice == "none":
+        return ToolPlan(fmt)
+    model_tools, names = normalize_tool_names(checked)
+    grammar = None
+    if forced is not None:
+        wanted = {n for n, original in names.items() if forced == "*" or original == forced}
+        grammar = required_grammar(
+            fmt, [t for t in model_tools if t["function"]["name"] in wanted], template_source
+        )
+    return ToolPlan(fmt, model_tools, names, grammar)
+
+
+def _checked_tool(index: int, tool: Mapping[str, Any]) -> dict[str, Any]:
+    param = f"tools[{index}]"
+    if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
+        raise InvalidRequestError(
+            f"{param} must be {{'type': 'function', 'function': {{...}}}}.", param=param
+        )
+    function = tool.get("function")
+    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str) or not function["name"]:
+        raise InvalidRequestError(f"{param}.function.name must be a non-empty string.", param=param)
+    parameters = function.get("parameters")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise InvalidRequestError(f"{param}.function.parameters must be a JSON schema object.", param=param)
+    return {"type": "function", "function": dict(function)}
+
+
+def _forced(choice: ToolChoice, names: list[str]) -> str | None:
+    """None: the model decides (or "none"); "*": some call is required; else the one function required."""
+    if choice is None or choice in ("auto", "none"):
+        return None
+    if choice == "required":
+        return "*"
+    if isinstance(choice, Mapping):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if choice.get("type") == "function" and isinstance(name, str):
+            if name not in names:
+                raise InvalidRequestError(
+                    f"tool_choice names the function '{name}', which is not in 'tools' ({', '.join(names)}).",
+                    param="tool_choice",
+                )
+            return name
+    raise InvalidRequestError(
+        "'tool_choice' must be 'auto', 'none', 'required' or "
+        "{'type': 'function', 'function': {'name': ...}}.",
+        param="tool_choice",
+    )
+
+
+def required_grammar(fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None) -> str:
+    """GBNF that makes the model write exactly one call, in its own format, to one of `tools`."""
+    specs = [(t["function"]["name"], t["function"].get("parameters")) for t in tools]
+    if fmt.name == "harmony" or (fmt.name == "mistral" and "[ARGS]" in (template_source or "")):
+        return _name_outside_grammar(fmt.name, specs)
+    args_key = "parameters" if fmt.name == "llama3" else "arguments"
+    rules, call = tool_call_grammar(specs, args_key=args_key)
+    root = {
+        "hermes": f'"<tool_call>\\n" {call} "\\n</tool_call>"',
+        "llama3": call,
+        "mistral": f'"[TOOL_CALLS]" "[" {call} "]"',
+    }.get(fmt.name, f'"[TOOL_REQUEST]" {call} "[END_TOOL_REQUEST]"')
+    return f"root ::= {root}\n{rules}"
+
+
+def _name_outside_grammar(fmt_name: str, specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
+    """Formats that write the name as markup and only the arguments as JSON."""
+    rules, arg_rules = args_grammars([schema for _, schema in specs])
+    alternatives = []
+    for (name, _), rule in zip(specs, arg_rules, strict=True):
+        if fmt_name == "harmony":
+            head = gbnf_literal(f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>")
+            alternatives.append(f'{head} {rule} "<|call|>"')
+        else:
+            alternatives.append(f'"[TOOL_CALLS]" {gbnf_literal(name)} "[ARGS]" {rule}')
+    return "root ::= " + " | ".join(f"( {a} )" for a in alternatives) + "\n" + rules
+
+
+def messages_for_template(plan: ToolPlan, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as the template should see it, with the tools' names as the model knows them."""
+    to_model = {original: name for name, original in plan.names.items()}
+    native = [_native_message(m, to_model) for m in messages]
+    if plan.format.native:
+        return native
+    return to_default_format_messages(native, plan.tools or [])
+
+
+def template_tools(plan: ToolPlan) -> list[dict[str, Any]] | None:
+    """What the template's `tools` variable holds (nothing for the default format: it is in the prompt)."""
+    return plan.tools if plan.format.native else None
+
+
+def _native_message(message: Mapping[str, Any], to_model: Mapping[str, str]) -> dict[str, Any]:
+    out = dict(message)
+    calls = out.get("tool_calls")
+    if out.get("function_call") and not calls:  # the legacy single-call form
+        calls = [{"id": "call_0", "type": "function", "function": out.pop("function_call")}]
+    if calls:
+        out["tool_calls"] = [_native_call(c, to_model) for c in calls]
+    if out.get("content") is None:
+        out["content"] = ""
+    return out
+
+
+def _native_call(call: Mapping[str, Any], to_model: Mapping[str, str]) -> dict[str, Any]:
+    function = dict(call.get("function") or {})
+    name = function.get("name", "")
+    function["name"] = to_model.get(name, name)
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        # a template that needs a dict will say so; invalid JSON is kept as the caller sent it
+        with contextlib.suppress(ValueError):
+            function["arguments"] = json.loads(arguments) if arguments.strip() else {}
+    return {"id": call.get("id", ""), "type": "function", "function": function}

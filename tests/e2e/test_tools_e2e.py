@@ -1,0 +1,305 @@
+"""Tool calling, structured output, prompt templates, overflow and `lms log stream` on the real server
+with the real SmolLM2 model, driven by the `openai` package, `httpx` and the `lms` CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.support.server import CHAT_MODEL, LMS, Server
+
+pytestmark = pytest.mark.e2e
+
+HELLO = {
+    "type": "function",
+    "function": {
+        "name": "say_hello",
+        "description": "Says hello to someone",
+        "parameters": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "description": "The person's name"}},
+            "required": ["name"],
+        },
+    },
+}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+BOB = [{"role": "user", "content": "Can you say hello to Bob the Builder?"}]
+HERMES_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n# Tools\n<tools>\n{% for t in tools %}{{ t | tojson }}\n{% endfor %}"
+    "</tools>\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags.<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.tool_calls %}{% for c in m.tool_calls %}"
+    '<tool_call>\n{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}\n'
+    "</tool_call>{% endfor %}{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def oai(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="lm-studio", max_retries=0)
+
+
+def test_required_tool_choice_gives_a_parseable_call(oai: openai.OpenAI) -> None:
+    for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
+        completion = oai.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[HELLO, WEATHER],  # type: ignore[list-item]
+            tool_choice=choice,  # type: ignore[arg-type]
+        )
+        choice0 = completion.choices[0]
+        assert choice0.finish_reason == "tool_calls"
+        call = (choice0.message.tool_calls or [])[0]
+        assert call.id and call.function.name in ("say_hello", "get_weather")  # type: ignore[union-attr]
+        arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+        schema = (HELLO if call.function.name == "say_hello" else WEATHER)["function"]["parameters"]  # type: ignore[union-attr,index]
+        jsonschema.validate(arguments, schema)  # type: ignore[arg-type]
+        if isinstance(choice, dict):
+            assert call.function.name == "get_weather"  # type: ignore[union-attr]
+
+
+def test_streamed_required_call_arrives_in_pieces(oai: openai.OpenAI) -> None:
+    stream = oai.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=BOB,
+        tools=[HELLO],
+        tool_choice="required",
+        stream=True,  # type: ignore[list-item]
+    )
+    content, name, arguments, pieces, finish = "", "", "", 0, None
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        content += delta.content or ""
+        for tc in delta.tool_calls or []:
+            assert tc.index == 0
+            name += (tc.function.name if tc.function else None) or ""
+            if tc.function and tc.function.arguments:
+                arguments += tc.function.arguments
+                pieces += 1
+        finish = chunk.choices[0].finish_reason or finish
+    assert content == "" and name == "say_hello" and finish == "tool_calls"
+    assert "name" in json.loads(arguments)
+    assert pieces >= 1
+
+
+def test_native_hermes_format_through_a_template_override(server: Server, oai: openai.OpenAI) -> None:
+    """SmolLM2 chats through a Hermes/Qwen-style template set as its per-model prompt template: the tools
+    are rendered by the template, the forced call is `<tool_call>` JSON, and it lands in tool_calls."""
+    template = {"type": "jinja", "jinjaPromptTemplate": {"template": HERMES_TEMPLATE}, "stopStrings": []}
+    with server.http() as http:
+        put = http.put(
+            "/api/v1/models/config",
+            params={"model": CHAT_MODEL},
+            json={"prediction": {"promptTemplate": template}},
+        )
+        assert put.status_code == 200, put.text
+        try:
+            applied = http.post(
+                "/api/v1/apply-template", json={"model": CHAT_MODEL, "messages": BOB, "tools": [HELLO]}
+            )
+            assert "<tools>" in applied.json()["prompt"] and "TOOL_REQUEST" not in applied.json()["prompt"]
+            completion = oai.chat.completions.create(
+                model=CHAT_MODEL,
+                messages=BOB,
+                tools=[HELLO],
+                tool_choice="required",  # type: ignore[list-item]
+            )
+        finally:
+            http.delete("/api/v1/models/config", params={"model": CHAT_MODEL})
+    call = (completion.choices[0].message.tool_calls or [])[0]
+    assert call.function.name == "say_hello" and "name" in json.loads(call.function.arguments)  # type: ignore[union-attr]
+    assert completion.choices[0].message.content is None
+
+
+class Address(BaseModel):
+    city: str
+    country: str
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+    home: Address
+    hobbies: list[str]
+
+
+def test_openai_parse_helper_with_a_pydantic_model(oai: openai.OpenAI) -> None:
+    completion = oai.beta.chat.completions.parse(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Invent a person who lives in Paris."}],
+        response_format=Person,
+        max_tokens=300,
+    )
+    person = completion.choices[0].message.parsed
+    assert isinstance(person, Person) and isinstance(person.home, Address)
+
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "$defs": {"color": {"type": "string", "enum": ["red", "green", "blue"]}},
+    "properties": {
+        "colors": {"type": "array", "items": {"$ref": "#/$defs/color"}, "minItems": 2, "maxItems": 3},
+        "count": {"type": "integer"},
+        "ok": {"type": "boolean"},
+    },
+    "required": ["colors", "count", "ok"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_output_always_validates(oai: openai.OpenAI, stream: bool) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "colors", "strict": True, "schema": SCHEMA}}
+    for seed in range(3):
+        kwargs: dict[str, Any] = dict(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": "Name some colors."}],
+            response_format=fmt,
+            temperature=1.0,
+            seed=seed,
+            max_tokens=200,
+        )
+        if stream:
+            text = "".join(
+                c.choices[0].delta.content or "" for c in oai.chat.completions.create(stream=True, **kwargs)
+            )
+        else:
+            text = oai.chat.completions.create(**kwargs).choices[0].message.content or ""
+        jsonschema.validate(json.loads(text), SCHEMA)
+
+
+def test_json_object_on_completions(server: Server) -> None:
+    with server.http() as http:
+        body = {
+            "model": CHAT_MODEL,
+            "prompt": "A JSON object describing Paris:",
+            "response_format": {"type": "json_object"},
+            "max_tokens": 200,
+        }
+        reply = http.post("/v1/completions", json=body).json()
+    assert isinstance(json.loads(reply["choices"][0]["text"]), dict)
+
+
+def test_bad_schema_is_a_400_naming_it(oai: openai.OpenAI) -> None:
+    bad = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object", "required": "name"}},
+    }
+    with pytest.raises(openai.BadRequestError) as info:
+        oai.chat.completions.create(model=CHAT_MODEL, messages=BOB, response_format=bad)  # type: ignore[arg-type]
+    assert "required" in str(info.value)
+
+
+def test_context_overflow_policies(server: Server) -> None:
+    server.lms("load", CHAT_MODEL, "--context-length", "512", "--identifier", "small-ctx")
+    try:
+        history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful assistant."}]
+        history.append({"role": "user", "content": "My name is Ada."})
+        for i in range(30):
+            history += [
+                {"role": "assistant", "content": f"Noted {i}."},
+                {"role": "user", "content": "More text " * 12},
+            ]
+        body: dict[str, Any] = {"model": "small-ctx", "messages": history, "max_tokens": 16, "temperature": 0}
+        with server.http() as http:
+            refused = http.post("/v1/chat/completions", json=body)
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+            for policy in ("truncateMiddle", "rollingWindow"):
+                reply = http.post("/api/v0/chat/completions", json=body | {"context_overflow_policy": policy})
+                assert reply.status_code == 200, reply.text
+                assert f"policy={policy}" in reply.headers["x-openlms-prompt-truncated"]
+                assert reply.json()["stats"]["prompt_truncated_messages"] > 0
+                assert reply.json()["usage"]["prompt_tokens"] < 512
+            long = {
+                "model": "small-ctx",
+                "messages": [{"role": "user", "content": "Count from 1 to 1000."}],
+                "max_tokens": 700,
+                "temperature": 0,
+                "context_overflow_policy": "truncateMiddle",
+            }
+            reply = http.post("/api/v0/chat/completions", json=long).json()
+            assert reply["usage"]["completion_tokens"] == 700 or reply["stats"]["stop_reason"] == "eosFound"
+            if reply["usage"]["completion_tokens"] == 700:
+                assert reply["stats"]["context_shift_tokens"] > 0
+    finally:
+        server.lms("unload", "small-ctx", check=False)
+
+
+@pytest.fixture
+def model_log(server: Server) -> Iterator[list[dict[str, Any]]]:
+    """`lms log stream --source model --filter input,output --json` running beside the test."""
+    proc = subprocess.Popen(
+        [LMS, "log", "stream", "--source", "model", "--filter", "input,output", "--json", "--stats"],
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    events: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None and proc.stdout is not None
+        proc.stderr.readline()  # "Streaming logs from LM Studio" once subscribed
+        ready.set()
+        for line in proc.stdout:
+            events.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert ready.wait(30), "lms log stream did not start"
+    try:
+        yield events
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_log_stream_shows_the_default_tool_format(
+    server: Server, oai: openai.OpenAI, model_log: list[dict[str, Any]]
+) -> None:
+    oai.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Get me delivery date for order 123"}],
+        tools=[HELLO],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    deadline = 50
+    while deadline and not any(e.get("type") == "llm.prediction.output" for e in model_log):
+        threading.Event().wait(0.1)
+        deadline -= 1
+    inputs = [e for e in model_log if e["type"] == "llm.prediction.input"]
+    outputs = [e for e in model_log if e["type"] == "llm.prediction.output"]
+    assert inputs and outputs
+    prompt = inputs[-1]["input"]
+    assert (
+        "You are a tool-calling AI. You can request calls to available tools with this EXACT format:"
+        in prompt
+    )
+    assert '"type": "toolArray"' in prompt and "Get me delivery date for order 123" in prompt
+    assert inputs[-1]["modelIdentifier"] == CHAT_MODEL
+    assert "[TOOL_REQUEST]" in outputs[-1]["output"] and outputs[-1]["stats"]["predictedTokensCount"] > 0
