@@ -121,6 +121,29 @@ def server_prompt(http: httpx.Client, model: str, rep: int, n_prompt: int) -> fl
     return n_prompt / (time.perf_counter() - t0)
 
 
+STORY_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+    "required": ["title", "story"],
+}
+
+
+def chat_rate(http: httpx.Client, model: str, *, structured: bool) -> float:
+    """The server's own decode rate (`stats.tokens_per_second`) for a chat answer, with or without a
+    JSON-schema grammar constraining every token."""
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Write a long story about a dragon, as JSON."}],
+        "max_tokens": 128,
+        "temperature": 0.8,
+        "seed": 1,
+    }
+    if structured:
+        body["response_format"] = {"type": "json_schema", "json_schema": {"schema": STORY_SCHEMA}}
+    reply = http.post("/api/v0/chat/completions", json=body).json()
+    return float(reply["stats"]["tokens_per_second"])
+
+
 def ttft(http: httpx.Client, model: str) -> float:
     body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True}
     t0 = time.perf_counter()
@@ -190,6 +213,10 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
             raw_tg.append(raw.ask("tg")["decode_tokens_per_s"])
             srv_tg.append(server_decode(http, a.model, a.n_gen))
         first_token = statistics.median(ttft(http, a.model) for _ in range(5))
+        plain, constrained = [], []
+        for _ in range(a.reps):
+            plain.append(chat_rate(http, a.model, structured=False))
+            constrained.append(chat_rate(http, a.model, structured=True))
         raw_rss, server_rss = raw.ask("info")["peak_rss_mb"], server_peak_rss_mb(server)
         http.post("/api/v1/models/unload", json={"instance_id": a.model})
         t0 = time.perf_counter()
@@ -209,6 +236,9 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
         "prompt_ratio": paired(srv_pp, raw_pp),
         "n_prompt": n_prompt,
         "ttft_s": first_token,
+        "chat_decode_tps": statistics.median(plain),
+        "structured_decode_tps": statistics.median(constrained),
+        "structured_ratio": paired(constrained, plain),
         "jit_first_request_s": jit_first_request,
         "load_time_s": load["load_time_seconds"],
         "lms_help_s": wall("--help", env=env),
@@ -236,6 +266,8 @@ def report(r: dict[str, float]) -> None:
         f"   ratio {r['prompt_ratio']:.3f} (median of paired runs; target >= 0.95)",
         f"TTFT (short chat) {r['ttft_s'] * 1000:.0f} ms;  JIT first request {r['jit_first_request_s']:.2f} s;"
         f"  load {r['load_time_s']:.2f} s",
+        f"structured output (json_schema grammar) {r['structured_decode_tps']:.1f} tok/s vs plain chat"
+        f" {r['chat_decode_tps']:.1f} tok/s   ratio {r['structured_ratio']:.3f} (median of paired runs)",
         f"lms --help {r['lms_help_s'] * 1000:.0f} ms;  lms ls {r['lms_ls_s'] * 1000:.0f} ms",
         f"peak RSS raw {r['raw_peak_rss_mb']:.0f} MB   server {r['server_peak_rss_mb']:.0f} MB"
         f"   overhead {r['rss_overhead_mb']:.0f} MB  (target <= 150)",

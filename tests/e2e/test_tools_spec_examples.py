@@ -32,7 +32,9 @@ PRELUDE = (
 def example(rel: str, starts: str) -> str:
     blocks = [b for b in python_blocks(rel) if starts in b]
     assert len(blocks) == 1, f"{rel}: expected one example containing {starts!r}"
-    return textwrap.dedent(blocks[0]).replace(SPEC_MODEL, CHAT_MODEL).replace('"your-model"', f'"{CHAT_MODEL}"')
+    return (
+        textwrap.dedent(blocks[0]).replace(SPEC_MODEL, CHAT_MODEL).replace('"your-model"', f'"{CHAT_MODEL}"')
+    )
 
 
 def run(code: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
