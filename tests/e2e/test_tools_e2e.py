@@ -303,3 +303,37 @@ def test_log_stream_shows_the_default_tool_format(
     assert '"type": "toolArray"' in prompt and "Get me delivery date for order 123" in prompt
     assert inputs[-1]["modelIdentifier"] == CHAT_MODEL
     assert "[TOOL_REQUEST]" in outputs[-1]["output"] and outputs[-1]["stats"]["predictedTokensCount"] > 0
+
+
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+def test_reasoning_of_a_thinking_template_goes_to_reasoning_content(
+    server: Server, oai: openai.OpenAI
+) -> None:
+    """A Qwen3/DeepSeek-style template opens `<think>` in the generation prompt: what the model writes
+    until `</think>` is reasoning. SmolLM2 never closes it, so with max_tokens all of it is reasoning."""
+    template = {"type": "jinja", "jinjaPromptTemplate": {"template": THINKING_TEMPLATE}, "stopStrings": []}
+    ask: Any = dict(model=CHAT_MODEL, messages=BOB, max_tokens=24, temperature=0, stop=["</think>"])
+    with server.http() as http:
+        config = {"prediction": {"promptTemplate": template}}
+        assert http.put("/api/v1/models/config", params={"model": CHAT_MODEL}, json=config).status_code == 200
+        try:
+            separated = oai.chat.completions.create(**ask).choices[0].message
+            streamed = [c.choices[0].delta for c in oai.chat.completions.create(stream=True, **ask)]
+            config["prediction"]["reasoningParsing"] = False  # type: ignore[index]
+            assert (
+                http.put("/api/v1/models/config", params={"model": CHAT_MODEL}, json=config).status_code
+                == 200
+            )
+            joined = oai.chat.completions.create(**ask).choices[0].message
+        finally:
+            http.delete("/api/v1/models/config", params={"model": CHAT_MODEL})
+    reasoning = separated.reasoning_content  # type: ignore[attr-defined]
+    assert reasoning and not separated.content
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in streamed) == reasoning
+    assert not "".join(d.content or "" for d in streamed)
+    assert joined.content and reasoning.strip() in joined.content

@@ -327,3 +327,17 @@ async def test_a_models_tool_choice_setting_applies_to_requests_with_tools(
     assert fake.requests[-1].grammar is None
     await oai.chat.completions.create(model=CHAT, messages=ASK)  # no tools: the setting does not apply
     assert fake.requests[-1].grammar is None
+
+
+async def test_a_call_cut_by_max_tokens_finishes_with_length(
+    oai: openai.AsyncOpenAI, fake: FakeBackend
+) -> None:
+    replies(fake, '[TOOL_REQUEST]{"name": "get_delivery_date", "arguments": {"order_id": "1 2 3 4 5 6"}}')
+    completion = await oai.chat.completions.create(
+        model=CHAT,
+        messages=ASK,
+        tools=[DELIVERY],
+        max_tokens=4,  # type: ignore[list-item]
+    )
+    assert completion.choices[0].message.tool_calls  # the call had begun when the limit hit
+    assert completion.choices[0].finish_reason == "length"
