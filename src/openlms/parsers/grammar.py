@@ -60,6 +60,7 @@ def check_json_schema(schema: object, *, param: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         kind = _json_type(schema)
         raise InvalidRequestError(f"The JSON schema must be an object, not {kind}.", param=param)
+    check_schema_size(schema, param=param)
     try:
         jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator).check_schema(schema)
     except jsonschema.SchemaError as e:
@@ -67,6 +68,26 @@ def check_json_schema(schema: object, *, param: str) -> dict[str, Any]:
         raise InvalidRequestError(f"Invalid JSON schema at '{where}': {e.message}", param=param) from e
     _grammar_of(schema, param)
     return schema
+
+
+MAX_SCHEMA_DEPTH = 64  # nesting of the schema document itself
+MAX_SCHEMA_NODES = 20_000
+
+
+def check_schema_size(schema: object, *, param: str | None) -> None:
+    """Refuse schemas too deep or too big to turn into a grammar (before anything recursive sees them)."""
+    stack: list[tuple[object, int]] = [(schema, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_SCHEMA_DEPTH or nodes > MAX_SCHEMA_NODES:
+            what = (
+                f"nested deeper than {MAX_SCHEMA_DEPTH} levels" if depth > MAX_SCHEMA_DEPTH else "too large"
+            )
+            raise InvalidRequestError(f"The JSON schema is {what}; simplify it.", param=param)
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def json_schema_grammar(schema: Mapping[str, Any]) -> str:
@@ -198,6 +219,7 @@ def _convert(
 ) -> str:
     if not isinstance(schema, Mapping):
         raise InvalidRequestError(f"{label}the JSON schema must be an object.", param=param)
+    check_schema_size(schema, param=param)
     try:
         _check_supported(schema)
         resolved = conv.resolve_refs(_normalize(schema), url)

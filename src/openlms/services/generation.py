@@ -46,7 +46,7 @@ from openlms.services.logbus import LogBus, model_input_event, model_output_even
 from openlms.services.models import ModelService
 from openlms.services.overflow import Truncation, fit
 from openlms.services.prompting import chat_prompt
-from openlms.services.toolcalls import ToolChoice
+from openlms.services.toolcalls import ToolChoice, check_history_calls
 
 log = logging.getLogger("openlms.server")
 
@@ -342,5 +342,6 @@ def _checked(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 f"messages[{index}].role must be one of system, user, assistant, tool; got {role!r}.",
                 param=f"messages[{index}].role",
             )
+        check_history_calls(message, f"messages[{index}]")
         checked.append(dict(message))
     return checked

@@ -51,6 +51,7 @@ def plan_tools(
             raise InvalidRequestError("'tool_choice' needs a non-empty 'tools' list.", param="tool_choice")
         return ToolPlan(fmt)
     checked = [_checked_tool(i, t) for i, t in enumerate(tools)]
+    _check_unique([t["function"]["name"] for t in checked])
     forced = _forced(choice, [t["function"]["name"] for t in checked])
     if forced is None and choice == "none":
         return ToolPlan(fmt)
@@ -77,6 +78,15 @@ def _checked_tool(index: int, tool: Mapping[str, Any]) -> dict[str, Any]:
     if parameters is not None and not isinstance(parameters, Mapping):
         raise InvalidRequestError(f"{param}.function.parameters must be a JSON schema object.", param=param)
     return {"type": "function", "function": dict(function)}
+
+
+def _check_unique(names: list[str]) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            param = f"tools[{index}]"
+            raise InvalidRequestError(f"{param}.function.name '{name}' is used by another tool.", param=param)
+        seen.add(name)
 
 
 def _forced(choice: ToolChoice, names: list[str]) -> str | None:
@@ -154,6 +164,25 @@ def _native_message(message: Mapping[str, Any], to_model: Mapping[str, str]) -> 
     if out.get("content") is None:
         out["content"] = ""
     return out
+
+
+def check_history_calls(message: Mapping[str, Any], param: str) -> None:
+    """An assistant message's `tool_calls` must be a list of {id?, type?, function: {name, arguments}}."""
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise InvalidRequestError(f"{param}.tool_calls must be a list.", param=f"{param}.tool_calls")
+    for j, call in enumerate(calls):
+        where = f"{param}.tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise InvalidRequestError(
+                f"{where} must be {{'id', 'type': 'function', 'function': {{'name', 'arguments'}}}}.",
+                param=where,
+            )
+        if not isinstance(function.get("arguments", "{}"), str | Mapping):
+            raise InvalidRequestError(f"{where}.function.arguments must be a JSON string.", param=where)
 
 
 def _native_call(call: Mapping[str, Any], to_model: Mapping[str, str]) -> dict[str, Any]:

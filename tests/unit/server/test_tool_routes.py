@@ -341,3 +341,42 @@ async def test_a_call_cut_by_max_tokens_finishes_with_length(
     )
     assert completion.choices[0].message.tool_calls  # the call had begun when the limit hit
     assert completion.choices[0].finish_reason == "length"
+
+
+DEEP: dict[str, Any] = {"type": "string"}
+for _ in range(200):
+    DEEP = {"type": "object", "properties": {"a": DEEP}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "needle"),
+    [
+        (
+            {"messages": [{"role": "assistant", "tool_calls": [{"function": "x"}]}, *ASK]},
+            "messages[0].tool_calls[0]",
+            "'function'",
+        ),
+        ({"tools": [DELIVERY, DELIVERY]}, "tools[1]", "used by another tool"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": DEEP}}},
+            "response_format",
+            "deeper",
+        ),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": DEEP}}],
+                "tool_choice": "required",
+            },
+            "tools",
+            "deeper",
+        ),
+        ({"tool_choice": "required"}, "tool_choice", "needs a non-empty 'tools'"),
+    ],
+)
+async def test_bad_tool_and_schema_input_is_a_400_naming_it(
+    client: httpx.AsyncClient, extra: dict[str, Any], param: str, needle: str
+) -> None:
+    response = await client.post("/v1/chat/completions", json={"model": CHAT, "messages": ASK} | extra)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and needle in error["message"]

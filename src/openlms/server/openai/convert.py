@@ -114,7 +114,7 @@ def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 
 
 def finish_reason(stats: GenerationStats, tool_calls: bool) -> str:
-    """"tool_calls" when the answer holds calls, unless a limit cut it short ("length": a call may be
+    """ "tool_calls" when the answer holds calls, unless a limit cut it short ("length": a call may be
     incomplete, so the client must not take it as finished)."""
     reason = FINISH_REASONS.get(stats.stop_reason, "stop")
     return "tool_calls" if tool_calls and reason != "length" else reason
