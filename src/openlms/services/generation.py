@@ -212,11 +212,13 @@ class Predictor:
         if separate is None:
             separate = self.models.settings.separate_reasoning_content
         harmony = prompt.plan.format.name == "harmony"
+        grammar = params.grammar or prompt.plan.grammar
         output = OutputSpec(
             prompt.plan.format if (prompt.plan.active or harmony) else None,
             prompt.plan.names,
             reasoning=separate,
-            starts_in_reasoning=prompt_opens_reasoning(text),
+            # a grammar constrains the answer from its first token: nothing of it is reasoning
+            starts_in_reasoning=prompt_opens_reasoning(text) and grammar is None,
             reasoning_field="reasoning" if harmony else "reasoning_content",
         )
         if fitted.truncation:
@@ -228,7 +230,7 @@ class Predictor:
             params,
             params.stop + tuple(s for s in prompt.extra_stops if s not in params.stop),
             output,
-            grammar=params.grammar or prompt.plan.grammar,
+            grammar=grammar,
             render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
             overflow=policy,
             keep_tokens=fitted.keep_tokens,

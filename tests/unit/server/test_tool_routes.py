@@ -380,3 +380,21 @@ async def test_bad_tool_and_schema_input_is_a_400_naming_it(
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param and needle in error["message"]
+
+
+async def test_a_grammar_answer_is_content_even_when_the_template_opens_thinking(
+    client: httpx.AsyncClient, oai: openai.AsyncOpenAI, fake: FakeBackend
+) -> None:
+    thinking = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "<|im_start|>assistant\n<think>\n"
+    )
+    template = {"type": "jinja", "jinjaPromptTemplate": {"template": thinking}, "stopStrings": []}
+    config = {"prediction": {"promptTemplate": template}}
+    assert (await client.put("/api/v1/models/config", params={"model": CHAT}, json=config)).status_code == 200
+    replies(fake, '{"joke": "ha"}')
+    plain = (await oai.chat.completions.create(model=CHAT, messages=ASK)).choices[0].message
+    assert plain.reasoning_content == '{"joke": "ha"}' and not plain.content  # type: ignore[attr-defined]
+    fmt: Any = {"type": "json_object"}
+    structured = (await oai.chat.completions.create(model=CHAT, messages=ASK, response_format=fmt)).choices[0]
+    assert structured.message.content == '{"joke": "ha"}'
