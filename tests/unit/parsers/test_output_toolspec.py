@@ -135,16 +135,17 @@ def test_normalize_tool_names() -> None:
     before = copy.deepcopy(tools)
     normalized, originals = normalize_tool_names(tools)
     assert tools == before  # the input is not changed
+    # a name that is already snake_case keeps it; the others take the next free ones
     assert [t["function"]["name"] for t in normalized] == [
-        "get_weather",
         "get_weather_2",
         "get_weather_3",
+        "get_weather",
         "search",
     ]
     assert originals == {
-        "get_weather": "getWeather",
-        "get_weather_2": "get-weather",
-        "get_weather_3": "get_weather",
+        "get_weather_2": "getWeather",
+        "get_weather_3": "get-weather",
+        "get_weather": "get_weather",
         "search": "search",
     }
     assert normalized[0]["function"]["parameters"] == defs

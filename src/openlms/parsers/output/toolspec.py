@@ -63,19 +63,21 @@ def normalize_tool_names(tools: Sequence[Mapping[str, Any]]) -> tuple[list[dict[
     Names become snake_case and unique (`_2`, `_3`, ... on collision); a function without `parameters`
     gets an empty object schema. Everything else, root-level `$defs` included, is kept as given.
     """
-    out: list[dict[str, Any]] = []
+    out = [copy.deepcopy(dict(tool)) for tool in tools]
+    functions = [f for f in map(_function_of, out) if f is not None]
+    # names that need no change keep it; the others take what is left
+    taken = {f["name"]: f["name"] for f in functions if snake_case(f["name"]) == f["name"]}
     originals: dict[str, str] = {}
-    for tool in tools:
-        copied = copy.deepcopy(dict(tool))
-        function = _function_of(copied)
-        if function is not None:
-            original = function["name"]
-            name = _unique(snake_case(original), originals)
-            originals[name] = original
-            function["name"] = name
-            if function.get("parameters") is None:
-                function["parameters"] = dict(_EMPTY_PARAMETERS)
-        out.append(copied)
+    for function in functions:
+        original = function["name"]
+        if taken.get(original) == original and original not in originals:
+            name = original
+        else:
+            name = _unique(snake_case(original), taken | originals)
+        originals[name] = original
+        function["name"] = name
+        if function.get("parameters") is None:
+            function["parameters"] = dict(_EMPTY_PARAMETERS)
     return out, originals
 
 
