@@ -43,10 +43,10 @@ from openlms.parsers.output.events import (
 from openlms.parsers.output.reasoning import prompt_opens_reasoning
 from openlms.parsers.output.registry import ToolFormat
 from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
-from openlms.services.models import ModelService
+from openlms.services.models import ModelService, PromptSetup
 from openlms.services.overflow import Truncation, fit
 from openlms.services.prompting import chat_prompt
-from openlms.services.toolcalls import ToolChoice, check_history_calls
+from openlms.services.toolcalls import ToolChoice, ToolPlan, check_history_calls
 
 log = logging.getLogger("openlms.server")
 
@@ -190,16 +190,12 @@ class Predictor:
         options = options or ChatOptions()
         instance = await self._llm(model, params)
         setup = self.models.prompt_setup(instance.descriptor)
-        choice = options.tool_choice
-        if choice is None and options.tools:
-            choice = setup.tool_choice
+        choice = (
+            options.tool_choice if options.tool_choice is not None or not options.tools else setup.tool_choice
+        )
         prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, choice)
-        if params.grammar and prompt.plan.grammar:
-            raise InvalidRequestError(
-                "'response_format' and a required tool call cannot be combined: choose one.",
-                param="response_format",
-            )
-        policy = params.overflow or setup.overflow or self.models.settings.context_overflow_policy
+        grammar = _one_grammar(params.grammar, prompt.plan.grammar)
+        policy = self._policy(params, setup)
         fitted = fit(
             _checked(messages),
             prompt.tokenize,
@@ -208,19 +204,9 @@ class Predictor:
             max_tokens=params.max_tokens,
         )
         text = prompt.text_of(fitted)
-        separate = _first(options.separate_reasoning, setup.reasoning_parsing)
-        if separate is None:
-            separate = self.models.settings.separate_reasoning_content
-        harmony = prompt.plan.format.name == "harmony"
-        grammar = params.grammar or prompt.plan.grammar
-        output = OutputSpec(
-            prompt.plan.format if (prompt.plan.active or harmony) else None,
-            prompt.plan.names,
-            reasoning=separate,
-            # a grammar constrains the answer from its first token: nothing of it is reasoning
-            starts_in_reasoning=prompt_opens_reasoning(text) and grammar is None,
-            reasoning_field="reasoning" if harmony else "reasoning_content",
-        )
+        # a grammar constrains the answer from its first token: nothing of it is reasoning
+        opens_reasoning = prompt_opens_reasoning(text) and grammar is None
+        output = self._output_spec(prompt.plan, setup, options, opens_reasoning)
         if fitted.truncation:
             log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
         return PreparedPrediction(
@@ -237,13 +223,33 @@ class Predictor:
             truncation=fitted.truncation,
         )
 
+    def _policy(self, params: PredictionParams, setup: PromptSetup) -> ContextOverflowPolicy:
+        """The request's overflow policy, else the model's, else the server's."""
+        return params.overflow or setup.overflow or self.models.settings.context_overflow_policy
+
+    def _output_spec(
+        self, plan: ToolPlan, setup: PromptSetup, options: ChatOptions, opens_reasoning: bool
+    ) -> OutputSpec:
+        separate = _first(
+            options.separate_reasoning,
+            setup.reasoning_parsing,
+            self.models.settings.separate_reasoning_content,
+        )
+        harmony = plan.format.name == "harmony"  # its channels are always parsed, tools or not
+        return OutputSpec(
+            plan.format if (plan.active or harmony) else None,
+            plan.names,
+            reasoning=bool(separate),
+            starts_in_reasoning=opens_reasoning,
+            reasoning_field="reasoning" if harmony else "reasoning_content",
+        )
+
     async def prepare_completion(
         self, model: str, prompt: str, params: PredictionParams
     ) -> PreparedPrediction:
         """Raw completion: the prompt goes to the model as it is, no template."""
         instance = await self._llm(model, params)
-        setup = self.models.prompt_setup(instance.descriptor)
-        policy = params.overflow or setup.overflow or self.models.settings.context_overflow_policy
+        policy = self._policy(params, self.models.prompt_setup(instance.descriptor))
         tokens = instance.runtime.tokenize(prompt, add_special=True, parse_special=True)
         fitted = fit(
             [{"role": "user", "content": prompt}],
@@ -323,6 +329,15 @@ class Predictor:
 
 def _first(*values: bool | None) -> bool | None:
     return next((v for v in values if v is not None), None)
+
+
+def _one_grammar(structured: str | None, tool_call: str | None) -> str | None:
+    if structured and tool_call:
+        raise InvalidRequestError(
+            "'response_format' and a required tool call cannot be combined: choose one.",
+            param="response_format",
+        )
+    return structured or tool_call
 
 
 async def _unload_checked(events: EventStream[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
