@@ -15,12 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.parsers.grammar import args_grammars, tool_call_grammar
+from openlms.parsers.grammar import args_grammars, check_schema_size, tool_call_grammar
 from openlms.parsers.grammar_pieces import gbnf_literal
 from openlms.parsers.output.registry import ToolFormat, detect_tool_format
 from openlms.parsers.output.toolspec import normalize_tool_names, to_default_format_messages
 
 ToolChoice = str | Mapping[str, Any] | None
+
+# In a forced call, a string argument whose schema sets no `maxLength` gets this one: a small model can
+# otherwise write inside a string until the context ends, and the call never completes. A schema's own
+# `maxLength` (llama.cpp takes up to ~2000) allows longer strings.
+FORCED_STRING_MAX_LENGTH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,7 @@ def _forced(choice: ToolChoice, names: list[str]) -> str | None:
 
 def required_grammar(fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None) -> str:
     """GBNF that makes the model write exactly one call, in its own format, to one of `tools`."""
-    specs = [(t["function"]["name"], t["function"].get("parameters")) for t in tools]
+    specs = [(t["function"]["name"], _bounded(t["function"].get("parameters"))) for t in tools]
     if fmt.name == "harmony" or (fmt.name == "mistral" and "[ARGS]" in (template_source or "")):
         return _name_outside_grammar(fmt.name, specs)
     args_key = "parameters" if fmt.name == "llama3" else "arguments"
@@ -125,6 +130,28 @@ def required_grammar(fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], templa
         "mistral": f'"[TOOL_CALLS]" "[" {call} "]"',
     }.get(fmt.name, f'"[TOOL_REQUEST]" {call} "[END_TOOL_REQUEST]"')
     return f"root ::= {root}\n{rules}"
+
+
+def _bounded(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """`schema` with `maxLength: FORCED_STRING_MAX_LENGTH` on every free-text string without a bound."""
+    if schema is None:
+        return None
+    check_schema_size(schema, param="tools")
+    return _bounded_node(schema)  # type: ignore[no-any-return]
+
+
+def _bounded_node(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_bounded_node(item) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    out = {key: _bounded_node(value) for key, value in node.items()}
+    kinds = out.get("type")
+    is_string = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+    free = not {"maxLength", "pattern", "enum", "const", "format"}.intersection(out)
+    if is_string and free:
+        out["maxLength"] = FORCED_STRING_MAX_LENGTH
+    return out
 
 
 def _name_outside_grammar(fmt_name: str, specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:

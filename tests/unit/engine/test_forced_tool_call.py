@@ -1,0 +1,80 @@
+"""A forced tool call always completes: even random weights, which never choose to close a string, end
+with a whole, valid call once free-text strings are bounded (services.toolcalls)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from openlms.core.types import GenerationRequest, LoadConfig, SamplingParams, StopReason
+from openlms.engine.llama.runtime import LlamaBackend
+from openlms.engine.runtime import ModelRuntime
+from openlms.parsers.output import build_output_parser
+from openlms.parsers.output.events import parse_all
+from openlms.parsers.output.registry import get_tool_format
+from openlms.services import toolcalls
+from tests.support.tiny_gguf import write_tiny_llama_gguf
+from tests.unit.engine.test_llama_runtime import describe, run
+
+PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+    "required": ["query"],
+}
+TOOL = {"type": "function", "function": {"name": "search", "parameters": PARAMETERS}}
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
+
+
+@pytest.fixture
+async def llm(tiny_llama: Path) -> AsyncIterator[ModelRuntime]:
+    rt = await asyncio.to_thread(
+        LlamaBackend().load, describe(tiny_llama), LoadConfig(context_length=2048), lambda p: None
+    )
+    yield rt
+    await asyncio.to_thread(rt.close)
+
+
+def test_free_strings_get_a_bound_and_bounded_ones_keep_theirs() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string"},
+            "b": {"type": "string", "maxLength": 5},
+            "c": {"type": "string", "enum": ["x"]},
+            "d": {"type": ["string", "null"]},
+        },
+        "$defs": {"e": {"type": "string"}},
+    }
+    bounded: Any = toolcalls._bounded(schema)
+    props = bounded["properties"]
+    assert props["a"]["maxLength"] == props["d"]["maxLength"] == toolcalls.FORCED_STRING_MAX_LENGTH
+    assert props["b"]["maxLength"] == 5 and "maxLength" not in props["c"]
+    assert bounded["$defs"]["e"]["maxLength"] == toolcalls.FORCED_STRING_MAX_LENGTH
+    assert "maxLength" not in schema["properties"]["a"]  # type: ignore[index]  # the caller's is untouched
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_weights_complete_a_forced_call(
+    llm: ModelRuntime, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(toolcalls, "FORCED_STRING_MAX_LENGTH", 24)
+    fmt = get_tool_format("default")
+    grammar = toolcalls.required_grammar(fmt, [TOOL], None)
+    sampling = SamplingParams(temperature=1.0, seed=seed, top_k=0, min_p=0.0)
+    text, done, _ = await run(llm, GenerationRequest("hello", sampling, max_tokens=1500, grammar=grammar))
+    assert done.stats.stop_reason is StopReason.EOS, text
+    assert re.fullmatch(r"\[TOOL_REQUEST\].*\[END_TOOL_REQUEST\]", text, flags=re.S)
+    message = parse_all(build_output_parser(fmt, ["search"], reasoning=False), text)
+    assert len(message.tool_calls) == 1 and message.tool_calls[0].name == "search"
+    jsonschema.validate(json.loads(message.tool_calls[0].arguments), PARAMETERS)
