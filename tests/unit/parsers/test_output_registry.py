@@ -55,7 +55,7 @@ def test_builtin_templates_have_no_native_tools(builtin: str) -> None:
 
 
 def test_registry_flags() -> None:
-    assert set(FORMATS) == {"hermes", "llama3", "mistral", "harmony", "default"}
+    assert set(FORMATS) == {"hermes", "qwen3_xml", "llama3", "mistral", "harmony", "default"}
     assert [f.name for f in FORMATS.values() if not f.native] == ["default"]
     assert get_tool_format("mistral").needs_special_tokens
     assert get_tool_format("harmony").needs_special_tokens and get_tool_format("harmony").parses_reasoning
