@@ -7,6 +7,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -133,6 +134,51 @@ def test_native_hermes_format_through_a_template_override(server: Server, oai: o
     call = (completion.choices[0].message.tool_calls or [])[0]
     assert call.function.name == "say_hello" and "name" in json.loads(call.function.arguments)  # type: ignore[union-attr]
     assert completion.choices[0].message.content is None
+
+
+QWEN3_CODER_LIKE = (
+    Path(__file__).parents[1] / "support" / "templates" / "qwen3_coder_like.jinja"
+).read_text()
+
+
+def test_qwen3_xml_format_through_a_template_override(server: Server, oai: openai.OpenAI) -> None:
+    """The same with Qwen3-Coder-style XML calls: `<function=...>` / `<parameter=...>` in the prompt,
+    a forced call written in that markup, read back into JSON arguments of the right types."""
+    template = {"type": "jinja", "jinjaPromptTemplate": {"template": QWEN3_CODER_LIKE}, "stopStrings": []}
+    config = {"prediction": {"promptTemplate": template}}
+    history = [
+        *BOB,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+    ]
+    with server.http() as http:
+        assert http.put("/api/v1/models/config", params={"model": CHAT_MODEL}, json=config).status_code == 200
+        try:
+            body = {"model": CHAT_MODEL, "messages": history, "tools": [HELLO, WEATHER]}
+            prompt = http.post("/api/v1/apply-template", json=body).json()["prompt"]
+            completion = oai.chat.completions.create(
+                model=CHAT_MODEL,
+                messages=BOB,
+                tools=[HELLO, WEATHER],
+                tool_choice="required",  # type: ignore[list-item]
+            )
+        finally:
+            http.delete("/api/v1/models/config", params={"model": CHAT_MODEL})
+    assert "<function=get_weather>\n<parameter=city>\nOslo\n</parameter>" in prompt
+    assert "<tool_response>\nsunny\n</tool_response>" in prompt
+    call = (completion.choices[0].message.tool_calls or [])[0]
+    schema = (HELLO if call.function.name == "say_hello" else WEATHER)["function"]["parameters"]  # type: ignore[union-attr,index]
+    jsonschema.validate(json.loads(call.function.arguments), schema)  # type: ignore[union-attr,arg-type]
+    assert completion.choices[0].finish_reason == "tool_calls"
 
 
 class Address(BaseModel):

@@ -114,6 +114,18 @@ def args_grammars(schemas: Sequence[Mapping[str, Any] | None]) -> tuple[str, lis
     return _checked(conv.grammar(), " | ".join(names), "tools"), names
 
 
+def value_grammars(schemas: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """GBNF rules (no `root`) for several JSON values in one grammar (each under its own schema), and
+    each one's rule name; for formats that write arguments one value at a time."""
+    conv = _Converter()
+    names = [
+        _convert(conv, schema, f"value{i}", f"value{i}", "tools", "") for i, schema in enumerate(schemas)
+    ]
+    if not names:
+        return "", []
+    return _checked(conv.grammar(), " | ".join(names), "tools"), names
+
+
 def tool_call_grammar(
     tools: Sequence[tuple[str, Mapping[str, Any] | None]],
     *,

@@ -78,6 +78,7 @@ class OutputSpec:
 
     tool_format: ToolFormat | None = None
     tool_names: Mapping[str, str] = field(default_factory=dict)  # model's name -> the caller's name
+    tool_schemas: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)  # by model's name
     reasoning: bool = False
     starts_in_reasoning: bool = False
     reasoning_field: str = "reasoning_content"  # "reasoning" for gpt-oss (Harmony)
@@ -88,6 +89,7 @@ class OutputSpec:
             list(self.tool_names),
             reasoning=self.reasoning,
             starts_in_reasoning=self.starts_in_reasoning,
+            tool_schemas=self.tool_schemas,
         )
 
 
@@ -239,6 +241,7 @@ class Predictor:
         return OutputSpec(
             plan.format if (plan.active or harmony) else None,
             plan.names,
+            {t["function"]["name"]: t["function"].get("parameters") for t in plan.tools or []},
             reasoning=bool(separate),
             starts_in_reasoning=opens_reasoning,
             reasoning_field="reasoning" if harmony else "reasoning_content",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.parsers.grammar import args_grammars, check_schema_size, tool_call_grammar
+from openlms.parsers.grammar import args_grammars, check_schema_size, tool_call_grammar, value_grammars
 from openlms.parsers.grammar_pieces import gbnf_literal
 from openlms.parsers.output.registry import ToolFormat, detect_tool_format
 from openlms.parsers.output.toolspec import normalize_tool_names, to_default_format_messages
@@ -120,6 +120,8 @@ def _forced(choice: ToolChoice, names: list[str]) -> str | None:
 def required_grammar(fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None) -> str:
     """GBNF that makes the model write exactly one call, in its own format, to one of `tools`."""
     specs = [(t["function"]["name"], _bounded(t["function"].get("parameters"))) for t in tools]
+    if fmt.name == "qwen3_xml":
+        return _xml_grammar(specs)
     if fmt.name == "harmony" or (fmt.name == "mistral" and "[ARGS]" in (template_source or "")):
         return _name_outside_grammar(fmt.name, specs)
     args_key = "parameters" if fmt.name == "llama3" else "arguments"
@@ -152,6 +154,48 @@ def _bounded_node(node: Any) -> Any:
     if is_string and free:
         out["maxLength"] = FORCED_STRING_MAX_LENGTH
     return out
+
+
+def _xml_grammar(specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
+    """Qwen3-Coder's XML calls: `<function=NAME>` and one `<parameter=KEY>` block per argument, in the
+    schema's order (optional ones may be left out); text values are raw, the others JSON."""
+    params = [(name, list(_properties(schema))) for name, schema in specs]
+    json_schemas = [sub for _, props in params for _, sub, _ in props if not _raw_text(sub)]
+    rules, names = value_grammars(json_schemas)
+    json_rules = iter(names)
+    text = f"[^<]{{0,{FORCED_STRING_MAX_LENGTH}}}"
+    close_param, close_call = gbnf_literal("\n</parameter>\n"), gbnf_literal("</function>\n</tool_call>")
+    calls = []
+    for name, props in params:
+        parts = []
+        for key, sub, required in props:
+            value = _raw_value(sub, text) if _raw_text(sub) else next(json_rules)
+            item = f"{gbnf_literal(f'<parameter={key}>' + chr(10))} {value} {close_param}"
+            parts.append(item if required else f"( {item} )?")
+        head = gbnf_literal(f"<tool_call>\n<function={name}>\n")
+        calls.append(f"( {head} {' '.join(parts)} {close_call} )")
+    return "root ::= " + " | ".join(calls) + "\n" + rules
+
+
+def _properties(schema: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
+    schema = schema or {}
+    required = set(schema.get("required") or ())
+    for key, sub in (schema.get("properties") or {}).items():
+        yield key, sub if isinstance(sub, Mapping) else {}, key in required
+
+
+def _raw_text(schema: Mapping[str, Any]) -> bool:
+    """A string parameter: written raw between the tags, not as JSON (as the qwen3_xml parser reads it)."""
+    return schema.get("type") == "string"
+
+
+def _raw_value(schema: Mapping[str, Any], free_text: str) -> str:
+    """Raw text: one of the enum's (or the const's) strings, else free text (`pattern` and `format` are
+    not enforced in this format's raw values)."""
+    choices = schema.get("enum", [schema["const"]] if "const" in schema else None)
+    if isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices):
+        return "( " + " | ".join(gbnf_literal(c) for c in choices) + " )"
+    return free_text
 
 
 def _name_outside_grammar(fmt_name: str, specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:

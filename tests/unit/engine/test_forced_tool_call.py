@@ -64,17 +64,45 @@ def test_free_strings_get_a_bound_and_bounded_ones_keep_theirs() -> None:
     assert "maxLength" not in schema["properties"]["a"]  # type: ignore[index]  # the caller's is untouched
 
 
-@pytest.mark.parametrize("seed", range(4))
-async def test_random_weights_complete_a_forced_call(
-    llm: ModelRuntime, seed: int, monkeypatch: pytest.MonkeyPatch
+WEATHER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        "unit": {"type": "string", "enum": ["c", "f"]},
+        "code": {"enum": ["a", 1]},
+        "alerts": {"type": "boolean"},
+    },
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+TOOLS = [TOOL, {"type": "function", "function": {"name": "weather", "parameters": WEATHER}}]
+SHAPES = {
+    "default": r"\[TOOL_REQUEST\].*\[END_TOOL_REQUEST\]",
+    "hermes": r"<tool_call>\n.*\n</tool_call>",
+    "qwen3_xml": r"<tool_call>\n<function=\w+>\n.*</function>\n</tool_call>",
+    "llama3": r"\{.*\}\s*",
+    "mistral": r"\[TOOL_CALLS\]\[.*\]\s*",
+}
+
+
+@pytest.mark.parametrize("fmt_name", sorted(SHAPES))
+@pytest.mark.parametrize("seed", range(3))
+async def test_random_weights_complete_a_forced_call_in_every_format(
+    llm: ModelRuntime, seed: int, fmt_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Whatever the weights, a forced call is a whole call in the format's own markup, and the format's
+    parser reads it back as a call whose arguments validate against the tool's schema."""
     monkeypatch.setattr(toolcalls, "FORCED_STRING_MAX_LENGTH", 24)
-    fmt = get_tool_format("default")
-    grammar = toolcalls.required_grammar(fmt, [TOOL], None)
+    fmt = get_tool_format(fmt_name)
+    grammar = toolcalls.required_grammar(fmt, TOOLS, None)
     sampling = SamplingParams(temperature=1.0, seed=seed, top_k=0, min_p=0.0)
     text, done, _ = await run(llm, GenerationRequest("hello", sampling, max_tokens=1500, grammar=grammar))
     assert done.stats.stop_reason is StopReason.EOS, text
-    assert re.fullmatch(r"\[TOOL_REQUEST\].*\[END_TOOL_REQUEST\]", text, flags=re.S)
-    message = parse_all(build_output_parser(fmt, ["search"], reasoning=False), text)
-    assert len(message.tool_calls) == 1 and message.tool_calls[0].name == "search"
-    jsonschema.validate(json.loads(message.tool_calls[0].arguments), PARAMETERS)
+    assert re.fullmatch(SHAPES[fmt_name], text, flags=re.S), text
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    parser = build_output_parser(fmt, list(schemas), reasoning=False, tool_schemas=schemas)
+    message = parse_all(parser, text)
+    assert len(message.tool_calls) == 1, (text, message)
+    call = message.tool_calls[0]
+    jsonschema.validate(json.loads(call.arguments), schemas[call.name])

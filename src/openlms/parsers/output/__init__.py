@@ -23,6 +23,7 @@ from openlms.parsers.output.events import (
     collect,
     parse_all,
 )
+from openlms.parsers.output.qwen_xml import ToolSchemas
 from openlms.parsers.output.reasoning import ThinkTagParser, prompt_opens_reasoning
 from openlms.parsers.output.registry import FORMATS, ToolFormat, detect_tool_format, get_tool_format
 from openlms.parsers.output.toolspec import (
@@ -65,19 +66,21 @@ def build_output_parser(
     reasoning: bool,
     starts_in_reasoning: bool = False,
     new_id: IdFactory | None = None,
+    tool_schemas: ToolSchemas | None = None,
 ) -> OutputParser:
     """The parser for one generation.
 
     Without a format or tool names, tool calls are not parsed. With `reasoning`, `<think>` blocks become
     reasoning (`starts_in_reasoning` when the prompt already opened one, see `prompt_opens_reasoning`);
     without it they stay in content. Harmony always strips its markup and splits its channels: the
-    analysis channel is reasoning, or content when `reasoning` is False.
+    analysis channel is reasoning, or content when `reasoning` is False. `tool_schemas` (parameters schema
+    by tool name) lets formats that write raw values (qwen3_xml) type them.
     """
     if tool_format is not None and tool_format.parses_reasoning:
-        return tool_format.parser(tool_names, reasoning=reasoning, new_id=new_id)
+        return tool_format.parser(tool_names, reasoning=reasoning, new_id=new_id, tool_schemas=tool_schemas)
     inner: OutputParser = TextParser()
     if tool_format is not None and tool_names:
-        inner = tool_format.parser(tool_names, new_id=new_id)
+        inner = tool_format.parser(tool_names, new_id=new_id, tool_schemas=tool_schemas)
     if reasoning:
         return ThinkTagParser(inner, starts_in_reasoning=starts_in_reasoning)
     return inner
