@@ -83,6 +83,8 @@ SHAPES = {
     "qwen3_xml": r"<tool_call>\n<function=\w+>\n.*</function>\n</tool_call>",
     "llama3": r"\{.*\}\s*",
     "mistral": r"\[TOOL_CALLS\]\[.*\]\s*",
+    "harmony": r"<\|channel\|>commentary to=functions\.\w+ <\|constrain\|>json<\|message\|>"
+    r"\{.*\}\s*<\|call\|>",
 }
 
 
