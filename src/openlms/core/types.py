@@ -144,6 +144,9 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     add_bos: bool | None = None
     grammar: str | None = None  # GBNF (root rule `root`) that constrains every sampled token
+    # with a trigger, the grammar is lazy: free text until the output contains the trigger, then the
+    # grammar's root matches the output from the trigger on (trigger included)
+    grammar_trigger: str | None = None
     render_special: bool = False  # emit the text of special/control tokens (tool-call, channel markup)
     overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT  # when the context fills up
     keep_tokens: int = 0  # prompt tokens a context shift never drops (system prompt + first user turn)

@@ -104,6 +104,7 @@ class PreparedPrediction:
     stops: tuple[str, ...]
     output: OutputSpec = field(default_factory=OutputSpec)
     grammar: str | None = None
+    grammar_trigger: str | None = None
     render_special: bool = False
     overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT
     keep_tokens: int = 0
@@ -116,6 +117,7 @@ class PreparedPrediction:
             self.params.max_tokens,
             self.stops,
             grammar=self.grammar,
+            grammar_trigger=self.grammar_trigger,
             render_special=self.render_special,
             overflow=self.overflow,
             keep_tokens=self.keep_tokens,
@@ -196,7 +198,7 @@ class Predictor:
             options.tool_choice if options.tool_choice is not None or not options.tools else setup.tool_choice
         )
         prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, choice)
-        grammar = _one_grammar(params.grammar, prompt.plan.grammar)
+        grammar, trigger = _one_grammar(params.grammar, prompt.plan)
         policy = self._policy(params, setup)
         fitted = fit(
             _checked(messages),
@@ -207,7 +209,7 @@ class Predictor:
         )
         text = prompt.text_of(fitted)
         # a grammar constrains the answer from its first token: nothing of it is reasoning
-        opens_reasoning = prompt_opens_reasoning(text) and grammar is None
+        opens_reasoning = prompt_opens_reasoning(text) and (grammar is None or trigger is not None)
         output = self._output_spec(prompt.plan, setup, options, opens_reasoning)
         if fitted.truncation:
             log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
@@ -219,6 +221,7 @@ class Predictor:
             params.stop + tuple(s for s in prompt.extra_stops if s not in params.stop),
             output,
             grammar=grammar,
+            grammar_trigger=trigger,
             render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
             overflow=policy,
             keep_tokens=fitted.keep_tokens,
@@ -334,13 +337,17 @@ def _first(*values: bool | None) -> bool | None:
     return next((v for v in values if v is not None), None)
 
 
-def _one_grammar(structured: str | None, tool_call: str | None) -> str | None:
-    if structured and tool_call:
+def _one_grammar(structured: str | None, plan: ToolPlan) -> tuple[str | None, str | None]:
+    """The grammar and its trigger: structured output, a required call, or a lazy one for calls the
+    model starts on its own (structured output wins over that one: no call can start then)."""
+    if structured and plan.grammar and plan.trigger is None:
         raise InvalidRequestError(
             "'response_format' and a required tool call cannot be combined: choose one.",
             param="response_format",
         )
-    return structured or tool_call
+    if structured:
+        return structured, None
+    return plan.grammar, plan.trigger
 
 
 async def _unload_checked(events: EventStream[GenerationEvent]) -> AsyncIterator[GenerationEvent]:

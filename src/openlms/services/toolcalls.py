@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from openlms.parsers.output.registry import ToolFormat, detect_tool_format
 from openlms.parsers.output.toolspec import normalize_tool_names, to_default_format_messages
 
 ToolChoice = str | Mapping[str, Any] | None
+log = logging.getLogger("openlms.server")
 
 # In a forced call, a string argument whose schema sets no `maxLength` gets this one: a small model can
 # otherwise write inside a string until the context ends, and the call never completes. A schema's own
@@ -35,7 +37,8 @@ class ToolPlan:
     format: ToolFormat
     tools: list[dict[str, Any]] | None = None  # as the model sees them (normalised names)
     names: Mapping[str, str] = field(default_factory=dict)  # model's name -> the caller's name
-    grammar: str | None = None  # set when a call is required
+    grammar: str | None = None  # set when a call is required, or (lazy, with `trigger`) to keep calls whole
+    trigger: str | None = None  # the grammar is lazy: it applies from this text of the output on
 
     @property
     def active(self) -> bool:
@@ -61,13 +64,34 @@ def plan_tools(
     if forced is None and choice == "none":
         return ToolPlan(fmt)
     model_tools, names = normalize_tool_names(checked)
-    grammar = None
-    if forced is not None:
-        wanted = {n for n, original in names.items() if forced == "*" or original == forced}
-        grammar = required_grammar(
-            fmt, [t for t in model_tools if t["function"]["name"] in wanted], template_source
-        )
-    return ToolPlan(fmt, model_tools, names, grammar)
+    if forced is None:  # the model decides; once it starts a call, the call is kept whole
+        lazy = _lazy_grammar(fmt, model_tools, template_source)
+        return ToolPlan(fmt, model_tools, names, lazy, lazy_trigger(fmt) if lazy else None)
+    wanted = {n for n, original in names.items() if forced == "*" or original == forced}
+    chosen = [t for t in model_tools if t["function"]["name"] in wanted]
+    return ToolPlan(fmt, model_tools, names, required_grammar(fmt, chosen, template_source))
+
+
+# The text that starts a call in each format that can take a lazy grammar (the others stay free).
+LAZY_TRIGGERS = {"default": "[TOOL_REQUEST]", "hermes": "<tool_call>", "qwen3_xml": "<tool_call>"}
+
+
+def lazy_trigger(fmt: ToolFormat) -> str | None:
+    return LAZY_TRIGGERS.get(fmt.name)
+
+
+def _lazy_grammar(
+    fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None
+) -> str | None:
+    """The grammar that keeps a call whole once the model starts one; None for formats without a textual
+    trigger, or tools whose schemas a grammar cannot express (then calls are parsed as written)."""
+    if lazy_trigger(fmt) is None:
+        return None
+    try:
+        return required_grammar(fmt, tools, template_source, many=True)
+    except InvalidRequestError as exc:
+        log.info("tool calls stay unconstrained: %s", exc.message)
+        return None
 
 
 def _checked_tool(index: int, tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,20 +141,24 @@ def _forced(choice: ToolChoice, names: list[str]) -> str | None:
     )
 
 
-def required_grammar(fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None) -> str:
-    """GBNF that makes the model write exactly one call, in its own format, to one of `tools`."""
+def required_grammar(
+    fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None, *, many: bool = False
+) -> str:
+    """GBNF that makes the model write exactly one call (`many`: one or more, for lazy grammars of the
+    formats in LAZY_TRIGGERS), in its own format, to one of `tools`."""
     specs = [(t["function"]["name"], _bounded(t["function"].get("parameters"))) for t in tools]
     if fmt.name == "qwen3_xml":
-        return _xml_grammar(specs)
+        return _xml_grammar(specs, many=many)
     if fmt.name == "harmony" or (fmt.name == "mistral" and "[ARGS]" in (template_source or "")):
         return _name_outside_grammar(fmt.name, specs)
     args_key = "parameters" if fmt.name == "llama3" else "arguments"
     rules, call = tool_call_grammar(specs, args_key=args_key)
-    root = {
+    block = {
         "hermes": f'"<tool_call>\\n" {call} "\\n</tool_call>"',
         "llama3": call,
         "mistral": f'"[TOOL_CALLS]" "[" {call} "]"',
     }.get(fmt.name, f'"[TOOL_REQUEST]" {call} "[END_TOOL_REQUEST]"')
+    root = f"( {block} ) ( [ \\n]{{0,2}} ( {block} ) )*" if many else block
     return f"root ::= {root}\n{rules}"
 
 
@@ -156,7 +184,7 @@ def _bounded_node(node: Any) -> Any:
     return out
 
 
-def _xml_grammar(specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
+def _xml_grammar(specs: Sequence[tuple[str, Mapping[str, Any] | None]], *, many: bool) -> str:
     """Qwen3-Coder's XML calls: `<function=NAME>` and one `<parameter=KEY>` block per argument, in the
     schema's order (optional ones may be left out); text values are raw, the others JSON."""
     params = [(name, list(_properties(schema))) for name, schema in specs]
@@ -174,7 +202,8 @@ def _xml_grammar(specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
             parts.append(item if required else f"( {item} )?")
         head = gbnf_literal(f"<tool_call>\n<function={name}>\n")
         calls.append(f"( {head} {' '.join(parts)} {close_call} )")
-    return "root ::= " + " | ".join(calls) + "\n" + rules
+    root = "xml-call ( [ \\n]{0,2} xml-call )*" if many else "xml-call"
+    return f"root ::= {root}\nxml-call ::= " + " | ".join(calls) + "\n" + rules
 
 
 def _properties(schema: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any], bool]]:

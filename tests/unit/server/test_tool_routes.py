@@ -322,9 +322,9 @@ async def test_a_models_tool_choice_setting_applies_to_requests_with_tools(
     assert (await client.put("/api/v1/models/config", params={"model": CHAT}, json=config)).status_code == 200
     replies(fake, CALL)
     await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[DELIVERY])  # type: ignore[list-item]
-    assert fake.requests[-1].grammar is not None
+    assert fake.requests[-1].grammar is not None and fake.requests[-1].grammar_trigger is None
     await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[DELIVERY], tool_choice="auto")  # type: ignore[list-item]
-    assert fake.requests[-1].grammar is None
+    assert fake.requests[-1].grammar_trigger == "[TOOL_REQUEST]"  # lazy: only once the model starts a call
     await oai.chat.completions.create(model=CHAT, messages=ASK)  # no tools: the setting does not apply
     assert fake.requests[-1].grammar is None
 
@@ -398,3 +398,20 @@ async def test_a_grammar_answer_is_content_even_when_the_template_opens_thinking
     fmt: Any = {"type": "json_object"}
     structured = (await oai.chat.completions.create(model=CHAT, messages=ASK, response_format=fmt)).choices[0]
     assert structured.message.content == '{"joke": "ha"}'
+
+
+async def test_auto_gets_a_lazy_grammar_unless_the_schemas_cannot_be_expressed(
+    oai: openai.AsyncOpenAI, fake: FakeBackend
+) -> None:
+    replies(fake, "Hello")
+    await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[DELIVERY])  # type: ignore[list-item]
+    request = fake.requests[-1]
+    assert request.grammar_trigger == "[TOOL_REQUEST]" and request.grammar
+    assert request.grammar.startswith('root ::= ( "[TOOL_REQUEST]"')
+    odd = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "not": {}}}}
+    completion = await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[odd])  # type: ignore[list-item]
+    assert completion.choices[0].message.content == "Hello"  # served, calls parsed as written
+    assert fake.requests[-1].grammar is None and fake.requests[-1].grammar_trigger is None
+    fmt: Any = {"type": "json_object"}
+    await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[DELIVERY], response_format=fmt)  # type: ignore[list-item]
+    assert fake.requests[-1].grammar_trigger is None  # structured output wins: no call can start

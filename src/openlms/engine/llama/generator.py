@@ -92,6 +92,7 @@ class Generation:
             default_seed=self.default_seed,
             grammar=request.grammar,
             vocab=model.vocab,
+            lazy_grammar=request.grammar_trigger is not None,
         )
         try:
             reused = self._prefill(tokens)
@@ -133,6 +134,7 @@ class Generation:
         utf8, stops = Utf8Stream(), StopMatcher(self.request.stop)
         max_tokens = self.request.max_tokens if self.request.max_tokens is not None else -1
         n_ctx, pos, predicted, pending = ctx.n_ctx, len(tokens), 0, 0
+        trigger = LazyTrigger(self.request.grammar_trigger, sampler)
         first_at: float | None = None
         reason: StopReason | None = None
         stop_string: str | None = None
@@ -145,7 +147,10 @@ class Generation:
             if model.is_eog(token):
                 reason = StopReason.EOS
                 break
-            match = stops.push(utf8.push(piece(token)))
+            text = utf8.push(piece(token))
+            if trigger.waiting and trigger.seen(token, text):
+                sample = sampler.sample
+            match = stops.push(text)
             pending += 1
             if match.emit:
                 emit(Fragment(match.emit, pending))
@@ -223,6 +228,38 @@ class Generation:
             stop_string=stop_string,
             context_shift_tokens=self.shifted,
         )
+
+
+class LazyTrigger:
+    """Watches the output for a lazy grammar's trigger, then arms the grammar with the tokens written from
+    the trigger on. The trigger must start a token (a call usually starts a line or the message); when it
+    starts inside one, the grammar stays off and the text is parsed as written. `waiting` is False once
+    the trigger was seen (or when there is no lazy grammar)."""
+
+    WINDOW = 48  # recent tokens kept to find where the trigger starts
+
+    def __init__(self, trigger: str | None, sampler: SamplerChain) -> None:
+        self.trigger, self.sampler = trigger or "", sampler
+        self.waiting = bool(trigger)
+        self.recent: list[tuple[int, str]] = []
+
+    def seen(self, token: int, text: str) -> bool:
+        """Add one output token and its text; True when this armed the grammar."""
+        self.recent.append((token, text))
+        del self.recent[: -self.WINDOW]
+        joined = "".join(t for _, t in self.recent)
+        start = joined.find(self.trigger)
+        if start < 0:
+            return False
+        self.waiting = False
+        offset = 0
+        for i, (_, piece) in enumerate(self.recent):
+            if offset == start and piece:
+                return self.sampler.arm([t for t, _ in self.recent[i:]])
+            offset += len(piece)
+            if offset > start:
+                break
+        return False
 
 
 def run_generation(generation: Generation) -> None:

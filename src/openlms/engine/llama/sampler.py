@@ -27,7 +27,8 @@ TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 class SamplerChain:
     """Owns a `llama_sampler` chain. Order as llama.cpp's common defaults: logit bias, penalties, top-k,
     top-p, min-p, XTC, temperature, then a seeded draw (or greedy at temperature 0). `sample(ctx)` picks
-    and accepts one token; with `grammar` (GBNF, root rule `root`) every token obeys it."""
+    and accepts one token; with `grammar` (GBNF, root rule `root`) every token obeys it. With
+    `lazy_grammar`, sampling stays free until `arm()` hands the grammar the text it must start from."""
 
     sample: Callable[[C.llama_context_p], int]
 
@@ -39,15 +40,34 @@ class SamplerChain:
         default_seed: int | None = None,
         grammar: str | None = None,
         vocab: C.llama_vocab_p | None = None,
+        lazy_grammar: bool = False,
     ) -> None:
         self._grammar = None if grammar is None else GrammarGate(grammar, vocab, n_vocab)
+        self._armed = self._grammar is not None and not lazy_grammar
         chain_params = C.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self.ptr = C.llama_sampler_chain_init(chain_params)
         self._penalties: C.llama_sampler_p | None = None
         self._penalty_window = 0
         self._build(params, n_vocab, default_seed)
-        self.sample = self._sample if self._grammar is None else self._sample_with_grammar
+        self.sample = self._sample_with_grammar if self._armed else self._sample
+
+    def arm(self, tokens: Sequence[int]) -> bool:
+        """Start a lazy grammar: feed it `tokens` (the output from the trigger on, re-tokenized) and
+        constrain every later token. False (and sampling stays free) when those tokens already break the
+        grammar: then the text is left as the model wrote it."""
+        gate = self._grammar
+        if gate is None or self._armed:
+            return self._armed
+        for token in tokens:
+            if not gate.allows(token):  # checked first: llama.cpp aborts on accepting a refused token
+                self._grammar = None
+                gate.close()
+                return False
+            gate.accept(token)
+        self._armed = True
+        self.sample = self._sample_with_grammar
+        return True
 
     def _add(self, sampler: C.llama_sampler_p) -> None:
         C.llama_sampler_chain_add(self.ptr, sampler)
