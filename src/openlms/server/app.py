@@ -17,6 +17,7 @@ from openlms.engine.runtime import Backend
 from openlms.server import errors
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
+from openlms.server.openai.convert import TRUNCATION_HEADER
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.prompt import router as prompt_router
@@ -60,7 +61,13 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.state.openlms = state
     app.state.logbus = logbus
     if settings.cors:
-        app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[TRUNCATION_HEADER],  # a web client can see that its prompt was cut
+        )
     errors.install(app)
 
     @app.get("/lmstudio-greeting")

@@ -415,3 +415,19 @@ async def test_auto_gets_a_lazy_grammar_unless_the_schemas_cannot_be_expressed(
     fmt: Any = {"type": "json_object"}
     await oai.chat.completions.create(model=CHAT, messages=ASK, tools=[DELIVERY], response_format=fmt)  # type: ignore[list-item]
     assert fake.requests[-1].grammar_trigger is None  # structured output wins: no call can start
+
+
+async def test_with_cors_a_web_client_can_read_the_truncation_header(home: Any, fake: FakeBackend) -> None:
+    from tests.unit.server.conftest import make_app
+
+    app = make_app(home, fake, cors=True)
+    replies(fake, "ok")
+    history = [{"role": "user", "content": "word " * 3000}, {"role": "user", "content": "last"}]
+    body = {"model": CHAT, "messages": history, "context_overflow_policy": "rollingWindow", "max_tokens": 4}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://openlms.test") as http:
+            response = await http.post("/v1/chat/completions", json=body, headers={"Origin": "http://x.test"})
+    assert response.status_code == 200, response.text
+    assert "policy=rollingWindow" in response.headers["x-openlms-prompt-truncated"]
+    assert "x-openlms-prompt-truncated" in response.headers["access-control-expose-headers"].lower()

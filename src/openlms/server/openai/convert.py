@@ -17,6 +17,8 @@ from openlms.services.generation import ChatOptions, PredictionParams
 from openlms.services.overflow import Truncation
 from openlms.services.structured import response_format_grammar
 
+TRUNCATION_HEADER = "X-OpenLMS-Prompt-Truncated"
+
 FINISH_REASONS = {
     StopReason.EOS: "stop",
     StopReason.STOP_STRING: "stop",
@@ -143,7 +145,7 @@ def truncation_headers(truncation: Truncation | None) -> dict[str, str]:
         f"policy={truncation.policy.value}; messages={truncation.dropped_messages}; "
         f"tokens={truncation.dropped_tokens}"
     )
-    return {"X-OpenLMS-Prompt-Truncated": value}
+    return {TRUNCATION_HEADER: value}
 
 
 def usage(stats: GenerationStats) -> dict[str, int]:
