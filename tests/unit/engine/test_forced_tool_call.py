@@ -3,25 +3,20 @@ with a whole, valid call once free-text strings are bounded (services.toolcalls)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from openlms.core.types import GenerationRequest, LoadConfig, SamplingParams, StopReason
-from openlms.engine.llama.runtime import LlamaBackend
+from openlms.core.types import GenerationRequest, SamplingParams, StopReason
 from openlms.engine.runtime import ModelRuntime
 from openlms.parsers.output import build_output_parser
 from openlms.parsers.output.events import parse_all
 from openlms.parsers.output.registry import get_tool_format
 from openlms.services import toolcalls
-from tests.support.tiny_gguf import write_tiny_llama_gguf
-from tests.unit.engine.test_llama_runtime import describe, run
+from tests.unit.engine.test_llama_runtime import run
 
 PARAMETERS: dict[str, Any] = {
     "type": "object",
@@ -31,18 +26,7 @@ PARAMETERS: dict[str, Any] = {
 TOOL = {"type": "function", "function": {"name": "search", "parameters": PARAMETERS}}
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
-
-
-@pytest.fixture
-async def llm(tiny_llama: Path) -> AsyncIterator[ModelRuntime]:
-    rt = await asyncio.to_thread(
-        LlamaBackend().load, describe(tiny_llama), LoadConfig(context_length=2048), lambda p: None
-    )
-    yield rt
-    await asyncio.to_thread(rt.close)
+TINY_CONTEXT = 2048
 
 
 def test_free_strings_get_a_bound_and_bounded_ones_keep_theirs() -> None:

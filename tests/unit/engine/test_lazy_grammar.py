@@ -3,35 +3,17 @@ obeys the grammar from the trigger on; a trigger never written changes nothing."
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from openlms.core.types import GenerationRequest, LoadConfig, SamplingParams, StopReason
-from openlms.engine.llama.runtime import LlamaBackend
+from openlms.core.types import GenerationRequest, SamplingParams, StopReason
 from openlms.engine.runtime import ModelRuntime
 from openlms.parsers.grammar_pieces import gbnf_literal
-from tests.support.tiny_gguf import write_tiny_llama_gguf
-from tests.unit.engine.test_llama_runtime import describe, run
+from tests.unit.engine.test_llama_runtime import run
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0)
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
-
-
-@pytest.fixture
-async def llm(tiny_llama: Path) -> AsyncIterator[ModelRuntime]:
-    rt = await asyncio.to_thread(
-        LlamaBackend().load, describe(tiny_llama), LoadConfig(context_length=512), lambda p: None
-    )
-    yield rt
-    await asyncio.to_thread(rt.close)
+TINY_CONTEXT = 512
 
 
 async def free_text(llm: ModelRuntime, n: int) -> str:

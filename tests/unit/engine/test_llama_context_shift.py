@@ -4,7 +4,6 @@ is stopAtLimit), and the prefix cache stays consistent for the next request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from openlms.core.types import (
     StopReason,
 )
 from openlms.engine.fake import FakeBackend
-from openlms.engine.llama.runtime import LlamaBackend
 from openlms.engine.runtime import ModelRuntime
-from tests.support.tiny_gguf import EOS_ID, write_tiny_llama_gguf
+from tests.support.tiny_gguf import EOS_ID
+from tests.unit.engine.conftest import load_tiny
 from tests.unit.engine.test_llama_runtime import describe, run
 
 N_CTX = 64  # llama.cpp pads a context to a multiple of 256: the tests read the real size
@@ -29,22 +28,15 @@ NO_EOS = SamplingParams(temperature=0.0, repeat_penalty=1.0, logit_bias={EOS_ID:
 PROMPT = "hello world the cat sat on the mat"
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
+TINY_CONTEXT = N_CTX
 
 
 async def load(path: Path) -> ModelRuntime:
-    config = LoadConfig(context_length=N_CTX)
-    return await asyncio.to_thread(LlamaBackend().load, describe(path), config, lambda p: None)
+    return await load_tiny(path, N_CTX)
 
 
-@pytest.fixture
-async def llm(tiny_llama: Path) -> AsyncIterator[ModelRuntime]:
-    rt = await load(tiny_llama)
-    assert rt.context_length <= 256
-    yield rt
-    await asyncio.to_thread(rt.close)
+def test_the_context_is_small_enough_to_fill(llm: ModelRuntime) -> None:
+    assert llm.context_length <= 256
 
 
 def cache_state(rt: ModelRuntime) -> tuple[int, int]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,8 +15,7 @@ from openlms.core.types import GenerationRequest, LoadConfig, SamplingParams, St
 from openlms.engine.llama.runtime import LlamaBackend
 from openlms.engine.runtime import ModelRuntime
 from openlms.parsers.grammar import json_object_grammar, json_schema_grammar
-from tests.support.tiny_gguf import write_tiny_llama_gguf
-from tests.unit.engine.test_llama_runtime import describe, run
+from tests.unit.engine.test_llama_runtime import run
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -47,18 +44,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
-
-
-@pytest.fixture
-async def llm(tiny_llama: Path) -> AsyncIterator[ModelRuntime]:
-    rt = await asyncio.to_thread(
-        LlamaBackend().load, describe(tiny_llama), LoadConfig(context_length=1024), lambda p: None
-    )
-    yield rt
-    await asyncio.to_thread(rt.close)
+TINY_CONTEXT = 1024
 
 
 @pytest.mark.parametrize("seed", range(6))

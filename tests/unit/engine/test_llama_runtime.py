@@ -24,7 +24,7 @@ from openlms.core.types import (
 )
 from openlms.engine.llama.runtime import LlamaBackend
 from openlms.engine.runtime import ModelRuntime
-from tests.support.tiny_gguf import write_tiny_bert_gguf, write_tiny_llama_gguf
+from tests.support.tiny_gguf import write_tiny_bert_gguf
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0)
 
@@ -40,11 +40,6 @@ def describe(path: Path, kind: ModelKind = ModelKind.LLM) -> ModelDescriptor:
         size_bytes=path.stat().st_size,
         architecture="llama",
     )
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("m") / "tiny-llama-F32.gguf")
 
 
 @pytest.fixture
