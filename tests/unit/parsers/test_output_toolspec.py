@@ -17,19 +17,7 @@ from openlms.parsers.output import (
     to_default_format_messages,
 )
 from openlms.parsers.output.toolspec import snake_case
-
-DELIVERY_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_delivery_date",
-        "description": "Get the delivery date for a customer's order",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
-        },
-    },
-}
+from tests.support.tools import DELIVERY_TOOL
 
 # Copied byte for byte from tools.md ("Expand to see example of default tool use format").
 EXPECTED_PROMPT = (

@@ -12,21 +12,11 @@ import openai
 import pytest
 
 from openlms.engine.fake import FakeBackend
+from tests.support.tools import DELIVERY_TOOL
 
 CHAT = "tiny-chat"
 QWEN = (Path(__file__).parents[2] / "support" / "templates" / "qwen2_5.jinja").read_text()
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_delivery_date",
-        "description": "Get the delivery date for a customer's order",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
-        },
-    },
-}
+TOOL = DELIVERY_TOOL
 HISTORY = [
     {"role": "user", "content": "Where is order 123?"},
     {

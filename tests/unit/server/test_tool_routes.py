@@ -11,20 +11,10 @@ import openai
 import pytest
 
 from openlms.engine.fake import FakeBackend
+from tests.support.tools import DELIVERY_TOOL
 
 CHAT = "tiny-chat"
-DELIVERY = {
-    "type": "function",
-    "function": {
-        "name": "get_delivery_date",
-        "description": "Get the delivery date for a customer's order",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
-        },
-    },
-}
+DELIVERY = DELIVERY_TOOL
 CALL = '[TOOL_REQUEST]{"name": "get_delivery_date", "arguments": {"order_id": "123"}}[END_TOOL_REQUEST]'
 ASK = [{"role": "user", "content": "Get me delivery date for order 123"}]
 HERMES_TEMPLATE = (
