@@ -44,10 +44,6 @@ class ToolPlan:
     def active(self) -> bool:
         return self.tools is not None
 
-    @property
-    def model_names(self) -> list[str]:
-        return list(self.names)
-
 
 def plan_tools(
     tools: Sequence[Mapping[str, Any]] | None, choice: ToolChoice, template_source: str | None
