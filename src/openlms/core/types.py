@@ -129,6 +129,23 @@ class SamplingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftSpec:
+    """Speculative decoding with a draft model (LM Studio's `draftModel` and its speculative settings).
+
+    The draft proposes tokens greedily; the target's own sampling decides what is output, so the text is
+    what the target alone would write. `num_draft_tokens` drafts exactly that many tokens per step
+    (`numDraftTokensExact`); None drafts up to the engine's maximum (16, llama.cpp's default), stopping
+    early once the draft's top probability falls below `min_continue_probability`
+    (`minContinueDraftingProbability`). Drafts shorter than `min_draft_length` are not verified
+    (`minDraftLengthToConsider`)."""
+
+    descriptor: ModelDescriptor
+    num_draft_tokens: int | None = None
+    min_draft_length: int = 0
+    min_continue_probability: float = 0.75
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """A prompt plus how to continue it. The engine knows tokens, not chat messages.
 
@@ -150,6 +167,7 @@ class GenerationRequest:
     render_special: bool = False  # emit the text of special/control tokens (tool-call, channel markup)
     overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT  # when the context fills up
     keep_tokens: int = 0  # prompt tokens a context shift never drops (system prompt + first user turn)
+    draft: DraftSpec | None = None  # speculative decoding with this draft model (None: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +181,13 @@ class GenerationStats:
     cached_prompt_tokens: int = 0  # prompt tokens reused from the KV cache
     stop_string: str | None = None
     context_shift_tokens: int = 0  # tokens dropped from the KV cache to keep generating (0: none)
+    # speculative decoding (LM Studio's draftModel / totalDraftTokensCount / accepted / rejected / ignored):
+    # accepted + rejected + ignored == draft_tokens
+    draft_model_key: str | None = None
+    draft_tokens: int = 0  # drafted in all
+    accepted_draft_tokens: int = 0  # verified by the target and output
+    rejected_draft_tokens: int = 0  # verified and refused (the first mismatch and the rest of its draft)
+    ignored_draft_tokens: int = 0  # never verified (a draft shorter than min_draft_length, or the end came)
 
     @property
     def tokens_per_second(self) -> float:
@@ -189,6 +214,7 @@ class FirstToken:
 class Fragment:
     text: str
     token_count: int
+    contains_drafted: bool = False  # some of these tokens are accepted draft tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Tokens are whitespace-separated words (plus one token per special marker); the "model" answers with a
 fixed reply or echoes the last line of the prompt. It honours max_tokens, stop strings, cancellation and
 the context overflow policy (counting context-shift tokens), and emits the same events as the real
-engine. Grammars and `render_special` are accepted and ignored.
+engine. Grammars and `render_special` are accepted and ignored. With `request.draft` it reports
+speculative decoding deterministically (see `FakeDraft`); keys in `incompatible_drafts` fail the way
+a draft with another vocabulary fails on llama.cpp.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from openlms.core.errors import ContextLengthExceededError, ModelLoadError, WrongModelTypeError
+from openlms.core.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelLoadError,
+    WrongModelTypeError,
+)
 from openlms.core.types import (
     ContextOverflowPolicy,
     Done,
+    DraftSpec,
     EmbeddingResult,
     FirstToken,
     Fragment,
@@ -31,7 +39,13 @@ from openlms.core.types import (
     PromptProgress,
     StopReason,
 )
-from openlms.engine.runtime import LoadProgress, ModelRuntime, WorkerBacked, generation_channel
+from openlms.engine.runtime import (
+    LoadProgress,
+    ModelRuntime,
+    WorkerBacked,
+    generation_channel,
+    validate_draft,
+)
 from openlms.engine.scheduler import Cancellation, EventStream, Job, Worker
 from openlms.engine.textstream import StopMatcher
 
@@ -41,7 +55,9 @@ _TOKEN = re.compile(r"<\|[^|]+\|>|\S+\s*|\s+")
 @dataclass
 class FakeBackend:
     """`reply(prompt) -> text` decides the answer; `token_delay` slows generation for cancel tests;
-    `requests` records every generation request its runtimes received, in order (grammar included)."""
+    `requests` records every generation request its runtimes received, in order (grammar included);
+    draft models whose key is in `incompatible_drafts` are refused as llama.cpp refuses another
+    vocabulary."""
 
     reply: Callable[[str], str] = lambda prompt: "Hello from the fake model."
     token_delay: float = 0.0
@@ -51,6 +67,7 @@ class FakeBackend:
     name: str = "fake"
     version: str = "0"
     requests: list[GenerationRequest] = field(default_factory=list)
+    incompatible_drafts: tuple[str, ...] = ()
 
     def load(
         self, descriptor: ModelDescriptor, config: LoadConfig, on_progress: LoadProgress
@@ -98,6 +115,8 @@ class FakeRuntime(WorkerBacked):
             raise WrongModelTypeError(
                 "This model is an embedding model; it cannot generate text.", param="model"
             )
+        if request.draft is not None:
+            validate_draft(request.draft)
         self._backend.requests.append(request)
         channel = generation_channel(asyncio.get_running_loop())
         job = Job(lambda j: self._run(request, channel.put, j.cancelled), channel.put)
@@ -108,6 +127,7 @@ class FakeRuntime(WorkerBacked):
         self, request: GenerationRequest, emit: Callable[[GenerationEvent], None], cancelled: Cancellation
     ) -> None:
         started = time.perf_counter()
+        draft = None if request.draft is None else FakeDraft(request.draft, self._backend.incompatible_drafts)
         prompt = request.prompt if isinstance(request.prompt, str) else " ".join(map(str, request.prompt))
         n_prompt = len(self.tokenize(prompt))
         if n_prompt >= self.context_length:
@@ -124,9 +144,10 @@ class FakeRuntime(WorkerBacked):
                 break
             time.sleep(self._backend.token_delay)
             predicted += 1
+            drafted = draft is not None and draft.next_token()
             match = stops.push(piece)
             if match.emit:
-                emit(Fragment(match.emit, 1))
+                emit(Fragment(match.emit, 1, drafted))
             if match.stop is not None:
                 reason, stop_string = StopReason.STOP_STRING, match.stop
                 break
@@ -141,21 +162,18 @@ class FakeRuntime(WorkerBacked):
         if reason is not StopReason.STOP_STRING and (tail := stops.flush()):
             emit(Fragment(tail, 0))
         now = time.perf_counter()
-        emit(
-            Done(
-                GenerationStats(
-                    reason,
-                    n_prompt,
-                    predicted,
-                    first - started,
-                    now - first,
-                    first - started,
-                    0,
-                    stop_string,
-                    context_shift_tokens=shifted,
-                )
-            )
+        stats = GenerationStats(
+            reason,
+            n_prompt,
+            predicted,
+            first - started,
+            now - first,
+            first - started,
+            0,
+            stop_string,
+            context_shift_tokens=shifted,
         )
+        emit(Done(stats if draft is None else draft.stats(stats)))
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         if self.kind is not ModelKind.EMBEDDING:
@@ -170,6 +188,58 @@ class FakeRuntime(WorkerBacked):
     def close(self) -> None:
         self.worker.close()
         self.closed.set()
+
+
+class FakeDraft:
+    """Deterministic speculative-decoding counts. The first token is the target's own; after it, each step
+    drafts k tokens (`num_draft_tokens`, else 4) and accepts all but the last, which is rejected (the
+    target's own token is output in its place). Drafts shorter than `min_draft_length` are ignored (one
+    target token per step). What a step drafted beyond the end of the output counts as ignored."""
+
+    def __init__(self, spec: DraftSpec, incompatible: Sequence[str]) -> None:
+        if spec.descriptor.key in incompatible:
+            raise InvalidRequestError(
+                f"The draft model '{spec.descriptor.key}' cannot draft for this model: its vocabulary "
+                "differs. A draft model must have the same vocabulary as the main model.",
+                param="draftModel",
+            )
+        self.key = spec.descriptor.key
+        self.k = spec.num_draft_tokens or 4
+        self.verified = self.k >= spec.min_draft_length
+        self.first = True
+        self.open = 0  # draft tokens of the current step not yet accepted or rejected
+        self.drafted = self.accepted = self.rejected = self.ignored = 0
+
+    def next_token(self) -> bool:
+        """Account for one output token; True when it is an accepted draft token."""
+        if self.first:
+            self.first = False
+            return False
+        if self.open == 0:
+            self.drafted += self.k
+            if not self.verified:
+                self.ignored += self.k
+                return False
+            self.open = self.k
+        if self.open > 1:
+            self.open -= 1
+            self.accepted += 1
+            return True
+        self.open = 0
+        self.rejected += 1
+        return False
+
+    def stats(self, stats: GenerationStats) -> GenerationStats:
+        self.ignored += self.open
+        self.open = 0
+        return replace(
+            stats,
+            draft_model_key=self.key,
+            draft_tokens=self.drafted,
+            accepted_draft_tokens=self.accepted,
+            rejected_draft_tokens=self.rejected,
+            ignored_draft_tokens=self.ignored,
+        )
 
 
 def _shift(request: GenerationRequest, n_past: int) -> int:

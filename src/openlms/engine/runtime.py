@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from openlms.core.errors import InvalidRequestError
 from openlms.core.types import (
+    DraftSpec,
     EmbeddingResult,
     Fragment,
     GenerationEvent,
@@ -101,7 +103,9 @@ FRAGMENT_INTERVAL_S = 0.025  # text reaches the event loop at most ~40 times a s
 
 def _merge_fragments(a: GenerationEvent, b: GenerationEvent) -> GenerationEvent | None:
     if isinstance(a, Fragment) and isinstance(b, Fragment):
-        return Fragment(a.text + b.text, a.token_count + b.token_count)
+        return Fragment(
+            a.text + b.text, a.token_count + b.token_count, a.contains_drafted or b.contains_drafted
+        )
     return None
 
 
@@ -110,3 +114,33 @@ def generation_channel(loop: asyncio.AbstractEventLoop) -> EventChannel[Generati
     return EventChannel(
         loop, interval=FRAGMENT_INTERVAL_S, can_wait=lambda e: isinstance(e, Fragment), merge=_merge_fragments
     )
+
+
+def validate_draft(spec: DraftSpec) -> None:
+    """Refuse a draft model or settings no engine can use (InvalidRequestError, param draftModel), before
+    anything is loaded. Every backend calls this from `generate()`."""
+    if spec.descriptor.kind is not ModelKind.LLM:
+        raise InvalidRequestError(
+            f"The draft model '{spec.descriptor.key}' is an embedding model; a draft model must be an LLM "
+            "with the same vocabulary as the main model.",
+            param="draftModel",
+        )
+    if not spec.descriptor.loadable:
+        raise InvalidRequestError(
+            f"The draft model '{spec.descriptor.key}' cannot be loaded: {spec.descriptor.error}",
+            param="draftModel",
+        )
+    if spec.num_draft_tokens is not None and spec.num_draft_tokens < 1:
+        raise InvalidRequestError(
+            f"numDraftTokensExact must be at least 1 (got {spec.num_draft_tokens}).", param="draftModel"
+        )
+    if spec.min_draft_length < 0:
+        raise InvalidRequestError(
+            f"minDraftLengthToConsider must not be negative (got {spec.min_draft_length}).",
+            param="draftModel",
+        )
+    if not 0.0 <= spec.min_continue_probability <= 1.0:
+        raise InvalidRequestError(
+            f"minContinueDraftingProbability must be between 0 and 1 (got {spec.min_continue_probability}).",
+            param="draftModel",
+        )
