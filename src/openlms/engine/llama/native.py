@@ -166,6 +166,26 @@ class LlamaModel:
     def is_eog(self, token: int) -> bool:
         return bool(C.llama_vocab_is_eog(self.vocab, token))
 
+    def token_text(self, token: int) -> bytes:
+        """The vocabulary's own spelling of a token (as stored in the GGUF, not detokenized)."""
+        return bytes(C.llama_vocab_get_text(self.vocab, token) or b"")
+
+    def vocab_signature(self) -> dict[str, int]:
+        """What a draft model must share with its target besides the token texts."""
+        v = self.vocab
+        return {
+            "vocabulary type": int(C.llama_vocab_type(v)),
+            "add-BOS setting": int(C.llama_vocab_get_add_bos(v)),
+            "add-EOS setting": int(C.llama_vocab_get_add_eos(v)),
+            "BOS token": int(C.llama_vocab_bos(v)),
+            "EOS token": int(C.llama_vocab_eos(v)),
+        }
+
+    @property
+    def is_recurrent(self) -> bool:
+        """Recurrent or hybrid memory (Mamba, RWKV, ...): the cache cannot be cut at any position."""
+        return bool(C.llama_model_is_recurrent(self.ptr)) or bool(C.llama_model_is_hybrid(self.ptr))
+
     def close(self) -> None:
         if self.ptr:
             C.llama_model_free(self.ptr)
@@ -243,6 +263,19 @@ class LlamaContext:
         if logits_last:
             batch.logits[n - 1] = 1
         batch.n_tokens = n
+        self._run(batch)
+
+    def decode_all_logits(self, tokens: Sequence[int], start_pos: int) -> None:
+        """Evaluate `tokens` (at most n_batch) on sequence 0 with logits for every one: output i is the
+        next-token distribution after tokens[i] (speculative verification)."""
+        batch = self._batch
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start_pos + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = len(tokens)
         self._run(batch)
 
     def decode_one(self, token: int, pos: int) -> None:

@@ -7,6 +7,7 @@ import math
 import platform
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import llama_cpp
 
@@ -18,6 +19,7 @@ from openlms.core.errors import (
 )
 from openlms.core.types import (
     Done,
+    DraftSpec,
     EmbeddingResult,
     GenerationEvent,
     GenerationRequest,
@@ -25,9 +27,17 @@ from openlms.core.types import (
     ModelDescriptor,
     ModelKind,
 )
+from openlms.engine.llama.draft import Drafter
 from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
-from openlms.engine.runtime import LoadProgress, ModelRuntime, WorkerBacked, generation_channel
+from openlms.engine.llama.speculative import SpeculativeGeneration
+from openlms.engine.runtime import (
+    LoadProgress,
+    ModelRuntime,
+    WorkerBacked,
+    generation_channel,
+    validate_draft,
+)
 from openlms.engine.scheduler import EventStream, Job, Worker
 
 DEFAULT_CONTEXT = 4096
@@ -151,19 +161,60 @@ class LlamaLlmRuntime(_RuntimeBase):
         )
         super().__init__(model, "openlms-llm", params, config)
         self.cache = SequenceCache()
+        self._threads = threads
+        # worker thread only: the draft model in use (at most one), and drafts found incompatible
+        self._drafter: Drafter | None = None
+        self._refused: dict[tuple[Path, int], InvalidRequestError] = {}
 
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
+        if request.draft is not None:
+            validate_draft(request.draft)
         channel = generation_channel(asyncio.get_running_loop())
         seed = self._config.seed
 
         def work(job: Job) -> None:
-            run_generation(
-                Generation(self.ctx, self.cache, request, channel.put, job.cancelled, default_seed=seed)
-            )
+            if request.draft is None:
+                generation = Generation(
+                    self.ctx, self.cache, request, channel.put, job.cancelled, default_seed=seed
+                )
+            else:
+                drafter = self._draft_model(request.draft)
+                generation = SpeculativeGeneration(
+                    self.ctx, self.cache, request, channel.put, job.cancelled, drafter, default_seed=seed
+                )
+            run_generation(generation)
 
         job = Job(work, channel.put)
         self.worker.submit(job)
         return EventStream(channel, job, lambda ev: isinstance(ev, Done))
+
+    def _draft_model(self, spec: DraftSpec) -> Drafter:
+        """The loaded draft model for `spec` (worker thread): loaded on first use, kept until another draft
+        model is asked for or this instance closes."""
+        descriptor = spec.descriptor
+        if self._drafter is not None and self._drafter.path == descriptor.path:
+            return self._drafter
+        refused = self._refused.get((descriptor.path, descriptor.size_bytes))
+        if refused is not None:
+            raise refused
+        if self._drafter is not None:
+            self._drafter.close()
+            self._drafter = None
+        try:
+            self._drafter = Drafter.load(descriptor, self.model, self._config, self.ctx.n_ctx, self._threads)
+        except InvalidRequestError as exc:
+            self._refused[(descriptor.path, descriptor.size_bytes)] = exc
+            raise
+        return self._drafter
+
+    def close(self) -> None:
+        def free() -> None:
+            if self._drafter is not None:
+                self._drafter.close()
+            self.ctx.close()
+            self.model.close()
+
+        self.worker.close(free)
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         raise WrongModelTypeError(

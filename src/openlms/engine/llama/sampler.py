@@ -110,16 +110,20 @@ class SamplerChain:
         for token in history[-self._penalty_window :]:
             C.llama_sampler_accept(self._penalties, token)
 
-    def _sample(self, ctx: C.llama_context_p) -> int:
-        """Sample (and accept) a token from the last output of the last decode."""
-        return int(C.llama_sampler_sample(self.ptr, ctx, -1))
+    def sample_at(self, ctx: C.llama_context_p, idx: int) -> int:
+        """`sample()` from output `idx` of the last decode (speculative verification), grammar included."""
+        return self._sample_with_grammar(ctx, idx) if self._armed else self._sample(ctx, idx)
 
-    def _sample_with_grammar(self, ctx: C.llama_context_p) -> int:
+    def _sample(self, ctx: C.llama_context_p, idx: int = -1) -> int:
+        """Sample (and accept) a token from output `idx` of the last decode (-1: the last one)."""
+        return int(C.llama_sampler_sample(self.ptr, ctx, idx))
+
+    def _sample_with_grammar(self, ctx: C.llama_context_p, idx: int = -1) -> int:
         gate = self._grammar
         assert gate is not None
-        token = gate.draw(self.ptr, ctx, masked=False)
+        token = gate.draw(self.ptr, ctx, masked=False, idx=idx)
         if not gate.allows(token):
-            token = gate.draw(self.ptr, ctx, masked=True)
+            token = gate.draw(self.ptr, ctx, masked=True, idx=idx)
         C.llama_sampler_accept(self.ptr, token)
         gate.accept(token)
         return token
@@ -157,9 +161,9 @@ class GrammarGate:
         self._one = (C.llama_token_data * 1)()
         self._one_cur = C.llama_token_data_array(self._one, 1, -1, False)
 
-    def draw(self, chain: C.llama_sampler_p, ctx: C.llama_context_p, *, masked: bool) -> int:
-        """Run `chain` (without accepting) on the last logits, masked by the grammar first if asked."""
-        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(ctx, -1), shape=(self.n_vocab,))
+    def draw(self, chain: C.llama_sampler_p, ctx: C.llama_context_p, *, masked: bool, idx: int = -1) -> int:
+        """Run `chain` (without accepting) on output `idx`'s logits, masked by the grammar first if asked."""
+        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
         view, cur = self._view, self._cur
         view["id"] = self._ids
         view["logit"] = logits
