@@ -81,10 +81,13 @@ class Server:
         self.lms("unload", "--all")
 
 
-def start_server(tmp: Path, models_dir: Path, port: int, *flags: str) -> Server:
+def start_server(tmp: Path, models_dir: Path, port: int, *flags: str, sdk_port: int = 0) -> Server:
+    """A server in its own home; `sdk_port` 0 (the default): no second port, so that test servers never
+    compete for the SDK's 41343."""
     home = tmp / "home"
     (home / "openlms").mkdir(parents=True, exist_ok=True)
-    (home / "openlms" / "settings.json").write_text(json.dumps({"models_dir": str(models_dir)}))
+    settings = {"models_dir": str(models_dir), "sdk_port": sdk_port}
+    (home / "openlms" / "settings.json").write_text(json.dumps(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
     env["OPENLMS_HOME"] = str(home)
     server = Server(home, port, env)

@@ -39,6 +39,7 @@ class StartOptions:
     auto_evict: bool | None = None
     jit_ttl: int | None = None
     log_level: str | None = None
+    sdk_port: int | None = None
 
     def server_flags(self, port: int) -> list[str]:
         """The `python -m openlms.server` arguments (docs/http-api.md, "Running the server")."""
@@ -52,6 +53,8 @@ class StartOptions:
             flags += ["--jit-ttl", str(self.jit_ttl)]
         if self.log_level is not None:
             flags += ["--log-level", self.log_level]
+        if self.sdk_port is not None:
+            flags += ["--sdk-port", str(self.sdk_port)]
         return flags
 
 
@@ -74,6 +77,7 @@ def effective_settings(options: StartOptions) -> Settings:
             auto_evict=options.auto_evict,
             jit_ttl_seconds=options.jit_ttl,
             log_level=options.log_level,
+            sdk_port=options.sdk_port,
         )
     except ValueError as exc:  # includes pydantic's ValidationError
         raise CliError(f"Invalid openlms settings: {exc}") from None

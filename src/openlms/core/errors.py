@@ -7,6 +7,7 @@ Tree:
     │   ├── WrongModelTypeError        e.g. embeddings asked of an LLM
     │   └── NoChatTemplateError        a chat request for a model with no usable template
     ├── ModelNotFoundError             no downloaded model / loaded instance matches a query
+    ├── PresetNotFoundError            no config preset matches a (fuzzy) preset identifier
     ├── IdentifierInUseError           a load asked for an identifier that is taken
     ├── PermissionDeniedError          a local-only operation asked from another machine
     ├── ModelLoadError                 llama.cpp could not load a file (corrupt, out of memory)
@@ -65,6 +66,21 @@ class ModelNotFoundError(OpenLMSError):
         super().__init__(f"{text}{hint}", param="model")
         self.query = query
         self.available = list(available)
+
+
+class PresetNotFoundError(OpenLMSError):
+    code = "preset_not_found"
+
+    def __init__(self, query: str, *, available: Sequence[tuple[str, str]] = ()) -> None:
+        names = ", ".join(f"'{name}'" for _, name in available[:10])
+        hint = (
+            f" Available presets: {names}."
+            if names
+            else " No presets are saved (~/.lmstudio/config-presets)."
+        )
+        super().__init__(f"No preset matching '{query}' was found.{hint}", param="preset")
+        self.query = query
+        self.available = list(available)  # (identifier, name)
 
 
 class IdentifierInUseError(OpenLMSError):

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address the server binds; 0.0.0.0 serves the network."
     )
     port: int = Field(default=1234, ge=1, le=65535, description="HTTP port of the server (last used one).")
+    sdk_port: int = Field(
+        default=41343,
+        ge=0,
+        le=65535,
+        description="Second port serving the same APIs, where the lmstudio SDK looks for the server when it "
+        "is given no host (its first default port); 0: none.",
+    )
     cors: bool = Field(default=False, description="Send CORS headers allowing any origin.")
     jit: bool = Field(default=True, description="Load a downloaded model on its first inference request.")
     auto_evict: bool = Field(default=True, description="Keep at most one JIT-loaded model at a time.")

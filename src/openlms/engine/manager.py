@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from openlms.core.errors import IdentifierInUseError, ModelLoadError, ModelNotFoundError
-from openlms.core.types import LoadConfig, ModelDescriptor
+from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.runtime import Backend, LoadProgress, ModelRuntime
 
 log = logging.getLogger("openlms.engine")
@@ -100,9 +100,13 @@ class InstanceManager:
     def loading(self) -> list[Loading]:
         return list(self._loading.values())
 
-    def find(self, query: str) -> Instance | None:
-        """An instance by identifier, then by model key, then by case-insensitive path prefix."""
-        live = [i for i in self._instances.values() if not i.unloading]
+    def find(self, query: str, kind: ModelKind | None = None) -> Instance | None:
+        """An instance (of `kind`) by identifier, then by model key, then by case-insensitive path prefix."""
+        live = [
+            i
+            for i in self._instances.values()
+            if not i.unloading and (kind is None or i.descriptor.kind is kind)
+        ]
         lowered = query.lower().strip("/")
         rules: tuple[Callable[[Instance], bool], ...] = (
             lambda i: i.identifier == query,

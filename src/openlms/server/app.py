@@ -22,6 +22,7 @@ from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
+from openlms.server.sdk.routes import mount as mount_sdk
 from openlms.server.state import AppState
 from openlms.services.generation import Predictor
 from openlms.services.logbus import LogBus
@@ -79,4 +80,5 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(v1_router)
     app.include_router(prompt_router)
     app.include_router(logs_router)
+    mount_sdk(app, state.predictor)  # the lmstudio SDK's websockets
     return app

@@ -17,11 +17,14 @@ from openlms.core.settings import Settings, load_settings, persist_settings
 
 log = logging.getLogger("openlms.server")
 
+WS_MAX_BYTES = 96 * 1024 * 1024  # SDK image uploads arrive base64-encoded in one frame
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m openlms.server", description="Run the openlms server.")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 serves the network)")
     p.add_argument("--port", type=int, help="HTTP port (default: the last used one, else 1234)")
+    p.add_argument("--sdk-port", type=int, help="second port for the lmstudio SDK (default 41343; 0: none)")
     p.add_argument("--cors", action=argparse.BooleanOptionalAction, default=None, help="allow any web origin")
     p.add_argument(
         "--jit", action=argparse.BooleanOptionalAction, default=None, help="JIT-load models on request"
@@ -36,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, flag: str = "--port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,7 +50,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise SystemExit(
                 f"Error: port {port} is already in use on {host}. "
-                "Stop what uses it, or start with --port <other>."
+                f"Stop what uses it, or start with {flag} <other>"
+                + (" (0: none)." if flag == "--sdk-port" else ".")
             ) from None
         raise SystemExit(f"Error: cannot bind {host}:{port}: {exc.strerror}.") from None
     sock.listen(2048)
@@ -74,23 +78,31 @@ def run(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
     sock = bind_socket(settings.host, settings.port)
+    sockets = [sock]
+    if settings.sdk_port and settings.sdk_port != settings.port:
+        try:
+            sockets.append(bind_socket(settings.host, settings.sdk_port, flag="--sdk-port"))
+        except SystemExit:
+            sock.close()
+            raise
     setup_logging(settings)
     persist_settings(settings)
     info = {
         "pid": os.getpid(),
         "host": settings.host,
         "port": settings.port,
+        "sdk_port": settings.sdk_port if len(sockets) > 1 else None,
         "started_at": datetime.now(UTC).isoformat(),
     }
     atomic_write_text(settings.server_file, json.dumps(info) + "\n")
     try:
-        serve(settings, sock)
+        serve(settings, sockets)
     finally:
         _remove_server_file(settings)
     return 0
 
 
-def serve(settings: Settings, sock: socket.socket) -> None:
+def serve(settings: Settings, sockets: list[socket.socket]) -> None:
     import uvicorn
 
     # The scheduler thread needs the GIL back the moment llama_decode returns; a short switch interval
@@ -106,11 +118,14 @@ def serve(settings: Settings, sock: socket.socket) -> None:
         log_level=settings.log_level,
         access_log=True,
         timeout_graceful_shutdown=5,
+        ws_max_size=WS_MAX_BYTES,
         lifespan="on",
     )
     server = uvicorn.Server(config)
     log.info("openlms server listening on http://%s:%d", settings.host, settings.port)
-    server.run(sockets=[sock])
+    if len(sockets) > 1:
+        log.info("the lmstudio SDK finds it on port %d too", settings.sdk_port)
+    server.run(sockets=sockets)
 
 
 def _remove_server_file(settings: Settings) -> None:

@@ -22,6 +22,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.NoChatTemplateError: (400, "invalid_request_error"),
     e.InvalidRequestError: (400, "invalid_request_error"),
     e.ModelNotFoundError: (404, "invalid_request_error"),
+    e.PresetNotFoundError: (404, "invalid_request_error"),
     e.IdentifierInUseError: (409, "invalid_request_error"),
     e.PermissionDeniedError: (403, "permission_error"),
     e.ModelLoadError: (500, "server_error"),
@@ -47,6 +48,39 @@ def status_of(exc: e.OpenLMSError) -> tuple[int, str]:
 def domain_error_body(exc: e.OpenLMSError) -> tuple[int, dict[str, Any]]:
     status, type_ = status_of(exc)
     return status, error_body(exc.message, type_, param=exc.param, code=exc.code)
+
+
+# The `lmstudio` SDK's error shape: `displayData.code` picks the exception class the SDK raises.
+SAMPLE_SIZE = 10
+
+
+def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
+    """A domain error as the SDK's `SerializedLMSExtendedError` (rpcError / channelError)."""
+    error: dict[str, Any] = {"title": exc.message, "rootTitle": exc.message}
+    if isinstance(exc, e.ModelNotFoundError):
+        error["displayData"] = {
+            "code": "generic.noModelMatchingQuery",
+            "query": {"identifier": exc.query},
+            "loadedModelsSample": exc.available[:SAMPLE_SIZE],
+            "totalLoadedModels": len(exc.available),
+        }
+    elif isinstance(exc, e.PresetNotFoundError):
+        error["displayData"] = {
+            "code": "generic.presetNotFound",
+            "specifiedFuzzyPresetIdentifier": exc.query,
+            "availablePresetsSample": [
+                {"identifier": identifier, "name": name} for identifier, name in exc.available[:SAMPLE_SIZE]
+            ],
+            "totalAvailablePresets": len(exc.available),
+        }
+    if exc.param:
+        error["errorData"] = {"param": exc.param, "code": exc.code}
+    return error
+
+
+def sdk_unexpected_error(exc: Exception) -> dict[str, Any]:
+    title = f"Internal error: {exc}"
+    return {"title": title, "rootTitle": title}
 
 
 def install(app: FastAPI) -> None:

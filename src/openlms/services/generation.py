@@ -10,7 +10,7 @@ parsed into content, reasoning and tool-call events, plus progress and the final
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,7 @@ from openlms.parsers.output.events import (
 )
 from openlms.parsers.output.reasoning import prompt_opens_reasoning
 from openlms.parsers.output.registry import ToolFormat
+from openlms.parsers.templates import PromptTemplateSpec
 from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
 from openlms.services.models import ModelService, PromptSetup
 from openlms.services.overflow import Truncation, fit
@@ -70,6 +71,7 @@ class ChatOptions:
     tools: Sequence[Mapping[str, Any]] | None = None
     tool_choice: ToolChoice = None
     separate_reasoning: bool | None = None  # None: the model's setting, else the server's
+    template: PromptTemplateSpec | None = None  # this request's prompt template (over the model's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,9 @@ class Prediction:
 
     prepared: PreparedPrediction
     events: AsyncIterator[GenerationEvent]
+    cancel: Callable[[], None] = lambda: None  # stop generating (the stream still ends with Done)
     text: list[str] = field(default_factory=list)  # the model's raw output so far
+    tokens: int = 0  # tokens predicted so far (the parsed events yielded so far come from them)
     stats: GenerationStats | None = None  # set when the prediction is done
 
     @property
@@ -149,6 +153,7 @@ class Prediction:
         async for event in self.events:
             if isinstance(event, Fragment):
                 self.text.append(event.text)
+                self.tokens += event.token_count
                 for parsed in parser.feed(event.text):
                     yield _caller_names(parsed, names)
             elif isinstance(event, Done):
@@ -194,6 +199,8 @@ class Predictor:
         options = options or ChatOptions()
         instance = await self._llm(model, params)
         setup = self.models.prompt_setup(instance.descriptor)
+        if options.template is not None:
+            setup = setup._replace(template=options.template)
         choice = (
             options.tool_choice if options.tool_choice is not None or not options.tools else setup.tool_choice
         )
@@ -286,6 +293,8 @@ class Predictor:
         options = options or ChatOptions()
         instance = await self._llm(model, PredictionParams())
         setup = self.models.prompt_setup(instance.descriptor)
+        if options.template is not None:
+            setup = setup._replace(template=options.template)
         prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, options.tool_choice)
         checked = _checked(messages)
         text = prompt.render(checked, add_generation_prompt=True)
@@ -297,7 +306,7 @@ class Predictor:
         async with self.models.manager.use(instance):
             self._publish_input(prepared)
             events = instance.runtime.generate(prepared.request())
-            prediction = Prediction(prepared, _unload_checked(events))
+            prediction = Prediction(prepared, _unload_checked(events), events.cancel)
             try:
                 yield prediction
             finally:

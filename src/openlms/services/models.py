@@ -9,7 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from openlms.core.errors import InvalidRequestError, ModelNotFoundError, WrongModelTypeError
+from openlms.core.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    PresetNotFoundError,
+    WrongModelTypeError,
+)
 from openlms.core.settings import Settings
 from openlms.core.types import ContextOverflowPolicy, LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.manager import Instance, InstanceManager, Loading
@@ -17,6 +22,7 @@ from openlms.parsers.templates import PromptTemplateSpec
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
 from openlms.store.model_yaml import jinja_variables
+from openlms.store.presets import Preset, PresetStore
 
 PROMPT_TEMPLATE_PARAM = "prediction.promptTemplate"
 
@@ -56,6 +62,7 @@ class ModelService:
         self.catalog = catalog
         self.manager = manager
         self.model_configs = model_configs or ModelConfigStore(settings.home)
+        self.presets = PresetStore(settings.home / "config-presets")
         self._scan_lock = asyncio.Lock()
 
     @property
@@ -127,6 +134,48 @@ class ModelService:
         return await self.manager.load(
             descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
         )
+
+    async def get_or_load(
+        self,
+        query: str,
+        kind: ModelKind,
+        config: LoadConfig,
+        *,
+        ttl_seconds: float | None = None,
+        on_evict: Callable[[Instance], None] | None = None,
+        on_start: Callable[[ModelDescriptor], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> tuple[Instance, bool]:
+        """A loaded instance of the given kind matching `query`, else the downloaded model loaded now as a
+        JIT instance (other JIT instances evicted first when auto-evict is on, each reported to
+        `on_evict`). Returns the instance and whether it was loaded by this call."""
+        existing = self.find_loaded(query, kind)
+        if existing is not None:
+            return existing, False
+        descriptor = await self.find_downloaded(query)
+        _check_kind(query, descriptor, kind)
+        if self.manager.auto_evict and on_evict is not None:
+            for other in self.manager.instances:
+                if other.jit:
+                    on_evict(other)
+        if on_start is not None:
+            on_start(descriptor)
+        config = await self._with_defaults(descriptor, config)
+        instance = await self.manager.get_or_load(
+            descriptor, ttl_seconds=ttl_seconds, config=config, on_progress=on_progress
+        )
+        return instance, True
+
+    def find_loaded(self, query: str, kind: ModelKind | None = None) -> Instance | None:
+        """A loaded instance by identifier, model key, or case-insensitive path prefix (of `kind`)."""
+        instance = self.manager.find(query, kind)
+        return instance
+
+    def find_preset(self, query: str) -> Preset:
+        preset = self.presets.find(query)
+        if preset is None:
+            raise PresetNotFoundError(query, available=[(p.identifier, p.name) for p in self.presets.all()])
+        return preset
 
     async def unload(self, identifier: str) -> Instance:
         return await self.manager.unload(identifier)

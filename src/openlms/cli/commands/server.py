@@ -46,6 +46,12 @@ def server() -> None:
     metavar="SECONDS",
     help="Idle time after which a JIT-loaded model is unloaded (0: never).",
 )
+@click.option(
+    "--sdk-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Second port, where the lmstudio SDK looks by default (default 41343; 0: none).",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -55,12 +61,13 @@ def start(
     jit: bool | None,
     auto_evict: bool | None,
     jit_ttl: int | None,
+    sdk_port: int | None,
 ) -> None:
     from openlms.cli import serverctl
 
     app = get_app(ctx)
     options = serverctl.StartOptions(
-        port=port, host=bind, cors=cors, jit=jit, auto_evict=auto_evict, jit_ttl=jit_ttl
+        port=port, host=bind, cors=cors, jit=jit, auto_evict=auto_evict, jit_ttl=jit_ttl, sdk_port=sdk_port
     )
     settings = serverctl.effective_settings(options)
     running = serverctl.find_server(app, settings)

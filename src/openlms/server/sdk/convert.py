@@ -1,0 +1,168 @@
+"""Pure conversions between openlms's types and the SDK's wire shapes: model info, chat history,
+prediction fragments and stats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import GenerationStats, ModelDescriptor, ModelKind
+from openlms.engine.manager import Instance
+
+
+def model_info(d: ModelDescriptor) -> dict[str, Any]:
+    """A downloaded model (`ModelInfo`: `LlmInfo` or `EmbeddingModelInfo`)."""
+    info: dict[str, Any] = {
+        "type": d.kind.value,
+        "modelKey": d.key,
+        "format": d.format if d.format in _FORMATS else "gguf",
+        "displayName": d.display_name,
+        "path": d.rel_path,
+        "sizeBytes": int(d.size_bytes),
+        "maxContextLength": int(d.max_context_length or 0),
+    }
+    if d.params_string:
+        info["paramsString"] = d.params_string
+    if d.architecture:
+        info["architecture"] = d.architecture
+    if d.kind is ModelKind.LLM:
+        info["vision"] = d.vision
+        info["trainedForToolUse"] = d.trained_for_tool_use
+    return info
+
+
+_FORMATS = frozenset({"gguf", "safetensors", "onnx", "ggml", "mlx_placeholder", "torch_safetensors"})
+
+
+def instance_info(instance: Instance) -> dict[str, Any]:
+    """A loaded instance (`LlmInstanceInfo` / `EmbeddingModelInstanceInfo`)."""
+    return {
+        **model_info(instance.descriptor),
+        "identifier": instance.identifier,
+        "instanceReference": instance.reference,
+        "contextLength": int(instance.runtime.context_length),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Chat history
+
+
+def history_messages(history: Any) -> list[dict[str, Any]]:
+    """The SDK's typed chat history (`{"messages": [{role, content: [parts]}]}`) as the role/content
+    messages (with OpenAI-style `tool_calls` and `tool` results) the chat templates take."""
+    messages = history.get("messages") if isinstance(history, Mapping) else None
+    if not isinstance(messages, list):
+        raise InvalidRequestError("'history' must be {messages: [...]}.", param="history")
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        out.extend(_message(message, f"history.messages[{index}]"))
+    return out
+
+
+def _message(message: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(message, Mapping):
+        raise InvalidRequestError(f"{where} must be an object.", param=where)
+    role, parts = message.get("role"), message.get("content")
+    if isinstance(parts, str):
+        parts = [{"type": "text", "text": parts}]
+    if not isinstance(parts, list):
+        raise InvalidRequestError(f"{where}.content must be a list of parts.", param=where)
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        here = f"{where}.content[{j}]"
+        if kind == "text":
+            texts.append(str(part.get("text") or ""))
+        elif kind == "file":
+            raise InvalidRequestError(_file_error(part), param=here)
+        elif kind == "toolCallRequest":
+            calls.append(_call(part.get("toolCallRequest"), here))
+        elif kind == "toolCallResult":
+            results.append(
+                {
+                    "role": "tool",
+                    "content": str(part.get("content") or ""),
+                    "tool_call_id": part.get("toolCallId"),
+                }
+            )
+        else:
+            raise InvalidRequestError(f"{here} has an unknown content part type {kind!r}.", param=here)
+    if results:
+        return results
+    entry: dict[str, Any] = {"role": role, "content": "".join(texts)}
+    if calls:
+        entry["tool_calls"] = calls
+    return [entry]
+
+
+def _file_error(part: Mapping[str, Any]) -> str:
+    name, kind = part.get("name", "file"), part.get("fileType", "unknown")
+    if kind == "image":
+        return (
+            f"The image '{name}' cannot be used: this model has no vision support. "
+            "Use a vision model (one that lists 'vision' in its capabilities) for images."
+        )
+    return f"The file '{name}' ({kind}) cannot be attached to a chat: openlms accepts images only."
+
+
+def _call(request: Any, where: str) -> dict[str, Any]:
+    if not isinstance(request, Mapping) or not isinstance(request.get("name"), str):
+        raise InvalidRequestError(f"{where}.toolCallRequest must have a 'name'.", param=where)
+    arguments = request.get("arguments") or {}
+    return {
+        "id": str(request.get("id") or ""),
+        "type": "function",
+        "function": {"name": request["name"], "arguments": json.dumps(arguments)},
+    }
+
+
+def preset_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> list[dict[str, Any]]:
+    """A preset's system prompt goes first, unless the conversation has its own."""
+    if not prompt or any(m.get("role") == "system" for m in messages):
+        return messages
+    return [{"role": "system", "content": prompt}, *messages]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prediction messages
+
+
+def fragment(content: str, tokens: int, reasoning_type: str = "none") -> dict[str, Any]:
+    return {
+        "type": "fragment",
+        "fragment": {
+            "content": content,
+            "tokensCount": tokens,
+            "containsDrafted": False,
+            "reasoningType": reasoning_type,
+        },
+    }
+
+
+def tool_call_request(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "id": call_id, "name": name, "arguments": arguments}
+
+
+def stats(s: GenerationStats, *, stop_reason: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "stopReason": stop_reason or s.stop_reason.value,
+        "tokensPerSecond": round(s.tokens_per_second, 3),
+        "numGpuLayers": 0,
+        "timeToFirstTokenSec": round(s.time_to_first_token_s, 4),
+        "promptTokensCount": s.prompt_tokens,
+        "predictedTokensCount": s.predicted_tokens,
+        "totalTokensCount": s.total_tokens,
+    }
+    draft = getattr(s, "draft_model_key", None)
+    if draft:
+        out["usedDraftModelKey"] = draft
+        out["totalDraftTokensCount"] = int(getattr(s, "draft_tokens", 0))
+        out["acceptedDraftTokensCount"] = int(getattr(s, "accepted_draft_tokens", 0))
+        out["rejectedDraftTokensCount"] = int(getattr(s, "rejected_draft_tokens", 0))
+        out["ignoredDraftTokensCount"] = int(getattr(s, "ignored_draft_tokens", 0))
+    return out

@@ -1,0 +1,182 @@
+"""The model endpoints the `llm` and `embedding` namespaces share (list, info, load config, tokenize,
+unload, load and get-or-load channels), and the `system` namespace's model listing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError, ModelNotFoundError
+from openlms.core.types import ModelKind
+from openlms.engine.manager import Instance
+from openlms.server.sdk import convert
+from openlms.server.sdk.kvconfig import load_config, load_fields, merge_layers
+from openlms.server.sdk.progress import ProgressPump
+from openlms.server.sdk.transport import Channel, Client
+from openlms.services.models import ModelService
+
+
+def _object(parameter: Any, name: str = "parameter") -> Mapping[str, Any]:
+    if not isinstance(parameter, Mapping):
+        raise InvalidRequestError(f"The {name} must be an object.", param=name)
+    return parameter
+
+
+def _string(obj: Mapping[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"'{key}' must be a non-empty string.", param=key)
+    return value
+
+
+def _ttl_seconds(value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidRequestError(f"'{key}' must be a positive number of milliseconds.", param=key)
+    return float(value) / 1000.0
+
+
+class ModelEndpoints:
+    """One namespace's model endpoints (`kind` is llm or embedding)."""
+
+    def __init__(self, models: ModelService, kind: ModelKind) -> None:
+        self.models = models
+        self.kind = kind
+
+    # -- resolution ----------------------------------------------------------------------------------
+
+    def _loaded(self) -> list[Instance]:
+        return [
+            i for i in self.models.manager.instances if i.descriptor.kind is self.kind and not i.unloading
+        ]
+
+    def resolve(self, specifier: Any) -> Instance:
+        """A loaded instance from a model specifier: a query (identifier, model key or path prefix) or an
+        instance reference; `generic.noModelMatchingQuery` when none matches."""
+        spec = _object(specifier, "specifier")
+        loaded = self._loaded()
+        if spec.get("type") == "instanceReference":
+            reference = spec.get("instanceReference")
+            found = next((i for i in loaded if i.reference == reference), None)
+            return found or self._not_found(str(reference), loaded)
+        query = spec.get("query") if spec.get("type") == "query" else None
+        if not isinstance(query, Mapping):
+            raise InvalidRequestError("A model specifier must be a query or an instance reference.")
+        domain = query.get("domain")
+        if domain is not None and domain != self.kind.value:
+            return self._not_found(str(query.get("identifier") or domain), loaded)
+        if query.get("vision") and not any(i.descriptor.vision for i in loaded):
+            return self._not_found(str(query.get("identifier") or "vision model"), loaded)
+        text = query.get("identifier") or query.get("path")
+        if not text:
+            candidates = [i for i in loaded if i.descriptor.vision or not query.get("vision")]
+            return candidates[0] if candidates else self._not_found("", loaded)
+        found = self.models.find_loaded(str(text), self.kind)
+        return found or self._not_found(str(text), loaded)
+
+    def _not_found(self, query: str, loaded: list[Instance]) -> Instance:
+        raise ModelNotFoundError(
+            query,
+            available=[i.identifier for i in loaded],
+            reason=f"No loaded {self.kind.value} model matches '{query}'."
+            if query
+            else "No model is loaded.",
+        )
+
+    # -- RPC -----------------------------------------------------------------------------------------
+
+    async def list_loaded(self, _client: Client, _parameter: Any) -> list[dict[str, Any]]:
+        return [convert.instance_info(i) for i in self._loaded()]
+
+    async def get_model_info(self, _client: Client, parameter: Any) -> dict[str, Any]:
+        return convert.instance_info(self.resolve(_object(parameter).get("specifier")))
+
+    async def get_load_config(self, _client: Client, parameter: Any) -> dict[str, Any]:
+        instance = self.resolve(_object(parameter).get("specifier"))
+        runtime = instance.runtime
+        return {"fields": load_fields(runtime.load_config, runtime.context_length, self.kind)}
+
+    async def unload_model(self, _client: Client, parameter: Any) -> None:
+        identifier = _string(_object(parameter), "identifier")
+        instance = next((i for i in self._loaded() if i.identifier == identifier), None)
+        if instance is None:
+            self._not_found(identifier, self._loaded())
+        await self.models.unload(identifier)
+
+    async def tokenize(self, _client: Client, parameter: Any) -> dict[str, Any]:
+        tokens = await self._tokens(parameter, special=self.kind is ModelKind.EMBEDDING)
+        return {"tokens": tokens}
+
+    async def count_tokens(self, _client: Client, parameter: Any) -> dict[str, Any]:
+        return {"tokenCount": len(await self._tokens(parameter, special=False))}
+
+    async def _tokens(self, parameter: Any, *, special: bool) -> list[int]:
+        obj = _object(parameter)
+        text = obj.get("inputString")
+        if not isinstance(text, str):
+            raise InvalidRequestError("'inputString' must be a string.", param="inputString")
+        instance = self.resolve(obj.get("specifier"))
+        async with self.models.manager.use(instance):  # resets its idle TTL
+            return await asyncio.to_thread(
+                instance.runtime.tokenize, text, add_special=special, parse_special=False
+            )
+
+    # -- channels ------------------------------------------------------------------------------------
+
+    async def load_model(self, channel: Channel, parameter: Any) -> None:
+        """`loadModel`: resolved, progress..., success (a new instance, never auto-evicted)."""
+        obj = _object(parameter, "creationParameter")
+        key = _string(obj, "modelKey")
+        identifier = obj.get("identifier") or None
+        config = load_config(merge_layers(obj.get("loadConfigStack")), self.kind)
+        ttl = _ttl_seconds(obj.get("ttlMs"), "ttlMs")
+        descriptor = await self.models.find_downloaded(key)
+        self._check_kind(key, descriptor.kind)
+        await channel.send({"type": "resolved", "info": convert.model_info(descriptor)})
+        async with ProgressPump(channel, "progress") as pump:
+            instance = await self.models.load(
+                key, config, identifier=identifier, ttl_seconds=ttl, on_progress=pump.update
+            )
+        await channel.send({"type": "success", "info": convert.instance_info(instance)})
+
+    async def get_or_load(self, channel: Channel, parameter: Any) -> None:
+        """`getOrLoad`: alreadyLoaded, or [unloadingOtherJITModel...], startLoading, loadProgress...,
+        loadSuccess."""
+        obj = _object(parameter, "creationParameter")
+        query = _string(obj, "identifier")
+        config = load_config(merge_layers(obj.get("loadConfigStack")), self.kind)
+        ttl = _ttl_seconds(obj.get("loadTtlMs"), "loadTtlMs")
+        existing = self.models.find_loaded(query, self.kind)
+        if existing is not None:
+            await channel.send({"type": "alreadyLoaded", "info": convert.instance_info(existing)})
+            return
+        async with ProgressPump(channel, "loadProgress") as pump:
+            instance, loaded = await self.models.get_or_load(
+                query,
+                self.kind,
+                config,
+                ttl_seconds=ttl,
+                on_evict=lambda other: pump.post(
+                    {"type": "unloadingOtherJITModel", "info": convert.instance_info(other)}
+                ),
+                on_start=lambda d: pump.post(
+                    {"type": "startLoading", "identifier": d.key, "info": convert.model_info(d)}
+                ),
+                on_progress=pump.update,
+            )
+        kind = "loadSuccess" if loaded else "alreadyLoaded"
+        await channel.send({"type": kind, "info": convert.instance_info(instance)})
+
+    def _check_kind(self, query: str, kind: ModelKind) -> None:
+        if kind is not self.kind:
+            raise InvalidRequestError(
+                f"'{query}' is an {'LLM' if kind is ModelKind.LLM else 'embedding model'}; "
+                f"load it with client.{'llm' if kind is ModelKind.LLM else 'embedding'}.",
+                param="modelKey",
+            )
+
+
+async def list_downloaded_models(models: ModelService) -> list[dict[str, Any]]:
+    return [convert.model_info(d) for d in await models.downloaded() if d.loadable]

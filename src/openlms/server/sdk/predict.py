@@ -1,0 +1,215 @@
+"""The `llm` namespace's prediction endpoints: the `predict` channel (chat, `complete()` mode, tools for
+`act()`, structured output, reasoning fragments, cancellation) and `applyPromptTemplate`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import Done, PromptProgress, StopReason
+from openlms.parsers.output.events import (
+    ContentDelta,
+    ReasoningDelta,
+    ToolCallArgs,
+    ToolCallBegin,
+    ToolCallEnd,
+)
+from openlms.server.sdk import convert
+from openlms.server.sdk.kvconfig import (
+    PredictionSettings,
+    load_fields,
+    merge_layers,
+    prediction_fields,
+    prediction_settings,
+)
+from openlms.server.sdk.models import ModelEndpoints, _object
+from openlms.server.sdk.transport import Channel, Client
+from openlms.services.generation import (
+    ChatOptions,
+    OutputEvent,
+    Prediction,
+    PredictionParams,
+    Predictor,
+    PreparedPrediction,
+)
+
+
+@dataclass
+class _Stream:
+    """What one prediction has sent so far."""
+
+    channel: Channel
+    prediction: Prediction
+    reported_tokens: int = 0
+    in_reasoning: bool = False
+    calls: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)  # index -> id, name, args
+    any_call: bool = False
+
+    def tokens(self) -> int:
+        delta = self.prediction.tokens - self.reported_tokens
+        self.reported_tokens = self.prediction.tokens
+        return delta
+
+    async def fragment(self, text: str, reasoning_type: str = "none") -> None:
+        await self.channel.send(convert.fragment(text, self.tokens(), reasoning_type))
+
+    async def end_reasoning(self) -> None:
+        if self.in_reasoning:
+            self.in_reasoning = False
+            await self.fragment("</think>", "reasoningEndTag")
+
+    async def event(self, event: OutputEvent) -> None:
+        if isinstance(event, PromptProgress):
+            await self.channel.send({"type": "promptProcessingProgress", "progress": float(event.fraction)})
+        elif isinstance(event, ReasoningDelta) and event.text:
+            if not self.in_reasoning:
+                self.in_reasoning = True
+                await self.fragment("<think>", "reasoningStartTag")
+            await self.fragment(event.text, "reasoning")
+        elif isinstance(event, ContentDelta) and event.text:
+            await self.end_reasoning()
+            await self.fragment(event.text)
+        elif isinstance(event, ToolCallBegin):
+            await self.end_reasoning()
+            self.calls[event.index] = (event.id, event.name, [])
+            await self.channel.send({"type": "toolCallGenerationStart", "toolCallId": event.id})
+            await self.channel.send({"type": "toolCallGenerationNameReceived", "name": event.name})
+        elif isinstance(event, ToolCallArgs) and event.index in self.calls:
+            self.calls[event.index][2].append(event.text)
+            await self.channel.send(
+                {"type": "toolCallGenerationArgumentFragmentGenerated", "content": event.text}
+            )
+        elif isinstance(event, ToolCallEnd) and event.index in self.calls:
+            await self._call_end(*self.calls.pop(event.index))
+
+    async def _call_end(self, call_id: str, name: str, pieces: list[str]) -> None:
+        raw = "".join(pieces)
+        try:
+            arguments = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            error = {"title": f"The model wrote invalid arguments for tool '{name}': {raw[:200]}"}
+            await self.channel.send({"type": "toolCallGenerationFailed", "error": error, "rawContent": raw})
+            return
+        self.any_call = True
+        request = convert.tool_call_request(call_id, name, arguments)
+        await self.channel.send(
+            {"type": "toolCallGenerationEnd", "toolCallRequest": request, "rawContent": raw}
+        )
+
+
+class PredictEndpoints:
+    def __init__(self, predictor: Predictor, llm: ModelEndpoints) -> None:
+        self.predictor = predictor
+        self.llm = llm
+
+    @property
+    def models(self) -> Any:
+        return self.predictor.models
+
+    def _settings(self, obj: Mapping[str, Any]) -> PredictionSettings:
+        """The request's config stack over the preset's fields (the request's unknown keys are errors)."""
+        fields = merge_layers(obj.get("predictionConfigStack"))
+        prediction_settings(fields, strict=True)
+        preset_name = obj.get("fuzzyPresetIdentifier")
+        if preset_name:
+            preset = self.models.find_preset(str(preset_name))
+            fields = {**merge_layers(preset.operation), **fields}
+        return prediction_settings(fields, strict=False)
+
+    async def _prepare(self, obj: Mapping[str, Any], settings: PredictionSettings) -> PreparedPrediction:
+        instance = self.llm.resolve(obj.get("modelSpecifier"))
+        messages = convert.preset_system_prompt(
+            convert.history_messages(obj.get("history")), settings.system_prompt
+        )
+        params = PredictionParams(
+            sampling=settings.sampling,
+            max_tokens=settings.max_tokens,
+            stop=settings.stop + settings.tool_call_stops,
+            overflow=settings.overflow,
+            grammar=settings.grammar,
+        )
+        if settings.draft is not None:
+            raise InvalidRequestError(
+                "Config field 'llm.prediction.speculativeDecoding.draftModel' is not supported by openlms "
+                "yet; remove draft_model from the config.",
+                param="llm.prediction.speculativeDecoding.draftModel",
+            )
+        if settings.completion_mode:
+            prompt = "".join(str(m.get("content") or "") for m in messages)
+            return await self.predictor.prepare_completion(instance.identifier, prompt, params)
+        options = ChatOptions(
+            tools=settings.tools, separate_reasoning=settings.reasoning_parsing, template=settings.template
+        )
+        return await self.predictor.prepare_chat(instance.identifier, messages, params, options)
+
+    async def predict(self, channel: Channel, parameter: Any) -> None:
+        obj = _object(parameter, "creationParameter")
+        settings = self._settings(obj)
+        prepared = await self._prepare(obj, settings)
+        async with self.predictor.run(prepared) as prediction:
+            stream = _Stream(channel, prediction)
+            watcher = asyncio.create_task(_cancel_on(channel, prediction))
+            try:
+                done = await _relay(stream)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+        await stream.end_reasoning()
+        stats = done.stats
+        reason = None
+        if stream.any_call and stats.stop_reason in (StopReason.EOS, StopReason.STOP_STRING):
+            reason = StopReason.TOOL_CALLS.value
+        instance = prepared.instance
+        runtime = instance.runtime
+        await channel.send(
+            {
+                "type": "success",
+                "stats": convert.stats(stats, stop_reason=reason),
+                "modelInfo": convert.instance_info(instance),
+                "loadModelConfig": {
+                    "fields": load_fields(
+                        runtime.load_config, runtime.context_length, instance.descriptor.kind
+                    )
+                },
+                "predictionConfig": {"fields": prediction_fields(settings)},
+            }
+        )
+
+    async def apply_prompt_template(self, _client: Client, parameter: Any) -> dict[str, Any]:
+        obj = _object(parameter)
+        instance = self.llm.resolve(obj.get("specifier"))
+        settings = prediction_settings(merge_layers(obj.get("predictionConfigStack")), strict=True)
+        given = obj.get("opts")
+        opts: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+        tools = opts.get("toolDefinitions") or settings.tools
+        messages = convert.history_messages(obj.get("history"))
+        options = ChatOptions(tools=tools, template=settings.template)
+        _, text, _ = await self.predictor.apply_template(instance.identifier, messages, options)
+        runtime = instance.runtime
+        if opts.get("omitBosToken") and runtime.bos_token and text.startswith(runtime.bos_token):
+            text = text[len(runtime.bos_token) :]
+        if opts.get("omitEosToken") and runtime.eos_token and text.endswith(runtime.eos_token):
+            text = text[: -len(runtime.eos_token)]
+        return {"formatted": text}
+
+
+async def _relay(stream: _Stream) -> Done:
+    async for event in stream.prediction.output():
+        if isinstance(event, Done):
+            return event
+        if not stream.channel.connection.closed:
+            await stream.event(event)
+    raise InvalidRequestError("The prediction ended without a result.")  # pragma: no cover
+
+
+async def _cancel_on(channel: Channel, prediction: Prediction) -> None:
+    await channel.cancelled.wait()
+    prediction.cancel()

@@ -1,0 +1,104 @@
+"""The SDK's websocket API, mounted on the app: `/llm`, `/embedding`, `/system`, `/files`, `/repository`.
+
+`GET /lmstudio-greeting` (in app.py) is what the SDK probes before it connects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+
+from openlms import __version__
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import ModelKind
+from openlms.server.sdk.files import FileStore
+from openlms.server.sdk.models import ModelEndpoints, _object, list_downloaded_models
+from openlms.server.sdk.predict import PredictEndpoints
+from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
+from openlms.services.generation import Predictor
+
+OFFLINE = (
+    "Searching and downloading models needs the LM Studio Hub, which openlms does not reach: it works "
+    "offline. Put GGUF files in the models directory, or use `lms import <file.gguf>`."
+)
+
+
+def namespaces(predictor: Predictor) -> dict[str, Namespace]:
+    models = predictor.models
+    llm = ModelEndpoints(models, ModelKind.LLM)
+    embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
+    predict = PredictEndpoints(predictor, llm)
+    files = FileStore()
+
+    async def list_downloaded(_client: Client, _parameter: Any) -> list[dict[str, Any]]:
+        return await list_downloaded_models(models)
+
+    async def version(_client: Client, _parameter: Any) -> dict[str, Any]:
+        return {"version": __version__, "build": 0}
+
+    async def notify(_client: Client, _parameter: Any) -> None:
+        return None
+
+    async def embed_string(_client: Client, parameter: Any) -> dict[str, Any]:
+        obj = _object(parameter)
+        text = obj.get("inputString")
+        if not isinstance(text, str):
+            raise InvalidRequestError("'inputString' must be a string.", param="inputString")
+        instance = embedding.resolve(obj.get("modelSpecifier"))
+        _, result = await predictor.embed(instance.identifier, [text])
+        return {"embedding": result.vectors[0]}
+
+    async def preload_draft_model(_client: Client, parameter: Any) -> None:
+        llm.resolve(_object(parameter).get("specifier"))
+        raise InvalidRequestError("Draft models (speculative decoding) are not supported by openlms yet.")
+
+    async def offline(_client: Client, _parameter: Any) -> Any:
+        raise InvalidRequestError(OFFLINE)
+
+    def shared(endpoints: ModelEndpoints) -> dict[str, Any]:
+        return {
+            "listLoaded": endpoints.list_loaded,
+            "getModelInfo": endpoints.get_model_info,
+            "getLoadConfig": endpoints.get_load_config,
+            "unloadModel": endpoints.unload_model,
+            "tokenize": endpoints.tokenize,
+            "countTokens": endpoints.count_tokens,
+        }
+
+    def loading(endpoints: ModelEndpoints) -> dict[str, Any]:
+        return {"loadModel": endpoints.load_model, "getOrLoad": endpoints.get_or_load}
+
+    return {
+        "llm": Namespace(
+            "llm",
+            {
+                **shared(llm),
+                "applyPromptTemplate": predict.apply_prompt_template,
+                "preloadDraftModel": preload_draft_model,
+            },
+            {**loading(llm), "predict": predict.predict},
+        ),
+        "embedding": Namespace(
+            "embedding", {**shared(embedding), "embedString": embed_string}, loading(embedding)
+        ),
+        "system": Namespace(
+            "system", {"listDownloadedModels": list_downloaded, "version": version, "notify": notify}
+        ),
+        "files": Namespace("files", {"uploadFileBase64": files.upload_base64}),
+        "repository": Namespace("repository", {"searchModels": offline, "getModelDownloadOptions": offline}),
+    }
+
+
+def mount(app: FastAPI, predictor: Predictor) -> None:
+    auth = Authenticator()
+    for name, namespace in namespaces(predictor).items():
+        app.add_api_websocket_route(f"/{name}", _endpoint(namespace, auth))
+
+
+def _endpoint(namespace: Namespace, auth: Authenticator) -> Callable[[WebSocket], Awaitable[None]]:
+    async def endpoint(websocket: WebSocket) -> None:
+        await serve_websocket(websocket, namespace, auth)
+
+    return endpoint

@@ -1,0 +1,87 @@
+"""Config presets (LM Studio's `~/.lmstudio/config-presets/*.preset.json`): named bundles of prediction
+settings (system prompt, temperature, ...) that an SDK request names with `preset=`.
+
+A preset file holds `{"identifier", "name", "operation": {"fields": [{"key", "value"}]}, "load": {...}}`
+(LM Studio 0.3 format). Files are only read; a file that is not valid JSON is skipped with a warning.
+A fuzzy identifier matches, in order: the identifier, the name (case-insensitive), the identifier's last
+path segment (`@local:my-preset` or `user/my-preset` answer to `my-preset`), the file name without
+`.preset.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("openlms.store")
+
+SUFFIX = ".preset.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    identifier: str
+    name: str
+    path: Path
+    operation: dict[str, Any] = field(default_factory=dict)  # KV config: {"fields": [...]}
+    load: dict[str, Any] = field(default_factory=dict)
+
+
+class PresetStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def all(self) -> list[Preset]:
+        if not self.directory.is_dir():
+            return []
+        presets = []
+        for path in sorted(self.directory.rglob(f"*{SUFFIX}")):
+            preset = _read(path, self.directory)
+            if preset is not None:
+                presets.append(preset)
+        return presets
+
+    def find(self, query: str) -> Preset | None:
+        presets = self.all()
+        wanted = query.strip().lower()
+        rules: tuple[Callable[[Preset], bool], ...] = (
+            lambda p: p.identifier == query,
+            lambda p: p.identifier.lower() == wanted or p.name.lower() == wanted,
+            lambda p: _tail(p.identifier) == wanted,
+            lambda p: p.path.name[: -len(SUFFIX)].lower() == wanted,
+        )
+        for matches in rules:
+            found = next((p for p in presets if matches(p)), None)
+            if found is not None:
+                return found
+        return None
+
+
+def _tail(identifier: str) -> str:
+    return identifier.replace(":", "/").rsplit("/", 1)[-1].lower()
+
+
+def _read(path: Path, root: Path) -> Preset | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("skipping preset %s: %s", path, exc)
+        return None
+    if not isinstance(data, Mapping):
+        log.warning("skipping preset %s: not a JSON object", path)
+        return None
+    stem = path.relative_to(root).as_posix()[: -len(SUFFIX)]
+    given_id, given_name = data.get("identifier"), data.get("name")
+    identifier = given_id if isinstance(given_id, str) else f"@local:{stem}"
+    name = given_name if isinstance(given_name, str) else path.name[: -len(SUFFIX)]
+    return Preset(identifier, name, path, _kv(data.get("operation")), _kv(data.get("load")))
+
+
+def _kv(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping) and isinstance(value.get("fields"), list):
+        return {"fields": [f for f in value["fields"] if isinstance(f, Mapping) and "key" in f]}
+    return {"fields": []}
