@@ -16,10 +16,12 @@ from tests.support.server import (
     BASE_MODEL,
     CHAT_MODEL,
     EMBEDDING_MODEL,
+    SDK_PORT,
     Server,
     default_models_dir,
     free_port,
     port_is_free,
+    sdk_port_held,
     start_server,
 )
 
@@ -58,3 +60,15 @@ def server_1234(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> I
     srv = start_server(tmp_path_factory.mktemp("spec"), models_dir, 1234)
     yield srv
     srv.lms("server", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def sdk_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
+    """A server that also listens on 41343, where the lmstudio SDK looks when given no host
+    (`lms.llm()`, `with lms.Client()`). One module at a time holds that port (a file lock)."""
+    with sdk_port_held():
+        srv = start_server(tmp_path_factory.mktemp("sdk"), models_dir, free_port(), sdk_port=SDK_PORT)
+        try:
+            yield srv
+        finally:
+            srv.lms("server", "stop", check=False)

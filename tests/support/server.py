@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,3 +97,34 @@ def start_server(tmp: Path, models_dir: Path, port: int, *flags: str, sdk_port: 
     server = Server(home, port, env)
     server.lms("server", "start", "--port", str(port), *flags, timeout=60)
     return server
+
+
+SDK_PORT = 41343  # the lmstudio SDK's first default port
+SDK_PORT_LOCK = Path(os.environ.get("TMPDIR", "/tmp")) / "openlms-sdk-port-41343.lock"
+
+
+@contextlib.contextmanager
+def sdk_port_held(timeout: float = 600) -> Iterator[None]:
+    """Hold the machine-wide lock on port 41343 (test modules, the SDK suite runner and benchmarks take
+    turns), then wait until the port is actually free."""
+    SDK_PORT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with SDK_PORT_LOCK.open("w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"port {SDK_PORT} stayed locked by another run ({SDK_PORT_LOCK})"
+                    ) from None
+                time.sleep(1)
+        while not port_is_free(SDK_PORT):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {SDK_PORT} is in use by something else")
+            time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
