@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from openlms.core.errors import InvalidRequestError, ModelUnloadedError
 from openlms.core.types import (
     ContextOverflowPolicy,
     Done,
+    DraftSpec,
     EmbeddingResult,
     FirstToken,
     Fragment,
@@ -54,6 +55,17 @@ log = logging.getLogger("openlms.server")
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 OutputEvent = ParsedEvent | GenerationEvent
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRequest:
+    """Speculative decoding: a downloaded model's key (the engine loads it) and its settings."""
+
+    model: str
+    num_draft_tokens: int | None = None  # numDraftTokensExact
+    min_draft_length: int | None = None  # minDraftLengthToConsider
+    min_continue_probability: float | None = None  # minContinueDraftingProbability
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class PredictionParams:
     ttl_seconds: float | None = None  # for a JIT load triggered by this request
     overflow: ContextOverflowPolicy | None = None  # None: the model's setting, else the server's
     grammar: str | None = None  # structured output (response_format) as GBNF
+    draft: DraftRequest | None = None  # speculative decoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,7 @@ class PreparedPrediction:
     overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT
     keep_tokens: int = 0
     truncation: Truncation | None = None
+    draft: DraftSpec | None = None
 
     def request(self) -> GenerationRequest:
         return GenerationRequest(
@@ -123,6 +137,7 @@ class PreparedPrediction:
             render_special=self.render_special,
             overflow=self.overflow,
             keep_tokens=self.keep_tokens,
+            draft=self.draft,
         )
 
 
@@ -135,6 +150,7 @@ class Prediction:
     cancel: Callable[[], None] = lambda: None  # stop generating (the stream still ends with Done)
     text: list[str] = field(default_factory=list)  # the model's raw output so far
     tokens: int = 0  # tokens predicted so far (the parsed events yielded so far come from them)
+    drafted: bool = False  # the last fragment holds tokens a draft model proposed
     stats: GenerationStats | None = None  # set when the prediction is done
 
     @property
@@ -154,6 +170,7 @@ class Prediction:
             if isinstance(event, Fragment):
                 self.text.append(event.text)
                 self.tokens += event.token_count
+                self.drafted = event.contains_drafted
                 for parsed in parser.feed(event.text):
                     yield _caller_names(parsed, names)
             elif isinstance(event, Done):
@@ -233,6 +250,7 @@ class Predictor:
             overflow=policy,
             keep_tokens=fitted.keep_tokens,
             truncation=fitted.truncation,
+            draft=await self._draft(params),
         )
 
     def _policy(self, params: PredictionParams, setup: PromptSetup) -> ContextOverflowPolicy:
@@ -281,6 +299,7 @@ class Predictor:
             overflow=policy,
             keep_tokens=1,
             truncation=fitted.truncation,
+            draft=await self._draft(params),
         )
 
     async def apply_template(
@@ -338,8 +357,26 @@ class Predictor:
         async with self.models.manager.use(instance):
             return instance, await instance.runtime.embed(texts)
 
+    async def _draft(self, params: PredictionParams) -> DraftSpec | None:
+        """The draft model's descriptor and settings (the engine loads it on first use)."""
+        draft = params.draft
+        if draft is None or not draft.model:  # settings without a draft model: speculative decoding is off
+            return None
+        descriptor = await self.models.find_downloaded(draft.model)
+        spec = DraftSpec(descriptor)
+        return replace(
+            spec,
+            num_draft_tokens=draft.num_draft_tokens,
+            min_draft_length=_pick(draft.min_draft_length, spec.min_draft_length),
+            min_continue_probability=_pick(draft.min_continue_probability, spec.min_continue_probability),
+        )
+
     async def _llm(self, model: str, params: PredictionParams) -> Instance:
         return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=params.ttl_seconds)
+
+
+def _pick(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _first(*values: bool | None) -> bool | None:

@@ -13,7 +13,7 @@ from openlms.core.errors import InvalidRequestError
 from openlms.core.types import GenerationStats, SamplingParams, StopReason
 from openlms.parsers.output.events import ParsedMessage
 from openlms.server.openai.protocol import ChatCompletionRequest, ChatMessage, SamplingFields
-from openlms.services.generation import ChatOptions, PredictionParams
+from openlms.services.generation import ChatOptions, DraftRequest, PredictionParams
 from openlms.services.overflow import Truncation
 from openlms.services.structured import response_format_grammar
 
@@ -56,6 +56,7 @@ def to_params(req: SamplingFields) -> PredictionParams:
         ttl_seconds=req.ttl,
         overflow=req.context_overflow_policy,
         grammar=response_format_grammar(req.response_format),
+        draft=DraftRequest(req.draft_model) if req.draft_model else None,
     )
 
 

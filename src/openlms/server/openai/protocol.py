@@ -70,6 +70,9 @@ class SamplingFields(OpenAIModel):
     xtc_probability: float | None = Field(default=None, ge=0, le=1)
     xtc_threshold: float | None = Field(default=None, ge=0, le=0.5)
     response_format: dict[str, Any] | None = None
+    draft_model: str | None = Field(
+        default=None, min_length=1, description="Speculative decoding: the key of a downloaded draft model."
+    )
     context_overflow_policy: ContextOverflowPolicy | None = Field(
         default=None,
         validation_alias=AliasChoices("context_overflow_policy", "contextOverflowPolicy"),

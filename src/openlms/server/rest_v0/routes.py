@@ -62,6 +62,19 @@ async def get_model(model: str, state: State) -> dict[str, Any]:
     raise ModelNotFoundError(model, available=[v.descriptor.key for v in views])
 
 
+def draft_stats(stats: GenerationStats) -> dict[str, Any]:
+    """Speculative decoding's counts (api-changelog 0.3.10), when a draft model was used."""
+    if not stats.draft_model_key:
+        return {}
+    return {
+        "draft_model": stats.draft_model_key,
+        "total_draft_tokens_count": stats.draft_tokens,
+        "accepted_draft_tokens_count": stats.accepted_draft_tokens,
+        "rejected_draft_tokens_count": stats.rejected_draft_tokens,
+        "ignored_draft_tokens_count": stats.ignored_draft_tokens,
+    }
+
+
 def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats) -> dict[str, Any]:
     instance = prepared.instance
     d = instance.descriptor
@@ -75,6 +88,7 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
             "prompt_truncated_tokens": truncation.dropped_tokens if truncation else 0,
             "prompt_truncated_messages": truncation.dropped_messages if truncation else 0,
             "context_shift_tokens": stats.context_shift_tokens,
+            **draft_stats(stats),
         },
         "model_info": {
             "arch": d.architecture,

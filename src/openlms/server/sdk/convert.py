@@ -132,13 +132,15 @@ def preset_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> 
 # Prediction messages
 
 
-def fragment(content: str, tokens: int, reasoning_type: str = "none") -> dict[str, Any]:
+def fragment(
+    content: str, tokens: int, reasoning_type: str = "none", *, drafted: bool = False
+) -> dict[str, Any]:
     return {
         "type": "fragment",
         "fragment": {
             "content": content,
             "tokensCount": tokens,
-            "containsDrafted": False,
+            "containsDrafted": drafted,
             "reasoningType": reasoning_type,
         },
     }
@@ -158,11 +160,10 @@ def stats(s: GenerationStats, *, stop_reason: str | None = None) -> dict[str, An
         "predictedTokensCount": s.predicted_tokens,
         "totalTokensCount": s.total_tokens,
     }
-    draft = getattr(s, "draft_model_key", None)
-    if draft:
-        out["usedDraftModelKey"] = draft
-        out["totalDraftTokensCount"] = int(getattr(s, "draft_tokens", 0))
-        out["acceptedDraftTokensCount"] = int(getattr(s, "accepted_draft_tokens", 0))
-        out["rejectedDraftTokensCount"] = int(getattr(s, "rejected_draft_tokens", 0))
-        out["ignoredDraftTokensCount"] = int(getattr(s, "ignored_draft_tokens", 0))
+    if s.draft_model_key:
+        out["usedDraftModelKey"] = s.draft_model_key
+        out["totalDraftTokensCount"] = s.draft_tokens
+        out["acceptedDraftTokensCount"] = s.accepted_draft_tokens
+        out["rejectedDraftTokensCount"] = s.rejected_draft_tokens
+        out["ignoredDraftTokensCount"] = s.ignored_draft_tokens
     return out

@@ -16,6 +16,7 @@ from typing import Any
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import ContextOverflowPolicy, LoadConfig, ModelKind, SamplingParams
 from openlms.parsers.templates import PromptTemplateSpec
+from openlms.services.generation import DraftRequest
 from openlms.services.structured import schema_grammar
 
 P = "llm.prediction."
@@ -68,14 +69,6 @@ def _number(key: str, value: Any, *, integer: bool = False) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class DraftSettings:
-    model: str
-    num_draft_tokens: int | None = None
-    min_draft_length: int | None = None
-    min_continue_probability: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PredictionSettings:
     """What a `predict` request's config stack asks for."""
 
@@ -90,7 +83,7 @@ class PredictionSettings:
     template: PromptTemplateSpec | None = None
     completion_mode: bool = False  # `complete()`: the user text is the raw prompt
     reasoning_parsing: bool | None = None
-    draft: DraftSettings | None = None
+    draft: DraftRequest | None = None
     system_prompt: str | None = None  # from a preset
     fields: dict[str, Any] = field(default_factory=dict)  # every key as received (for the result)
 
@@ -211,7 +204,7 @@ def _draft(s: PredictionSettings, _: dict[str, Any], key: str, value: Any) -> Pr
         return s
     if not isinstance(value, str):
         raise InvalidRequestError(f"'{key}' must be a model key.", param=key)
-    return replace(s, draft=replace(s.draft, model=value) if s.draft else DraftSettings(value))
+    return replace(s, draft=replace(s.draft, model=value) if s.draft else DraftRequest(value))
 
 
 def _draft_option(name: str, *, integer: bool) -> Reader:
@@ -219,7 +212,7 @@ def _draft_option(name: str, *, integer: bool) -> Reader:
         value = _checkbox(key, value)
         if value is None:
             return s
-        draft = s.draft or DraftSettings("")
+        draft = s.draft or DraftRequest("")
         return replace(s, draft=replace(draft, **{name: _number(key, value, integer=integer)}))
 
     return read

@@ -56,7 +56,8 @@ class _Stream:
         return delta
 
     async def fragment(self, text: str, reasoning_type: str = "none") -> None:
-        await self.channel.send(convert.fragment(text, self.tokens(), reasoning_type))
+        drafted = self.prediction.drafted
+        await self.channel.send(convert.fragment(text, self.tokens(), reasoning_type, drafted=drafted))
 
     async def end_reasoning(self) -> None:
         if self.in_reasoning:
@@ -134,13 +135,8 @@ class PredictEndpoints:
             stop=settings.stop + settings.tool_call_stops,
             overflow=settings.overflow,
             grammar=settings.grammar,
+            draft=settings.draft,
         )
-        if settings.draft is not None:
-            raise InvalidRequestError(
-                "Config field 'llm.prediction.speculativeDecoding.draftModel' is not supported by openlms "
-                "yet; remove draft_model from the config.",
-                param="llm.prediction.speculativeDecoding.draftModel",
-            )
         if settings.completion_mode:
             prompt = "".join(str(m.get("content") or "") for m in messages)
             return await self.predictor.prepare_completion(instance.identifier, prompt, params)

@@ -51,8 +51,13 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
         return {"embedding": result.vectors[0]}
 
     async def preload_draft_model(_client: Client, parameter: Any) -> None:
-        llm.resolve(_object(parameter).get("specifier"))
-        raise InvalidRequestError("Draft models (speculative decoding) are not supported by openlms yet.")
+        """Checks the draft model exists; the engine loads it with the first prediction that uses it."""
+        obj = _object(parameter)
+        llm.resolve(obj.get("specifier"))
+        key = obj.get("draftModelKey")
+        if not isinstance(key, str) or not key:
+            raise InvalidRequestError("'draftModelKey' must be a model key.", param="draftModelKey")
+        await models.find_downloaded(key)
 
     async def offline(_client: Client, _parameter: Any) -> Any:
         raise InvalidRequestError(OFFLINE)
