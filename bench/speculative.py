@@ -1,0 +1,131 @@
+"""Speculative decoding benchmark: decode tok/s of one model with and without a draft model, one run.
+
+    .venv/bin/python bench/speculative.py [--model smollm2-135m-instruct] [--draft <key>] [--tokens 200]
+                                          [--reps 3] [--exact N] [--json out.json]
+
+The engine is driven directly (no server): the same loaded instance generates the same greedy answer
+without a draft, then with the draft (default: the model drafting for itself), repetitions interleaved.
+End of generation is suppressed so every run decodes exactly --tokens tokens. Prints the median tok/s of
+each, the ratio, and the draft counts; checks that the texts are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from openlms.core.types import (  # noqa: E402
+    Done,
+    DraftSpec,
+    Fragment,
+    GenerationRequest,
+    GenerationStats,
+    LoadConfig,
+    ModelDescriptor,
+    SamplingParams,
+)
+from openlms.engine.llama.runtime import LlamaBackend  # noqa: E402
+from openlms.engine.runtime import ModelRuntime  # noqa: E402
+from tests.support.server import default_models_dir  # noqa: E402
+
+PROMPT = (
+    "<|im_start|>user\nWrite a Python function that returns the first n prime numbers, with a docstring "
+    "and comments, then explain it step by step.<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def find(key: str) -> ModelDescriptor:
+    from openlms.store import ModelCatalog
+
+    models = default_models_dir()
+    found = ModelCatalog(models).find(key)
+    if found is None:
+        raise SystemExit(f"model {key} not found in {models}; run .venv/bin/openlms-setup-models")
+    return found
+
+
+async def generate(rt: ModelRuntime, request: GenerationRequest) -> tuple[str, GenerationStats]:
+    text = ""
+    async for event in rt.generate(request):
+        if isinstance(event, Fragment):
+            text += event.text
+        elif isinstance(event, Done):
+            return text, event.stats
+    raise SystemExit("no Done event")
+
+
+def eog_bias(rt: ModelRuntime) -> dict[int, float]:
+    """Push end-of-generation tokens out of reach (SmolLM2/ChatML: ids 0 and 2; others by their text)."""
+    ids = {rt.tokenize(t, parse_special=True)[0] for t in (rt.eos_token, "<|im_end|>", "<|endoftext|>")}
+    return {i: -100.0 for i in ids if i >= 0}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--draft", default=None, help="draft model key (default: the model itself)")
+    ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--exact", type=int, default=None, help="numDraftTokensExact (default: adaptive)")
+    ap.add_argument("--p-min", type=float, default=0.75, help="minContinueDraftingProbability")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    target, draft = find(args.model), find(args.draft or args.model)
+    rt = await asyncio.to_thread(LlamaBackend().load, target, LoadConfig(context_length=2048), lambda p: None)
+    try:
+        sampling = SamplingParams(temperature=0.0, repeat_penalty=1.0, logit_bias=eog_bias(rt))
+        plain = GenerationRequest(PROMPT, sampling, max_tokens=args.tokens, add_bos=False)
+        spec = DraftSpec(draft, num_draft_tokens=args.exact, min_continue_probability=args.p_min)
+        drafted = GenerationRequest(PROMPT, sampling, max_tokens=args.tokens, add_bos=False, draft=spec)
+        await generate(rt, drafted)  # warm-up: loads the draft model, fills both prompt caches
+        await generate(rt, plain)
+        rates: dict[str, list[float]] = {"plain": [], "draft": []}
+        texts: dict[str, str] = {}
+        last: GenerationStats | None = None
+        for _ in range(args.reps):
+            for name, request in (("plain", plain), ("draft", drafted)):
+                text, stats = await generate(rt, request)
+                rates[name].append(stats.tokens_per_second)
+                texts[name] = text
+                if name == "draft":
+                    last = stats
+        assert last is not None
+        plain_rate, draft_rate = statistics.median(rates["plain"]), statistics.median(rates["draft"])
+        result = {
+            "model": target.key,
+            "draft_model": draft.key,
+            "tokens": args.tokens,
+            "reps": args.reps,
+            "num_draft_tokens": args.exact,
+            "min_continue_probability": args.p_min,
+            "plain_tok_s": round(plain_rate, 2),
+            "draft_tok_s": round(draft_rate, 2),
+            "ratio": round(draft_rate / plain_rate, 3) if plain_rate else None,
+            "drafted": last.draft_tokens,
+            "accepted": last.accepted_draft_tokens,
+            "rejected": last.rejected_draft_tokens,
+            "ignored": last.ignored_draft_tokens,
+            "same_text": texts["plain"] == texts["draft"],
+        }
+        print(f"model {target.key}, draft {draft.key}, {args.tokens} tokens, median of {args.reps}")
+        print(f"  without draft  {plain_rate:8.2f} tok/s   {rates['plain']}")
+        print(f"  with draft     {draft_rate:8.2f} tok/s   {rates['draft']}")
+        print(f"  ratio          {result['ratio']}")
+        print(
+            f"  draft tokens   {last.draft_tokens} drafted, {last.accepted_draft_tokens} accepted, "
+            f"{last.rejected_draft_tokens} rejected, {last.ignored_draft_tokens} ignored"
+        )
+        print(f"  same text      {result['same_text']}")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+    finally:
+        await asyncio.to_thread(rt.close)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
