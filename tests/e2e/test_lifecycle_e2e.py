@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.server import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server, free_port, start_server
@@ -288,3 +289,27 @@ def test_queued_requests_show_in_ps(server: Server) -> None:
     assert instance["status"] == "generating"
     assert loaded(server)[CHAT_MODEL]["queued"] == 0
     server.unload_all()
+
+
+def test_sdk_port_listens_and_a_busy_one_is_a_clear_error(tmp_path: Path, models_dir: Path) -> None:
+    import socket
+
+    sdk_port = free_port()
+    srv = start_server(tmp_path / "a", models_dir, free_port(), "--sdk-port", str(sdk_port))
+    try:
+        with httpx.Client(timeout=10) as http:
+            assert http.get(f"http://127.0.0.1:{sdk_port}/lmstudio-greeting").json() == {"lmstudio": True}
+        assert f"lmstudio SDK port: {sdk_port}" in srv.lms("server", "status", "--verbose").stdout
+    finally:
+        srv.lms("server", "stop", check=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", sdk_port))
+        busy.listen()
+        home = tmp_path / "b"
+        (home / "home" / "openlms").mkdir(parents=True)
+        env_server = Server(home / "home", free_port(), srv.env | {"OPENLMS_HOME": str(home / "home")})
+        result = env_server.lms(
+            "server", "start", "--port", str(env_server.port), "--sdk-port", str(sdk_port), check=False
+        )
+    assert result.returncode != 0
+    assert f"port {sdk_port} is already in use" in result.stderr and "--sdk-port" in result.stderr

@@ -134,4 +134,6 @@ def _status_details(record: ServerRecord | None) -> list[str]:
     lines = [f"  Home: {settings.home}", f"  Server file: {settings.server_file}"]
     if record is not None:
         lines += [f"  PID: {record.pid}", f"  Address: {record.url}"]
+        if record.sdk_port:
+            lines.append(f"  lmstudio SDK port: {record.sdk_port} (also on {record.port})")
     return [*lines, f"  Log: {settings.server_log_file}"]
