@@ -197,13 +197,33 @@ class PredictEndpoints:
         return {"formatted": text}
 
 
+QUEUE_HEARTBEAT_S = 20.0  # the SDK gives up after 60 s without a message
+
+
 async def _relay(stream: _Stream) -> Done:
-    async for event in stream.prediction.output():
-        if isinstance(event, Done):
-            return event
-        if not stream.channel.connection.closed:
-            await stream.event(event)
+    """Send the prediction's events; while it waits its turn (other predictions on the same instance), a
+    0.0 progress message every 20 s keeps the client waiting (the SDK drops repeated values)."""
+    started = asyncio.Event()
+    heartbeat = asyncio.create_task(_heartbeat(stream.channel, started))
+    try:
+        async for event in stream.prediction.output():
+            started.set()
+            if isinstance(event, Done):
+                return event
+            if not stream.channel.connection.closed:
+                await stream.event(event)
+    finally:
+        heartbeat.cancel()
     raise InvalidRequestError("The prediction ended without a result.")  # pragma: no cover
+
+
+async def _heartbeat(channel: Channel, started: asyncio.Event) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(QUEUE_HEARTBEAT_S):
+                await started.wait()
+            return
+        await channel.send({"type": "promptProcessingProgress", "progress": 0.0})
 
 
 async def _cancel_on(channel: Channel, prediction: Prediction) -> None:
