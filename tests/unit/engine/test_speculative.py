@@ -4,6 +4,7 @@ same model, another seed's weights, other vocabularies), and SmolLM2 drafting fo
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,8 +30,10 @@ from openlms.core.types import (
 from openlms.engine.fake import FakeBackend
 from openlms.engine.llama.runtime import LlamaBackend
 from openlms.engine.runtime import ModelRuntime
+from openlms.parsers.grammar_pieces import gbnf_literal
 from tests.support import tiny_gguf
 from tests.unit.engine.conftest import load_tiny
+from tests.unit.engine.test_lazy_grammar import ascii_prefix
 from tests.unit.engine.test_llama_runtime import describe, run
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0)
@@ -167,6 +170,18 @@ async def test_grammar_still_constrains_the_output(llm: ModelRuntime, tiny_llama
     request = GenerationRequest("hello", GREEDY, max_tokens=30, grammar=grammar)
     (plain, _), (text, done, _) = await both(llm, request, self_draft(tiny_llama, num_draft_tokens=4))
     assert text == plain and text
+    assert_counts(done.stats, tiny_llama.stem)
+
+
+async def test_a_lazy_grammar_takes_over_at_its_trigger(llm: ModelRuntime, tiny_llama: Path) -> None:
+    trigger = await ascii_prefix(llm)
+    grammar = f'root ::= {gbnf_literal(trigger)} [0-9]{{3}} "!"'
+    request = GenerationRequest(
+        "hello world", GREEDY, max_tokens=60, grammar=grammar, grammar_trigger=trigger
+    )
+    (plain, _), (text, done, _) = await both(llm, request, self_draft(tiny_llama, num_draft_tokens=4))
+    assert text == plain and re.fullmatch(re.escape(trigger) + r"[0-9]{3}!", text), text
+    assert done.stats.accepted_draft_tokens > 0 and done.stats.rejected_draft_tokens > 0
     assert_counts(done.stats, tiny_llama.stem)
 
 
