@@ -91,8 +91,10 @@ class ModelCatalog:
 
     def find(self, query: str, *, refresh: bool = True) -> ModelDescriptor | None:
         """Resolve a model key, `key@quant`, `publisher/key`, a rel_path (with or without `.gguf`),
-        an absolute path, or a case-insensitive folder prefix of rel_paths such as `publisher/repo`
-        (the first loadable match in rel_path order). None when nothing matches."""
+        an absolute path, or a case-insensitive prefix of rel_paths: a folder such as `publisher/repo`
+        first, else any prefix with a publisher, as LM Studio matches `hugging-quants/llama-3.2-1b-instruct`
+        to `hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/...` (the first loadable match in rel_path
+        order). None when nothing matches."""
         models = self.models(refresh=refresh)
         text = query.strip().replace("\\", "/").removeprefix("./")
         if not text:
@@ -102,7 +104,11 @@ class ModelCatalog:
             return found
         if Path(text).is_absolute():
             return _find_by_path(models, Path(text))
-        return _find_by_prefix(models, text.lower().rstrip("/") + "/")
+        folder = text.lower().rstrip("/")
+        found = _find_by_prefix(models, folder + "/")
+        if found is None and "/" in folder:
+            found = _find_by_prefix(models, folder)
+        return found
 
     # -- internals ----------------------------------------------------------------------------------
 

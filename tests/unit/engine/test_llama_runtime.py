@@ -131,5 +131,10 @@ async def test_embeddings_are_unit_vectors_and_batched(tmp_path: Path) -> None:
         )  # batching does not change results
         with pytest.raises(WrongModelTypeError):
             rt.generate(GenerationRequest("x"))
+        # the limit is the model's trained length, not llama.cpp's padded multi-sequence context
+        trained = rt.model.n_ctx_train  # type: ignore[attr-defined]
+        assert rt.context_length == rt.load_config.context_length == min(trained, 512)
+        with pytest.raises(ContextLengthExceededError):
+            await rt.embed(["word " * (rt.context_length + 5)])
     finally:
         await asyncio.to_thread(rt.close)

@@ -447,3 +447,41 @@ def test_image_on_a_text_model_is_a_clear_error(app_client: TestClient, llm: Soc
     }
     frame = llm.channel("predict", parameter)[-1]
     assert frame["type"] == "channelError" and "no vision support" in frame["error"]["title"]
+
+
+def test_text_files_are_read_into_the_prompt_and_skipped_by_templates(
+    app_client: TestClient, llm: Socket, fake: FakeBackend
+) -> None:
+    import base64
+
+    content = base64.b64encode(b"alpha beta gamma delta epsilon zeta eta theta").decode()
+    for files in connect(app_client, "files"):
+        uploaded = files.call("uploadFileBase64", {"name": "notes.txt", "contentBase64": content})["result"]
+    assert uploaded["fileType"] == "text/plain"
+    part = {
+        "type": "file",
+        "name": "notes.txt",
+        "identifier": uploaded["identifier"],
+        "sizeBytes": 46,
+        "fileType": "text/plain",
+    }
+    with_file = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Summarise"}, part]}]}
+    predict(llm, "Summarise")
+    plain = len(fake.requests[-1].prompt)
+    parameter = {"modelSpecifier": query(CHAT), "predictionConfigStack": {"layers": []}, "history": with_file}
+    assert llm.channel("predict", parameter)[-1]["type"] == "channelClose"
+    assert len(fake.requests[-1].prompt) >= plain + 8  # the file's words reached the model
+    unknown = dict(part, identifier="never-uploaded")
+    parameter["history"] = {"messages": [{"role": "user", "content": [unknown]}]}
+    frame = llm.channel("predict", parameter)[-1]
+    assert frame["type"] == "channelError" and "prepare_file" in frame["error"]["title"]
+    templated = llm.call(
+        "applyPromptTemplate",
+        {
+            "specifier": query(CHAT),
+            "history": parameter["history"],
+            "predictionConfigStack": {"layers": []},
+            "opts": {},
+        },
+    )
+    assert templated["type"] == "rpcResult" and templated["result"]["formatted"]

@@ -297,3 +297,10 @@ def test_scan_of_the_default_models_is_fast() -> None:
     minilm = found[DEFAULT_RELS[2]]
     assert (minilm.kind, minilm.params_string, minilm.quantization) == (ModelKind.EMBEDDING, "23M", "F16")
     assert cold < 0.3 and warm < 0.05, (cold, warm)  # about 35 ms and 0.5 ms on a 2-vCPU VM
+
+
+def test_find_matches_a_prefix_inside_a_folder_name_as_lm_studio_does(models: Path, tiny_llama: Path) -> None:
+    place(tiny_llama, models, "hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/llama-3.2-1b-instruct-q8_0.gguf")
+    found = ModelCatalog(models).find("hugging-quants/llama-3.2-1b-instruct")
+    assert found is not None and found.rel_path.startswith("hugging-quants/Llama-3.2-1B")
+    assert ModelCatalog(models).find("llama-3.2") is None  # without a publisher, no bare prefix

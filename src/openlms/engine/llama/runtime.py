@@ -7,6 +7,7 @@ import math
 import platform
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -233,6 +234,14 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
             n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
         )
         super().__init__(model, "openlms-embedding", params, config)
+        # llama.cpp pads the context of each of the EMBED_SEQ_MAX sequences (to 256 tokens), so its n_ctx is
+        # larger than what one input may hold: the model's trained length (and the batch) is the limit
+        self._limit = min(n_ctx, self.ctx.n_batch)
+        self._config = replace(self._config, context_length=self._limit)
+
+    @property
+    def context_length(self) -> int:
+        return self._limit
 
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
         raise WrongModelTypeError(
@@ -243,8 +252,8 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         inputs = [self.model.tokenize(t, add_special=True, parse_special=False) for t in texts]
         for i, tokens in enumerate(inputs):
-            if len(tokens) > self.ctx.n_ctx:
-                raise ContextLengthExceededError(len(tokens), self.ctx.n_ctx, param=f"input[{i}]")
+            if len(tokens) > self._limit:
+                raise ContextLengthExceededError(len(tokens), self._limit, param=f"input[{i}]")
             if not tokens:
                 raise InvalidRequestError(f"input[{i}] is empty.", param="input")
         loop = asyncio.get_running_loop()

@@ -4,7 +4,7 @@ prediction fragments and stats."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
@@ -50,19 +50,28 @@ def instance_info(instance: Instance) -> dict[str, Any]:
 # Chat history
 
 
-def history_messages(history: Any) -> list[dict[str, Any]]:
+# What a (non-image) file part becomes in the prompt: its text, or None to leave it out.
+AttachFile = Callable[[Mapping[str, Any]], str | None]
+
+
+def skip_files(_part: Mapping[str, Any]) -> str | None:
+    return None
+
+
+def history_messages(history: Any, attach: AttachFile = skip_files) -> list[dict[str, Any]]:
     """The SDK's typed chat history (`{"messages": [{role, content: [parts]}]}`) as the role/content
-    messages (with OpenAI-style `tool_calls` and `tool` results) the chat templates take."""
+    messages (with OpenAI-style `tool_calls` and `tool` results) the chat templates take. Images are
+    refused (no model openlms runs has vision); other files go through `attach`."""
     messages = history.get("messages") if isinstance(history, Mapping) else None
     if not isinstance(messages, list):
         raise InvalidRequestError("'history' must be {messages: [...]}.", param="history")
     out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
-        out.extend(_message(message, f"history.messages[{index}]"))
+        out.extend(_message(message, f"history.messages[{index}]", attach))
     return out
 
 
-def _message(message: Any, where: str) -> list[dict[str, Any]]:
+def _message(message: Any, where: str, attach: AttachFile) -> list[dict[str, Any]]:
     if not isinstance(message, Mapping):
         raise InvalidRequestError(f"{where} must be an object.", param=where)
     role, parts = message.get("role"), message.get("content")
@@ -79,7 +88,11 @@ def _message(message: Any, where: str) -> list[dict[str, Any]]:
         if kind == "text":
             texts.append(str(part.get("text") or ""))
         elif kind == "file":
-            raise InvalidRequestError(_file_error(part), param=here)
+            if part.get("fileType") == "image":
+                raise InvalidRequestError(_image_error(part), param=here)
+            text = attach(part)
+            if text is not None:
+                texts.append(text)
         elif kind == "toolCallRequest":
             calls.append(_call(part.get("toolCallRequest"), here))
         elif kind == "toolCallResult":
@@ -100,14 +113,11 @@ def _message(message: Any, where: str) -> list[dict[str, Any]]:
     return [entry]
 
 
-def _file_error(part: Mapping[str, Any]) -> str:
-    name, kind = part.get("name", "file"), part.get("fileType", "unknown")
-    if kind == "image":
-        return (
-            f"The image '{name}' cannot be used: this model has no vision support. "
-            "Use a vision model (one that lists 'vision' in its capabilities) for images."
-        )
-    return f"The file '{name}' ({kind}) cannot be attached to a chat: openlms accepts images only."
+def _image_error(part: Mapping[str, Any]) -> str:
+    return (
+        f"The image '{part.get('name', 'image')}' cannot be used: this model has no vision support. "
+        "Use a vision model (one that lists 'vision' in its capabilities) for images."
+    )
 
 
 def _call(request: Any, where: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import binascii
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,26 @@ class FileStore:
         while len(self._clients) > MAX_CLIENTS:
             self._clients.popitem(last=False)
         return stored
+
+    def attach_for(self, client: Client) -> Callable[[Mapping[str, Any]], str | None]:
+        """How a predict request of `client` includes its uploaded text files: the file's text under its
+        name. Other documents (PDF, Word) and unknown identifiers are errors that say what to do."""
+
+        def attach(part: Mapping[str, Any]) -> str | None:
+            name = part.get("name", "file")
+            stored = self.get(client, str(part.get("identifier")))
+            if stored is None:
+                raise InvalidRequestError(
+                    f"The file '{name}' was not uploaded by this client; upload it with prepare_file() first."
+                )
+            if stored.file_type != "text/plain":
+                raise InvalidRequestError(
+                    f"The file '{name}' ({stored.file_type}) cannot be read into a chat; openlms reads text "
+                    "files only. Convert it to text first."
+                )
+            return f"\n\n[{name}]\n{stored.data.decode('utf-8', errors='replace')}\n"
+
+        return attach
 
     async def upload_base64(self, client: Client, parameter: Any) -> dict[str, Any]:
         obj = parameter if isinstance(parameter, Mapping) else {}

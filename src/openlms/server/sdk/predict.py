@@ -20,6 +20,7 @@ from openlms.parsers.output.events import (
     ToolCallEnd,
 )
 from openlms.server.sdk import convert
+from openlms.server.sdk.files import FileStore
 from openlms.server.sdk.kvconfig import (
     PredictionSettings,
     load_fields,
@@ -106,9 +107,10 @@ class _Stream:
 
 
 class PredictEndpoints:
-    def __init__(self, predictor: Predictor, llm: ModelEndpoints) -> None:
+    def __init__(self, predictor: Predictor, llm: ModelEndpoints, files: FileStore) -> None:
         self.predictor = predictor
         self.llm = llm
+        self.files = files
 
     @property
     def models(self) -> Any:
@@ -124,11 +126,12 @@ class PredictEndpoints:
             fields = {**merge_layers(preset.operation), **fields}
         return prediction_settings(fields, strict=False)
 
-    async def _prepare(self, obj: Mapping[str, Any], settings: PredictionSettings) -> PreparedPrediction:
+    async def _prepare(
+        self, client: Client, obj: Mapping[str, Any], settings: PredictionSettings
+    ) -> PreparedPrediction:
         instance = self.llm.resolve(obj.get("modelSpecifier"))
-        messages = convert.preset_system_prompt(
-            convert.history_messages(obj.get("history")), settings.system_prompt
-        )
+        history = convert.history_messages(obj.get("history"), self.files.attach_for(client))
+        messages = convert.preset_system_prompt(history, settings.system_prompt)
         params = PredictionParams(
             sampling=settings.sampling,
             max_tokens=settings.max_tokens,
@@ -148,7 +151,7 @@ class PredictEndpoints:
     async def predict(self, channel: Channel, parameter: Any) -> None:
         obj = _object(parameter, "creationParameter")
         settings = self._settings(obj)
-        prepared = await self._prepare(obj, settings)
+        prepared = await self._prepare(channel.client, obj, settings)
         async with self.predictor.run(prepared) as prediction:
             stream = _Stream(channel, prediction)
             watcher = asyncio.create_task(_cancel_on(channel, prediction))

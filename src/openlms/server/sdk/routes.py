@@ -29,8 +29,8 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
     models = predictor.models
     llm = ModelEndpoints(models, ModelKind.LLM)
     embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
-    predict = PredictEndpoints(predictor, llm)
     files = FileStore()
+    predict = PredictEndpoints(predictor, llm, files)
 
     async def list_downloaded(_client: Client, _parameter: Any) -> list[dict[str, Any]]:
         return await list_downloaded_models(models)
