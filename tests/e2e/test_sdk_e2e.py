@@ -348,10 +348,6 @@ def test_loading_a_model_of_the_other_kind_is_refused(client: lms.Client) -> Non
         client.embedding.load_new_instance(CHAT_MODEL, ttl=None)
 
 
-@pytest.mark.xfail(
-    reason="server bug: getOrLoad of the other kind's model advises '/v1/embeddings' (HTTP) to SDK users",
-    strict=True,
-)
 def test_getting_a_model_of_the_other_kind_names_the_right_sdk_namespace(client: lms.Client) -> None:
     """`client.llm.model(<embedding key>)` should point at `client.embedding`, as load_new_instance does."""
     with pytest.raises(lms.LMStudioServerError, match=r"client\.embedding") as llm_error:

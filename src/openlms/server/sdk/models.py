@@ -152,6 +152,7 @@ class ModelEndpoints:
         if existing is not None:
             await channel.send({"type": "alreadyLoaded", "info": convert.instance_info(existing)})
             return
+        self._check_kind(query, (await self.models.find_downloaded(query)).kind)
         async with ProgressPump(channel, "loadProgress") as pump:
             instance, loaded = await self.models.get_or_load(
                 query,
