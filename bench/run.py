@@ -4,6 +4,7 @@
 
 Measures with the same model, context and threads:
   decode tok/s        raw loop vs streamed through /v1/completions (no template, EOS suppressed both sides)
+                      and through the lmstudio SDK's websocket API (`complete_stream`; EOS not suppressed)
   prompt tok/s        raw prefill of ~450 tokens vs the server's time to first token on the same prompt
   TTFT                a short chat request, client side
   JIT load            first request to an unloaded model; and /api/v1/models/load's load time
@@ -27,6 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.sdk_client import sdk_decode  # noqa: E402
 from tests.support.server import Server, default_models_dir, free_port, start_server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -206,12 +208,15 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
             "/api/v1/models/load", json={"model": a.model, "config": {"context_length": a.ctx}}
         ).json()
         server_decode(http, a.model, 8)  # warm-up
-        raw_pp, srv_pp, raw_tg, srv_tg = [], [], [], []
+        raw_pp, srv_pp, raw_tg, srv_tg, sdk_tg, sdk_raw_tg = [], [], [], [], [], []
+        host = f"127.0.0.1:{server.port}"
         for rep in range(a.reps):
             raw_pp.append(raw.ask(f"pp {rep}")["prompt_tokens_per_s"])
             srv_pp.append(server_prompt(http, a.model, 1000 + rep, n_prompt))
             raw_tg.append(raw.ask("tg")["decode_tokens_per_s"])
             srv_tg.append(server_decode(http, a.model, a.n_gen))
+            sdk_raw_tg.append(raw.ask("tg")["decode_tokens_per_s"])
+            sdk_tg.append(sdk_decode(host, a.model, a.n_gen))
         first_token = statistics.median(ttft(http, a.model) for _ in range(5))
         plain, constrained = [], []
         for _ in range(a.reps):
@@ -231,6 +236,8 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
         "raw_decode_tps": max(raw_tg),
         "server_decode_tps": max(srv_tg),
         "decode_ratio": paired(srv_tg, raw_tg),
+        "sdk_decode_tps": max(sdk_tg),
+        "sdk_decode_ratio": paired(sdk_tg, sdk_raw_tg),
         "raw_prompt_tps": max(raw_pp),
         "server_prompt_tps": max(srv_pp),
         "prompt_ratio": paired(srv_pp, raw_pp),
@@ -261,6 +268,8 @@ def report(r: dict[str, float]) -> None:
         f"threads: {r['threads']}",
         f"decode   raw {r['raw_decode_tps']:7.1f} tok/s   server {r['server_decode_tps']:7.1f} tok/s (best)"
         f"   ratio {r['decode_ratio']:.3f} (median of paired runs; target >= 0.95)",
+        f"decode via the lmstudio SDK {r['sdk_decode_tps']:7.1f} tok/s (best)"
+        f"   ratio {r['sdk_decode_ratio']:.3f} against raw (median of paired runs)",
         f"prompt ({r['n_prompt']} tokens) raw {r['raw_prompt_tps']:7.1f} tok/s"
         f"   server {r['server_prompt_tps']:7.1f} tok/s"
         f"   ratio {r['prompt_ratio']:.3f} (median of paired runs; target >= 0.95)",
