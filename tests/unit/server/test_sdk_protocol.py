@@ -485,3 +485,23 @@ def test_text_files_are_read_into_the_prompt_and_skipped_by_templates(
         },
     )
     assert templated["type"] == "rpcResult" and templated["result"]["formatted"]
+
+
+def test_reasoning_fragments_are_typed(llm: Socket, fake: FakeBackend) -> None:
+    fake.reply = lambda _prompt: "<think>Let me think.</think>The answer."
+    sent = messages(predict(llm, "Question?"))
+    typed = [
+        (m["fragment"]["reasoningType"], m["fragment"]["content"]) for m in sent if m["type"] == "fragment"
+    ]
+    kinds = [kind for kind, _ in typed]
+    assert kinds[0] == "reasoningStartTag" and "reasoningEndTag" in kinds and kinds[-1] == "none"
+    assert "".join(text for kind, text in typed if kind == "reasoning").strip() == "Let me think."
+    assert "".join(text for kind, text in typed if kind == "none").strip() == "The answer."
+    off = layers(
+        **{"reasoning.parsing": {"enabled": False, "startString": "<think>", "endString": "</think>"}}
+    )
+    plain = [
+        m["fragment"] for m in messages(predict(llm, "Question?", config=off)) if m["type"] == "fragment"
+    ]
+    assert {f["reasoningType"] for f in plain} == {"none"}
+    assert "".join(f["content"] for f in plain).startswith("<think>")
