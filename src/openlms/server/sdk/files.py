@@ -1,8 +1,8 @@
 """The `files` namespace: `uploadFileBase64` (what `prepare_image()` and `prepare_file()` call).
 
 Uploads are kept in memory per client identifier (the SDK uploads on `/files` and refers to the file from
-`/llm`), bounded per client; the oldest go first. The type comes from the bytes (JPEG, PNG, WebP, GIF, PDF,
-text), not from the name.
+`/llm`), bounded per client and in total bytes; the oldest go first. The type comes from the bytes
+(JPEG, PNG, WebP, GIF, PDF, text), not from the name.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from openlms.server.sdk.transport import Client
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_FILES_PER_CLIENT = 64
 MAX_CLIENTS = 256
+MAX_TOTAL_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,10 @@ def sniff(data: bytes) -> tuple[str, str]:
 
 
 class FileStore:
-    def __init__(self) -> None:
+    def __init__(self, max_total_bytes: int = MAX_TOTAL_BYTES) -> None:
         self._clients: OrderedDict[str, OrderedDict[str, StoredFile]] = OrderedDict()
+        self.max_total_bytes = max_total_bytes
+        self.total_bytes = 0
 
     def get(self, client: Client, identifier: str) -> StoredFile | None:
         return self._clients.get(client.identifier, OrderedDict()).get(identifier)
@@ -65,10 +68,16 @@ class FileStore:
         files = self._clients.setdefault(client.identifier, OrderedDict())
         self._clients.move_to_end(client.identifier)
         files[identifier] = stored
+        self.total_bytes += len(data)
         while len(files) > MAX_FILES_PER_CLIENT:
-            files.popitem(last=False)
-        while len(self._clients) > MAX_CLIENTS:
-            self._clients.popitem(last=False)
+            self.total_bytes -= len(files.popitem(last=False)[1].data)
+        while len(self._clients) > MAX_CLIENTS or (
+            self.total_bytes > self.max_total_bytes and len(self._clients) > 1
+        ):
+            _, dropped = self._clients.popitem(last=False)
+            self.total_bytes -= sum(len(f.data) for f in dropped.values())
+        while self.total_bytes > self.max_total_bytes and len(files) > 1:
+            self.total_bytes -= len(files.popitem(last=False)[1].data)
         return stored
 
     def attach_for(self, client: Client) -> Callable[[Mapping[str, Any]], str | None]:
