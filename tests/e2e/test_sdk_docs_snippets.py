@@ -86,7 +86,7 @@ from tests.support.server import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-TIMEOUT = 180  # seconds for one snippet
+TIMEOUT = 240  # seconds for one snippet (an unbounded answer may run to the end of the context)
 UNTIL_TIMEOUT = 120  # seconds for a tool loop to show its first result
 
 
