@@ -104,7 +104,7 @@ SDK_PORT_LOCK = Path(os.environ.get("TMPDIR", "/tmp")) / "openlms-sdk-port-41343
 
 
 @contextlib.contextmanager
-def sdk_port_held(timeout: float = 600) -> Iterator[None]:
+def sdk_port_held(timeout: float = 240) -> Iterator[None]:
     """Hold the machine-wide lock on port 41343 (test modules, the SDK suite runner and benchmarks take
     turns), then wait until the port is actually free."""
     SDK_PORT_LOCK.parent.mkdir(parents=True, exist_ok=True)
