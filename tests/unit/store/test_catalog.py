@@ -300,7 +300,8 @@ def test_scan_of_the_default_models_is_fast() -> None:
 
 
 def test_find_matches_a_prefix_inside_a_folder_name_as_lm_studio_does(models: Path, tiny_llama: Path) -> None:
-    place(tiny_llama, models, "hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/llama-3.2-1b-instruct-q8_0.gguf")
+    rel = "hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/llama-3.2-1b-instruct-q8_0.gguf"
+    place(tiny_llama, models, rel)
     found = ModelCatalog(models).find("hugging-quants/llama-3.2-1b-instruct")
     assert found is not None and found.rel_path.startswith("hugging-quants/Llama-3.2-1B")
     assert ModelCatalog(models).find("llama-3.2") is None  # without a publisher, no bare prefix
