@@ -72,6 +72,8 @@ def test_server_logs_show_start_up_and_live_requests(server: Server) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl+C must reach it even when the tests run as a background job (which ignores SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stderr is not None and process.stdout is not None

@@ -285,8 +285,10 @@ CASES: dict[str, Case] = {
     "completion-8": Case(RUN, replace=BASE, before=("completion-0", "completion-4"), expect=STATS),
     "completion-9": Case(
         RUN,
-        "A simulated terminal: two commands on stdin, then EOF. Runs on the base model (loaded alone).",
-        stdin="ls\npwd\n",
+        "A simulated terminal: one command on stdin, then EOF. Runs on the base model (loaded alone). "
+        "One command: when the base model's answer to it fills the context (it happens), the history "
+        "with a second command no longer fits and the server refuses it (stopAtLimit), as it should.",
+        stdin="ls\n",
         loaded=(BASE_MODEL,),
         expect=(r"^\$ ",),
     ),
