@@ -168,8 +168,7 @@ class ModelService:
 
     def find_loaded(self, query: str, kind: ModelKind | None = None) -> Instance | None:
         """A loaded instance by identifier, model key, or case-insensitive path prefix (of `kind`)."""
-        instance = self.manager.find(query, kind)
-        return instance
+        return self.manager.find(query, kind)
 
     def find_preset(self, query: str) -> Preset:
         preset = self.presets.find(query)

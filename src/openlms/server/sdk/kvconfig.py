@@ -9,7 +9,7 @@ never silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,7 +49,7 @@ def _layer_fields(stack: Any) -> Iterable[list[Any]]:
             yield list(config.get("fields") or [])
 
 
-def _checkbox(key: str, value: Any) -> Any:
+def _checkbox(value: Any) -> Any:
     """The value of a checkbox field, None when unchecked."""
     if isinstance(value, Mapping) and "checked" in value:
         return value.get("value") if value.get("checked") else None
@@ -107,12 +107,12 @@ def prediction_settings(fields: Mapping[str, Any], *, strict: bool = True) -> Pr
     return replace(settings, sampling=replace(settings.sampling, **sampling)) if sampling else settings
 
 
-Reader = Any
+Reader = Callable[[PredictionSettings, dict[str, Any], str, Any], PredictionSettings]
 
 
 def _sampling(name: str, *, integer: bool = False, checkbox: bool = False) -> Reader:
     def read(s: PredictionSettings, sampling: dict[str, Any], key: str, value: Any) -> PredictionSettings:
-        value = _checkbox(key, value) if checkbox else value
+        value = _checkbox(value) if checkbox else value
         if value is not None:
             sampling[name] = _number(key, value, integer=integer)
         return s
@@ -121,7 +121,7 @@ def _sampling(name: str, *, integer: bool = False, checkbox: bool = False) -> Re
 
 
 def _max_tokens(s: PredictionSettings, _: dict[str, Any], key: str, value: Any) -> PredictionSettings:
-    value = _checkbox(key, value)
+    value = _checkbox(value)
     if value is None:
         return s
     if _number(key, value, integer=True) < 1:
@@ -209,7 +209,7 @@ def _draft(s: PredictionSettings, _: dict[str, Any], key: str, value: Any) -> Pr
 
 def _draft_option(name: str, *, integer: bool) -> Reader:
     def read(s: PredictionSettings, _: dict[str, Any], key: str, value: Any) -> PredictionSettings:
-        value = _checkbox(key, value)
+        value = _checkbox(value)
         if value is None:
             return s
         draft = s.draft or DraftRequest("")
@@ -293,7 +293,7 @@ def load_config(fields: Mapping[str, Any], kind: ModelKind) -> LoadConfig:
                 f"Load config field '{key}' is not supported by openlms yet; remove it from the config.",
                 param=key,
             )
-        value = _checkbox(key, value)
+        value = _checkbox(value)
         if value is None or name == "":
             continue
         if name == "gpu":

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from openlms.core.errors import InvalidRequestError, ModelNotFoundError
+from openlms.core.errors import InvalidRequestError, ModelNotFoundError, WrongModelTypeError
 from openlms.core.types import ModelKind
 from openlms.engine.manager import Instance
 from openlms.server.sdk import convert
@@ -17,7 +17,7 @@ from openlms.server.sdk.transport import Channel, Client
 from openlms.services.models import ModelService
 
 
-def _object(parameter: Any, name: str = "parameter") -> Mapping[str, Any]:
+def as_object(parameter: Any, name: str = "parameter") -> Mapping[str, Any]:
     if not isinstance(parameter, Mapping):
         raise InvalidRequestError(f"The {name} must be an object.", param=name)
     return parameter
@@ -55,7 +55,7 @@ class ModelEndpoints:
     def resolve(self, specifier: Any) -> Instance:
         """A loaded instance from a model specifier: a query (identifier, model key or path prefix) or an
         instance reference; `generic.noModelMatchingQuery` when none matches."""
-        spec = _object(specifier, "specifier")
+        spec = as_object(specifier, "specifier")
         loaded = self._loaded()
         if spec.get("type") == "instanceReference":
             reference = spec.get("instanceReference")
@@ -91,15 +91,15 @@ class ModelEndpoints:
         return [convert.instance_info(i) for i in self._loaded()]
 
     async def get_model_info(self, _client: Client, parameter: Any) -> dict[str, Any]:
-        return convert.instance_info(self.resolve(_object(parameter).get("specifier")))
+        return convert.instance_info(self.resolve(as_object(parameter).get("specifier")))
 
     async def get_load_config(self, _client: Client, parameter: Any) -> dict[str, Any]:
-        instance = self.resolve(_object(parameter).get("specifier"))
+        instance = self.resolve(as_object(parameter).get("specifier"))
         runtime = instance.runtime
         return {"fields": load_fields(runtime.load_config, runtime.context_length, self.kind)}
 
     async def unload_model(self, _client: Client, parameter: Any) -> None:
-        identifier = _string(_object(parameter), "identifier")
+        identifier = _string(as_object(parameter), "identifier")
         instance = next((i for i in self._loaded() if i.identifier == identifier), None)
         if instance is None:
             self._not_found(identifier, self._loaded())
@@ -113,7 +113,7 @@ class ModelEndpoints:
         return {"tokenCount": len(await self._tokens(parameter, special=False))}
 
     async def _tokens(self, parameter: Any, *, special: bool) -> list[int]:
-        obj = _object(parameter)
+        obj = as_object(parameter)
         text = obj.get("inputString")
         if not isinstance(text, str):
             raise InvalidRequestError("'inputString' must be a string.", param="inputString")
@@ -127,7 +127,7 @@ class ModelEndpoints:
 
     async def load_model(self, channel: Channel, parameter: Any) -> None:
         """`loadModel`: resolved, progress..., success (a new instance, never auto-evicted)."""
-        obj = _object(parameter, "creationParameter")
+        obj = as_object(parameter, "creationParameter")
         key = _string(obj, "modelKey")
         identifier = obj.get("identifier") or None
         config = load_config(merge_layers(obj.get("loadConfigStack")), self.kind)
@@ -144,7 +144,7 @@ class ModelEndpoints:
     async def get_or_load(self, channel: Channel, parameter: Any) -> None:
         """`getOrLoad`: alreadyLoaded, or [unloadingOtherJITModel...], startLoading, loadProgress...,
         loadSuccess."""
-        obj = _object(parameter, "creationParameter")
+        obj = as_object(parameter, "creationParameter")
         query = _string(obj, "identifier")
         config = load_config(merge_layers(obj.get("loadConfigStack")), self.kind)
         ttl = _ttl_seconds(obj.get("loadTtlMs"), "loadTtlMs")
@@ -152,9 +152,8 @@ class ModelEndpoints:
         if existing is not None:
             await channel.send({"type": "alreadyLoaded", "info": convert.instance_info(existing)})
             return
-        self._check_kind(query, (await self.models.find_downloaded(query)).kind)
         async with ProgressPump(channel, "loadProgress") as pump:
-            instance, loaded = await self.models.get_or_load(
+            instance, loaded = await self._get_or_load(
                 query,
                 self.kind,
                 config,
@@ -169,6 +168,15 @@ class ModelEndpoints:
             )
         kind = "loadSuccess" if loaded else "alreadyLoaded"
         await channel.send({"type": kind, "info": convert.instance_info(instance)})
+
+    async def _get_or_load(self, query: str, *args: Any, **kwargs: Any) -> tuple[Instance, bool]:
+        """The services' get-or-load, its wrong-kind error worded for SDK users."""
+        try:
+            return await self.models.get_or_load(query, *args, **kwargs)
+        except WrongModelTypeError:
+            other = ModelKind.EMBEDDING if self.kind is ModelKind.LLM else ModelKind.LLM
+            self._check_kind(query, other)
+            raise
 
     def _check_kind(self, query: str, kind: ModelKind) -> None:
         if kind is not self.kind:

@@ -28,7 +28,7 @@ from openlms.server.sdk.kvconfig import (
     prediction_fields,
     prediction_settings,
 )
-from openlms.server.sdk.models import ModelEndpoints, _object
+from openlms.server.sdk.models import ModelEndpoints, as_object
 from openlms.server.sdk.transport import Channel, Client
 from openlms.services.generation import (
     ChatOptions,
@@ -38,6 +38,7 @@ from openlms.services.generation import (
     Predictor,
     PreparedPrediction,
 )
+from openlms.services.models import ModelService
 
 
 @dataclass
@@ -113,7 +114,7 @@ class PredictEndpoints:
         self.files = files
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelService:
         return self.predictor.models
 
     def _settings(self, obj: Mapping[str, Any]) -> PredictionSettings:
@@ -149,7 +150,7 @@ class PredictEndpoints:
         return await self.predictor.prepare_chat(instance.identifier, messages, params, options)
 
     async def predict(self, channel: Channel, parameter: Any) -> None:
-        obj = _object(parameter, "creationParameter")
+        obj = as_object(parameter, "creationParameter")
         settings = self._settings(obj)
         prepared = await self._prepare(channel.client, obj, settings)
         async with self.predictor.run(prepared) as prediction:
@@ -183,7 +184,7 @@ class PredictEndpoints:
         )
 
     async def apply_prompt_template(self, _client: Client, parameter: Any) -> dict[str, Any]:
-        obj = _object(parameter)
+        obj = as_object(parameter)
         instance = self.llm.resolve(obj.get("specifier"))
         settings = prediction_settings(merge_layers(obj.get("predictionConfigStack")), strict=True)
         given = obj.get("opts")

@@ -14,7 +14,7 @@ from openlms import __version__
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import ModelKind
 from openlms.server.sdk.files import FileStore
-from openlms.server.sdk.models import ModelEndpoints, _object, list_downloaded_models
+from openlms.server.sdk.models import ModelEndpoints, as_object, list_downloaded_models
 from openlms.server.sdk.predict import PredictEndpoints
 from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
 from openlms.services.generation import Predictor
@@ -42,7 +42,7 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
         return None
 
     async def embed_string(_client: Client, parameter: Any) -> dict[str, Any]:
-        obj = _object(parameter)
+        obj = as_object(parameter)
         text = obj.get("inputString")
         if not isinstance(text, str):
             raise InvalidRequestError("'inputString' must be a string.", param="inputString")
@@ -52,7 +52,7 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
 
     async def preload_draft_model(_client: Client, parameter: Any) -> None:
         """Checks the draft model exists; the engine loads it with the first prediction that uses it."""
-        obj = _object(parameter)
+        obj = as_object(parameter)
         llm.resolve(obj.get("specifier"))
         key = obj.get("draftModelKey")
         if not isinstance(key, str) or not key:
