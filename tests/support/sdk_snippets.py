@@ -97,7 +97,9 @@ PROGRESS = (r"^100\.0% (complete|processed)$",)
 LOADED = rf"LLM\(identifier='{re.escape(CHAT_MODEL)}'\)"
 FOUND_HOST = (r"An LM Studio API server instance is available at (localhost|127\.0\.0\.1):(1234|41343)",)
 PRINT_HANDLE = "    print(image_handle)\n"
-BOOK = (r"'title': '.*'year': \d+",)
+# The parsed dict, in whatever key order the schema gave and with repr's quotes (a title with an apostrophe
+# prints in double quotes).
+BOOK = (r"'title': ['\"]", r"'author': ['\"]", r"'year': \d+")
 VISION_ERROR = r"LMStudioServerError: Chat response error:.*image.png.*no vision support"
 
 
