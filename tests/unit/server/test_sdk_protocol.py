@@ -279,6 +279,10 @@ def test_max_tokens_checkbox_and_stop_strings(llm: Socket) -> None:
     assert capped[-1]["stats"]["predictedTokensCount"] == 2
     stopped = messages(predict(llm, "Hi", config=layers(stopStrings=["capital"])))
     assert stopped[-1]["stats"]["stopReason"] == "stopStringFound"
+    tool_stop = messages(predict(llm, "Hi", config=layers(toolCallStopStrings=["capital"])))
+    assert tool_stop[-1]["stats"]["stopReason"] == "toolCalls"
+    text = "".join(m["fragment"]["content"] for m in tool_stop if m["type"] == "fragment")
+    assert text == "Paris is the "
 
 
 def test_earlier_layer_wins(llm: Socket, fake: FakeBackend) -> None:

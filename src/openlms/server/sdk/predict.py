@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.core.types import Done, PromptProgress, StopReason
+from openlms.core.types import Done, GenerationStats, PromptProgress, StopReason
 from openlms.parsers.output.events import (
     ContentDelta,
     ReasoningDelta,
@@ -107,6 +107,14 @@ class _Stream:
         )
 
 
+def _stop_reason(stats: GenerationStats, settings: PredictionSettings, *, any_call: bool) -> str | None:
+    """`toolCalls` after a tool call, or at one of the config's `toolCallStopStrings`; None: the engine's."""
+    if stats.stop_reason not in (StopReason.EOS, StopReason.STOP_STRING):
+        return None
+    tool_stop = stats.stop_string in settings.tool_call_stops and stats.stop_string not in settings.stop
+    return StopReason.TOOL_CALLS.value if any_call or tool_stop else None
+
+
 class PredictEndpoints:
     def __init__(self, predictor: Predictor, llm: ModelEndpoints, files: FileStore) -> None:
         self.predictor = predictor
@@ -164,9 +172,7 @@ class PredictEndpoints:
                     await watcher
         await stream.end_reasoning()
         stats = done.stats
-        reason = None
-        if stream.any_call and stats.stop_reason in (StopReason.EOS, StopReason.STOP_STRING):
-            reason = StopReason.TOOL_CALLS.value
+        reason = _stop_reason(stats, settings, any_call=stream.any_call)
         instance = prepared.instance
         runtime = instance.runtime
         await channel.send(
