@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pytest
@@ -215,7 +217,10 @@ CASES = [
 # fmt: on
 
 
-def _summary(events: list[ParsedEvent]) -> tuple[str, str, list[tuple[str, str]]]:
+Summary = tuple[str, str, list[tuple[str, str]]]  # content, reasoning, (name, arguments) per call
+
+
+def _summary(events: list[ParsedEvent]) -> Summary:
     message = collect(events)
     return message.content, message.reasoning, [(c.name, c.arguments) for c in message.tool_calls]
 
@@ -259,6 +264,22 @@ def _check_well_formed(events: list[ParsedEvent]) -> None:
     assert open_index is None
 
 
+def every_split(text: str, rng: random.Random) -> list[list[str]]:
+    """One character at a time, every cut into two pieces (markup split mid-token), and 30 random splits."""
+    splits = [list(text)] + [[text[:k], text[k:]] for k in range(1, len(text))]
+    return splits + [_random_pieces(text, rng) for _ in range(30)]
+
+
+def assert_splits_agree(
+    make: Callable[[], OutputParser], splits: Iterable[list[str]], expected: Summary
+) -> None:
+    """Each split, fed to a new parser, gives well-formed events that sum up to `expected`."""
+    for pieces in splits:
+        events = _feed_pieces(make(), pieces)
+        _check_well_formed(events)
+        assert _summary(events) == expected, pieces
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_one_shot(case: Case) -> None:
     message = parse_all(case.parser(), case.text)
@@ -274,14 +295,7 @@ def test_any_split_gives_the_same_result(case: Case) -> None:
     """One character at a time, every cut into two pieces (markup split mid-token), and random splits."""
     whole = case.parser()
     expected = _summary([*whole.feed(case.text), *whole.finish()])
-    text = case.text
-    splits = [list(text)] + [[text[:k], text[k:]] for k in range(1, len(text))]
-    rng = random.Random(case.id)
-    splits += [_random_pieces(text, rng) for _ in range(30)]
-    for pieces in splits:
-        events = _feed_pieces(case.parser(), pieces)
-        _check_well_formed(events)
-        assert _summary(events) == expected, pieces
+    assert_splits_agree(case.parser, every_split(case.text, random.Random(case.id)), expected)
 
 
 CALL_HEAD = '{"name": "search", "arguments": '
@@ -309,10 +323,8 @@ def test_random_markup_soup(fmt: str) -> None:
         text = "".join(rng.choice(FRAGMENTS[fmt] + JSON_BITS) for _ in range(rng.randint(0, 30)))
         think = rng.random() < 0.5
         expected = _summary(_feed_pieces(_soup_parser(fmt, think), [text]))
-        for pieces in (list(text), _random_pieces(text, rng)):
-            events = _feed_pieces(_soup_parser(fmt, think), pieces)
-            _check_well_formed(events)
-            assert _summary(events) == expected, pieces
+        splits = (list(text), _random_pieces(text, rng))
+        assert_splits_agree(functools.partial(_soup_parser, fmt, think), splits, expected)
         if not expected[2] and not think and fmt != "harmony":
             assert expected[0] == text  # nothing recognised: the text is content, as written
 

@@ -26,10 +26,11 @@ from openlms.parsers.output import (
 from openlms.parsers.output.qwen_xml import json_value, parameter_types
 from openlms.parsers.templates import ChatTemplate
 from tests.unit.parsers.test_output_conformance import (
-    _check_well_formed,
     _feed_pieces,
     _random_pieces,
     _summary,
+    assert_splits_agree,
+    every_split,
 )
 from tests.unit.parsers.test_output_registry import QWEN as HERMES_QWEN_TEMPLATE
 
@@ -173,14 +174,7 @@ def test_any_split_gives_the_same_result(case: Case) -> None:
     """One character at a time, every cut into two pieces (markup split mid-token), and random splits."""
     whole = case.parser()
     expected = _summary([*whole.feed(case.text), *whole.finish()])
-    text = case.text
-    splits = [list(text)] + [[text[:k], text[k:]] for k in range(1, len(text))]
-    rng = random.Random(case.id)
-    splits += [_random_pieces(text, rng) for _ in range(30)]
-    for pieces in splits:
-        events = _feed_pieces(case.parser(), pieces)
-        _check_well_formed(events)
-        assert _summary(events) == expected, pieces
+    assert_splits_agree(case.parser, every_split(case.text, random.Random(case.id)), expected)
 
 
 FRAGMENTS = ["<tool_call>", "</tool_call>", "<function=search>", "<function=zz>", "<function=", "</function>",
@@ -197,10 +191,7 @@ def test_random_markup_soup() -> None:
         text = "".join(rng.choice(FRAGMENTS + BITS) for _ in range(rng.randint(0, 30)))
         case = Case("soup", text, think=rng.random() < 0.5, schemas=rng.choice((SCHEMAS, None)))
         expected = _summary(_feed_pieces(case.parser(), [text]))
-        for pieces in (list(text), _random_pieces(text, rng)):
-            events = _feed_pieces(case.parser(), pieces)
-            _check_well_formed(events)
-            assert _summary(events) == expected, pieces
+        assert_splits_agree(case.parser, (list(text), _random_pieces(text, rng)), expected)
         assert all(isinstance(json.loads(args), dict) for _, args in expected[2])
         if not expected[2] and not case.think:
             assert expected[0] == text  # nothing recognised: the text is content, as written
