@@ -7,7 +7,7 @@ Tests inject an `httpx.MockTransport` through `CliApp.transport`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ ProgressCallback = Callable[[float], None]
 
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 _LOAD_TIMEOUT = httpx.Timeout(60.0, connect=5.0, read=None)  # a big model can take minutes to load
+LOG_STREAM_PATH = "/api/v1/logs/stream"
 
 
 class ApiClient:
@@ -85,6 +86,23 @@ class ApiClient:
                 response.close()
         return result
 
+    def log_stream(
+        self, source: str, *, unreachable: str | None = None
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        """Follow `GET /api/v1/logs/stream?source=...`: `(event, payload)` per message whose data is a
+        JSON object, until the server ends the stream (the server pings every 15 s).
+
+        `unreachable` replaces the whole message when nothing listens (connection refused). A connection
+        the server cuts short (a stopping server may) ends the iteration as the end of the stream does;
+        any other failure mid-stream is a `CliError` saying the stream broke off.
+        """
+        with (
+            _transport_errors(self.base_url, self._hint, unreachable),
+            self._http.stream("GET", LOG_STREAM_PATH, params={"source": source}) as response,
+        ):
+            self._raise_for_status(response)
+            yield from _log_events(response)
+
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -114,11 +132,14 @@ class ApiClient:
 
 
 @contextmanager
-def _transport_errors(base_url: str, hint: str | None) -> Iterator[None]:
-    """Turns httpx transport failures into one-line `CliError`s."""
+def _transport_errors(base_url: str, hint: str | None, refused: str | None = None) -> Iterator[None]:
+    """Turns httpx transport failures into one-line `CliError`s (`refused`, if given, when nothing
+    listens)."""
     try:
         yield
     except httpx.TransportError as exc:
+        if refused is not None and isinstance(exc, httpx.ConnectError):
+            raise CliError(refused) from None
         message = f"cannot reach the openlms server at {base_url} ({transport_reason(exc)})."
         raise CliError(f"{message} {hint}" if hint else message) from None
 
@@ -177,14 +198,29 @@ def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
         yield event, "\n".join(data)
 
 
-def _load_events(lines: Iterable[str], on_progress: ProgressCallback | None, fallback: str) -> LoadResult:
+def _json_events(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The server-sent events whose data is a JSON object, as `(event, payload)`; others are skipped."""
     for event, data in iter_sse(lines):
         try:
             payload = json.loads(data)
         except ValueError:
             continue
-        if not isinstance(payload, dict):
-            continue
+        if isinstance(payload, dict):
+            yield event, payload
+
+
+def _log_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The log stream's JSON events; they end quietly if the server drops the connection."""
+    try:
+        yield from _json_events(response.iter_lines())
+    except httpx.RemoteProtocolError:  # a stopping server may cut the stream short
+        return
+    except httpx.TransportError as exc:
+        raise CliError(f"The log stream broke off ({transport_reason(exc)}).") from None
+
+
+def _load_events(lines: Iterable[str], on_progress: ProgressCallback | None, fallback: str) -> LoadResult:
+    for event, payload in _json_events(lines):
         if event == "progress" and on_progress is not None:
             fraction = payload.get("progress")
             if isinstance(fraction, int | float):

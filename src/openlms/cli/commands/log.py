@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -27,15 +27,12 @@ from openlms.cli.discovery import find_running_server, home_dir, local_url, pars
 from openlms.cli.errors import CliError
 
 if TYPE_CHECKING:
-    import httpx
-
     from openlms.cli.app import CliApp
 
 HEADER = "Streaming logs from LM Studio"
 INPUT_TYPE = "llm.prediction.input"
 OUTPUT_TYPE = "llm.prediction.output"
 FILTERS = {"input": INPUT_TYPE, "output": OUTPUT_TYPE}
-STREAM_PATH = "/api/v1/logs/stream"
 NOT_RUNNING = "The openlms server is not running. Start it with `lms server start`."
 STREAM_CLOSED = "The server closed the log stream (was it stopped?)."
 _STATS_LABELS = (  # (LM Studio's stats key, label, unit suffix)
@@ -189,63 +186,12 @@ def with_port(url: str, port: int) -> str:
 
 def follow(app: CliApp, target: Target, source: str, on_event: EventHandler) -> None:
     """Read the log stream until the server ends it, calling `on_event(event, payload)` per message."""
-    import httpx
-
-    from openlms.cli.client import error_message
-
-    timeout = httpx.Timeout(60.0, connect=5.0)  # the server pings every 15 s
     with (
-        _stream_errors(target),
-        httpx.Client(transport=app.transport, timeout=timeout) as http,
-        http.stream("GET", target.url + STREAM_PATH, params={"source": source}) as response,
+        app.client(target.url, hint=target.hint) as client,
+        closing(client.log_stream(source, unreachable=target.unreachable)) as events,
     ):
-        if response.status_code >= 400:
-            response.read()
-            raise CliError(error_message(response))
-        _read(response, on_event)
-
-
-def _read(response: httpx.Response, on_event: EventHandler) -> None:
-    """Hand each message to `on_event`; returns when the server ends the stream or drops the connection."""
-    import httpx
-
-    from openlms.cli.client import iter_sse, transport_reason
-
-    try:
-        for event, data in iter_sse(response.iter_lines()):
-            payload = _json_object(data)
-            if payload is not None:
-                on_event(event, payload)
-    except httpx.RemoteProtocolError:  # a stopping server may cut the stream short
-        return
-    except httpx.TransportError as exc:
-        raise CliError(f"The log stream broke off ({transport_reason(exc)}).") from None
-
-
-def _json_object(data: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-@contextmanager
-def _stream_errors(target: Target) -> Iterator[None]:
-    import httpx
-
-    from openlms.cli.client import transport_reason
-
-    try:
-        yield
-    except httpx.ConnectError as exc:
-        raise CliError(target.unreachable or _unreachable(target, transport_reason(exc))) from None
-    except httpx.TransportError as exc:
-        raise CliError(_unreachable(target, transport_reason(exc))) from None
-
-
-def _unreachable(target: Target, reason: str) -> str:
-    return f"cannot reach the openlms server at {target.url} ({reason}). {target.hint}"
+        for event, payload in events:
+            on_event(event, payload)
 
 
 def _quiet_stdout() -> None:
