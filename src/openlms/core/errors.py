@@ -13,6 +13,7 @@ Tree:
     ├── ModelLoadError                 llama.cpp could not load a file (corrupt, out of memory)
     ├── ModelUnloadedError             the instance went away while a request used it
     └── EngineError                    an unexpected failure inside the engine
+        └── InferenceError             llama.cpp failed to evaluate a batch (decode, encode, pooling)
 """
 
 from __future__ import annotations
@@ -109,3 +110,10 @@ class ModelUnloadedError(OpenLMSError):
 
 class EngineError(OpenLMSError):
     code = "engine_error"
+
+
+class InferenceError(EngineError):
+    """A loaded model failed a step of a prediction or an embedding (e.g. `llama_decode` found no room
+    in the KV cache). The model stays loaded; the request fails."""
+
+    code = "inference_failed"

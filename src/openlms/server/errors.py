@@ -27,6 +27,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.PermissionDeniedError: (403, "permission_error"),
     e.ModelLoadError: (500, "server_error"),
     e.ModelUnloadedError: (503, "server_error"),
+    e.InferenceError: (500, "server_error"),
     e.EngineError: (500, "server_error"),
     e.OpenLMSError: (500, "server_error"),
 }

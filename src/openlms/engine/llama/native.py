@@ -1,7 +1,8 @@
 """Thin, typed RAII wrappers over llama-cpp-python's low-level (ctypes) API: model, context, batch.
 
-Nothing here knows about requests or events; `generator.py` and `embedder.py` drive these objects from
-one scheduler thread. ctypes releases the GIL inside every llama.cpp call.
+Nothing here knows about requests or events. `runtime.py` loads them (and embeds with them),
+`generator.py`, `speculative.py` and `draft.py` decode with them, all on the instance's one scheduler
+thread. ctypes releases the GIL inside every llama.cpp call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import llama_cpp.llama_cpp as C
 
-from openlms.core.errors import ModelLoadError
+from openlms.core.errors import InferenceError, ModelLoadError
 from openlms.core.types import KvCacheType, LoadConfig
 
 log = logging.getLogger("openlms.engine")
@@ -289,7 +290,7 @@ class LlamaContext:
         batch.n_tokens = 1
         rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise ModelLoadError(f"llama_decode failed with code {rc}")
+            raise _evaluation_failed("the next token", rc)
 
     def encode_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
         """Evaluate several whole sequences at once (embeddings), sequence i gets seq_id i."""
@@ -309,17 +310,17 @@ class LlamaContext:
         else:
             rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise ModelLoadError(f"llama.cpp failed to evaluate the embedding batch (code {rc})")
+            raise _evaluation_failed("the embedding batch", rc)
 
     def _run(self, batch: C.llama_batch) -> None:
         rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise ModelLoadError(f"llama_decode failed with code {rc} (KV cache full or out of memory)")
+            raise _evaluation_failed(f"a batch of {batch.n_tokens} tokens", rc)
 
     def sequence_embedding(self, seq_id: int) -> list[float]:
         ptr = C.llama_get_embeddings_seq(self.ptr, seq_id)
         if not ptr:
-            raise ModelLoadError("llama.cpp returned no pooled embedding (the model has no pooling)")
+            raise InferenceError("llama.cpp returned no pooled embedding (the model has no pooling).")
         return [float(x) for x in ptr[: self.model.n_embd]]
 
     def keep_prefix(self, n_keep: int) -> bool:
@@ -344,6 +345,19 @@ class LlamaContext:
             C.llama_batch_free(self._batch)
             C.llama_free(self.ptr)
             self.ptr = None
+
+
+# llama_decode / llama_encode return codes (llama.h); other negative codes are fatal errors.
+_EVAL_FAILURES = {
+    1: "no room left in the KV cache (the context is full, or out of memory)",
+    2: "aborted",
+    -1: "invalid input batch",
+}
+
+
+def _evaluation_failed(what: str, rc: int) -> InferenceError:
+    reason = _EVAL_FAILURES.get(rc, "out of memory or an internal error")
+    return InferenceError(f"llama.cpp failed to evaluate {what} (code {rc}: {reason}).")
 
 
 class _ProgressHook:
