@@ -26,26 +26,14 @@ import time
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.sdk_client import sdk_decode  # noqa: E402
-from tests.support.server import Server, default_models_dir, free_port, start_server  # noqa: E402
+from harness import LMS, Server, default_models_dir, find_model, free_port, start_server
+from sdk_client import sdk_decode
 
 HERE = Path(__file__).resolve().parent
 PROMPT = " ".join(
     f"Paragraph {i}: the quick brown fox jumps over the lazy dog while the river flows to the sea."
     for i in range(24)
 )
-LMS = str(Path(sys.executable).with_name("lms"))
-
-
-def model_path(models: Path, key: str) -> Path:
-    from openlms.store import ModelCatalog
-
-    found = ModelCatalog(models).find(key)
-    if found is None:
-        raise SystemExit(f"model {key} not found in {models}; run .venv/bin/openlms-setup-models")
-    return found.path
 
 
 class RawLoop:
@@ -186,7 +174,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         prompt_file = Path(tmp) / "prompt.txt"
         prompt_file.write_text(PROMPT)
-        raw = RawLoop(model_path(models, a.model), a.ctx, prompt_file)
+        raw = RawLoop(find_model(models, a.model).path, a.ctx, prompt_file)
         server = start_server(Path(tmp), models, free_port())
         try:
             results = measure(server, raw, a)

@@ -15,11 +15,11 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from openlms.core.types import (  # noqa: E402
+from harness import default_models_dir, find_model
+
+from openlms.core.types import (
     Done,
     DraftSpec,
     Fragment,
@@ -29,9 +29,8 @@ from openlms.core.types import (  # noqa: E402
     ModelDescriptor,
     SamplingParams,
 )
-from openlms.engine.llama.runtime import LlamaBackend  # noqa: E402
-from openlms.engine.runtime import ModelRuntime  # noqa: E402
-from tests.support.server import default_models_dir  # noqa: E402
+from openlms.engine.llama.runtime import LlamaBackend
+from openlms.engine.runtime import ModelRuntime
 
 PROMPT = (
     "<|im_start|>user\nWrite a Python function that returns the first n prime numbers, with a docstring "
@@ -40,13 +39,7 @@ PROMPT = (
 
 
 def find(key: str) -> ModelDescriptor:
-    from openlms.store import ModelCatalog
-
-    models = default_models_dir()
-    found = ModelCatalog(models).find(key)
-    if found is None:
-        raise SystemExit(f"model {key} not found in {models}; run .venv/bin/openlms-setup-models")
-    return found
+    return find_model(default_models_dir(), key)
 
 
 async def generate(rt: ModelRuntime, request: GenerationRequest) -> tuple[str, GenerationStats]:

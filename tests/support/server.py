@@ -1,4 +1,7 @@
-"""Starting the real openlms server for end-to-end tests and the benchmark, as a user would (`lms`)."""
+"""Starting the real openlms server for end-to-end tests, as a user would (`lms`).
+
+The benchmarks keep their own, smaller harness (`bench/harness.py`).
+"""
 
 from __future__ import annotations
 
