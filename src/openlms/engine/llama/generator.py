@@ -98,8 +98,7 @@ class Generation:
             reused = self._prefill(tokens)
             prompt_done = time.perf_counter()
             if self.cancelled.is_set():
-                reason = self.cancelled.reason
-                return self._stats(reason, tokens, reused, 0, started, prompt_done, None, None)
+                return self._stats(self.cancelled.reason, tokens, reused, started, prompt_done)
             sampler.prime_penalties(tokens)
             return self._decode_loop(tokens, reused, sampler, started, prompt_done)
         finally:
@@ -129,54 +128,23 @@ class Generation:
     def _decode_loop(
         self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
     ) -> GenerationStats:
-        ctx, model, emit, cached, sample = self.ctx, self.model, self.emit, self.cache.tokens, sampler.sample
-        piece = model.fast_special_piece if self.request.render_special else model.fast_piece
-        utf8, stops = Utf8Stream(), StopMatcher(self.request.stop)
-        max_tokens = self.request.max_tokens if self.request.max_tokens is not None else -1
-        n_ctx, pos, predicted, pending = ctx.n_ctx, len(tokens), 0, 0
-        trigger = LazyTrigger(self.request.grammar_trigger, sampler)
-        first_at: float | None = None
-        reason: StopReason | None = None
-        stop_string: str | None = None
+        ctx, cached = self.ctx, self.cache.tokens
+        out = TokenOutput(self, sampler, started)
+        push, n_ctx, pos = out.push, ctx.n_ctx, len(tokens)
         while not self.cancelled.is_set():
-            token = sample(ctx.ptr)
-            predicted += 1
-            if first_at is None:
-                first_at = time.perf_counter()
-                emit(FirstToken(first_at - started))
-            if model.is_eog(token):
-                reason = StopReason.EOS
-                break
-            text = utf8.push(piece(token))
-            if trigger.waiting and trigger.seen(token, text):
-                sample = sampler.sample
-            match = stops.push(text)
-            pending += 1
-            if match.emit:
-                emit(Fragment(match.emit, pending))
-                pending = 0
-            if match.stop is not None:
-                reason, stop_string = StopReason.STOP_STRING, match.stop
-                break
-            if predicted == max_tokens:
-                reason = StopReason.MAX_TOKENS
+            token = sampler.sample(ctx.ptr)  # an attribute: arming a lazy grammar swaps it
+            if push(token, False):
                 break
             if pos + 1 >= n_ctx:
                 dropped = self._shift(pos)
                 if not dropped:
-                    reason = StopReason.CONTEXT_LENGTH
+                    out.reason = StopReason.CONTEXT_LENGTH
                     break
                 pos -= dropped
             ctx.decode_one(token, pos)
             cached.append(token)
             pos += 1
-        if reason is None:  # left the loop because of a cancel
-            reason = self.cancelled.reason
-        if reason is not StopReason.STOP_STRING:
-            tail = stops.push(utf8.flush()).emit + stops.flush()
-            if tail:
-                emit(Fragment(tail, pending))
-        return self._stats(reason, tokens, reused, predicted, started, prompt_done, first_at, stop_string)
+        return self._stats(out.finish(self.cancelled), tokens, reused, started, prompt_done, out)
 
     def _shift(self, n_past: int) -> int:
         """llama.cpp's context shift at the end of the context: keep the first tokens (the BOS for a rolling
@@ -210,24 +178,81 @@ class Generation:
         reason: StopReason,
         tokens: list[int],
         reused: int,
-        predicted: int,
         started: float,
         prompt_done: float,
-        first_at: float | None,
-        stop_string: str | None,
+        out: TokenOutput | None = None,  # None: stopped before the first token
     ) -> GenerationStats:
         now = time.perf_counter()
+        first_at = (out.first_at if out else None) or now
         return GenerationStats(
             stop_reason=reason,
             prompt_tokens=len(tokens),
-            predicted_tokens=predicted,
-            time_to_first_token_s=(first_at or now) - started,
-            generation_time_s=now - (first_at or now),
+            predicted_tokens=out.predicted if out else 0,
+            time_to_first_token_s=first_at - started,
+            generation_time_s=now - first_at,
             prompt_eval_time_s=prompt_done - started,
             cached_prompt_tokens=reused,
-            stop_string=stop_string,
+            stop_string=out.stop_string if out else None,
             context_shift_tokens=self.shifted,
         )
+
+
+class TokenOutput:
+    """One output token at a time: first-token event, EOS, UTF-8, lazy grammar trigger, stop strings,
+    max_tokens; fragments say whether they carry accepted draft tokens. `push` returns True to stop."""
+
+    def __init__(self, gen: Generation, sampler: SamplerChain, started: float) -> None:
+        request, model = gen.request, gen.model
+        self.piece = model.fast_special_piece if request.render_special else model.fast_piece
+        self.is_eog = model.is_eog
+        self.emit = gen.emit
+        self.started = started
+        self.utf8, self.stops = Utf8Stream(), StopMatcher(request.stop)
+        self.trigger = LazyTrigger(request.grammar_trigger, sampler)
+        self.max_tokens = request.max_tokens if request.max_tokens is not None else -1
+        self.predicted = self.pending = 0
+        self.pending_drafted = False
+        self.first_at: float | None = None
+        self.reason: StopReason | None = None
+        self.stop_string: str | None = None
+
+    def push(self, token: int, drafted: bool) -> bool:
+        self.predicted += 1
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+            self.emit(FirstToken(self.first_at - self.started))
+        if self.is_eog(token):
+            self.reason = StopReason.EOS
+            return True
+        text = self.utf8.push(self.piece(token))
+        if self.trigger.waiting:
+            self.trigger.seen(token, text)  # arms the sampler's grammar: its `sample`/`sample_at` follow
+        match = self.stops.push(text)
+        self.pending += 1
+        self.pending_drafted = self.pending_drafted or drafted
+        if match.emit:
+            self._flush(match.emit)
+        if match.stop is not None:
+            self.reason, self.stop_string = StopReason.STOP_STRING, match.stop
+            return True
+        if self.predicted == self.max_tokens:
+            self.reason = StopReason.MAX_TOKENS
+            return True
+        return False
+
+    def finish(self, cancelled: Cancellation) -> StopReason:
+        """The stop reason (a cancel's, if nothing else stopped the loop); flushes the held-back text."""
+        if self.reason is None:  # left the loop because of a cancel
+            self.reason = cancelled.reason
+        if self.reason is not StopReason.STOP_STRING:
+            tail = self.stops.push(self.utf8.flush()).emit + self.stops.flush()
+            if tail:
+                self._flush(tail)
+        return self.reason
+
+    def _flush(self, text: str) -> None:
+        self.emit(Fragment(text, self.pending, self.pending_drafted))
+        self.pending, self.pending_drafted = 0, False
 
 
 class LazyTrigger:

@@ -15,24 +15,20 @@ the unshifted sequence), which then goes on one token at a time.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 from openlms.core.errors import EngineError
 from openlms.core.types import (
     DraftSpec,
-    FirstToken,
-    Fragment,
     GenerationRequest,
     GenerationStats,
     StopReason,
 )
 from openlms.engine.llama.draft import DEFAULT_MAX_DRAFT, Drafter
-from openlms.engine.llama.generator import Emit, Generation, LazyTrigger, SequenceCache
+from openlms.engine.llama.generator import Emit, Generation, SequenceCache, TokenOutput
 from openlms.engine.llama.native import LlamaContext
 from openlms.engine.llama.sampler import SamplerChain
 from openlms.engine.scheduler import Cancellation
-from openlms.engine.textstream import StopMatcher, Utf8Stream
 
 
 @dataclass
@@ -41,63 +37,6 @@ class DraftCounts:
     accepted: int = 0
     rejected: int = 0
     ignored: int = 0
-
-
-class TokenOutput:
-    """One output token at a time: first-token event, EOS, UTF-8, lazy grammar trigger, stop strings,
-    max_tokens; fragments say whether they carry accepted draft tokens. `push` returns True to stop."""
-
-    def __init__(self, gen: Generation, sampler: SamplerChain, started: float) -> None:
-        request, model = gen.request, gen.model
-        self.piece = model.fast_special_piece if request.render_special else model.fast_piece
-        self.is_eog = model.is_eog
-        self.emit = gen.emit
-        self.started = started
-        self.utf8, self.stops = Utf8Stream(), StopMatcher(request.stop)
-        self.trigger = LazyTrigger(request.grammar_trigger, sampler)
-        self.max_tokens = request.max_tokens if request.max_tokens is not None else -1
-        self.predicted = self.pending = 0
-        self.pending_drafted = False
-        self.first_at: float | None = None
-        self.reason: StopReason | None = None
-        self.stop_string: str | None = None
-
-    def push(self, token: int, drafted: bool) -> bool:
-        self.predicted += 1
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-            self.emit(FirstToken(self.first_at - self.started))
-        if self.is_eog(token):
-            self.reason = StopReason.EOS
-            return True
-        text = self.utf8.push(self.piece(token))
-        if self.trigger.waiting:
-            self.trigger.seen(token, text)  # arms the sampler's grammar: `sample_at` follows it
-        match = self.stops.push(text)
-        self.pending += 1
-        self.pending_drafted = self.pending_drafted or drafted
-        if match.emit:
-            self._flush(match.emit)
-        if match.stop is not None:
-            self.reason, self.stop_string = StopReason.STOP_STRING, match.stop
-            return True
-        if self.predicted == self.max_tokens:
-            self.reason = StopReason.MAX_TOKENS
-            return True
-        return False
-
-    def finish(self, cancelled: Cancellation) -> StopReason:
-        if self.reason is None:  # left the loop because of a cancel
-            self.reason = cancelled.reason
-        if self.reason is not StopReason.STOP_STRING:
-            tail = self.stops.push(self.utf8.flush()).emit + self.stops.flush()
-            if tail:
-                self._flush(tail)
-        return self.reason
-
-    def _flush(self, text: str) -> None:
-        self.emit(Fragment(text, self.pending, self.pending_drafted))
-        self.pending, self.pending_drafted = 0, False
 
 
 class SpeculativeGeneration(Generation):
@@ -163,10 +102,7 @@ class SpeculativeGeneration(Generation):
                 pos += 1
             if pos < end and not ctx.keep_prefix(pos):
                 raise EngineError("llama.cpp could not roll the KV cache back after a rejected draft.")
-        reason = out.finish(self.cancelled)
-        return self._stats(
-            reason, tokens, reused, out.predicted, started, prompt_done, out.first_at, out.stop_string
-        )
+        return self._stats(out.finish(self.cancelled), tokens, reused, started, prompt_done, out)
 
     def _draft(self, token: int, pos: int, predicted: int) -> list[int]:
         """The draft to verify after `token` (at `pos`): [] when drafting is off, there is no room, or the
@@ -192,18 +128,8 @@ class SpeculativeGeneration(Generation):
             return []
         return draft
 
-    def _stats(
-        self,
-        reason: StopReason,
-        tokens: list[int],
-        reused: int,
-        predicted: int,
-        started: float,
-        prompt_done: float,
-        first_at: float | None,
-        stop_string: str | None,
-    ) -> GenerationStats:
-        stats = super()._stats(reason, tokens, reused, predicted, started, prompt_done, first_at, stop_string)
+    def run(self) -> GenerationStats:
+        stats = super().run()
         c = self.counts
         return replace(
             stats,
