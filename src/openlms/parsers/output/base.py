@@ -120,6 +120,31 @@ class StepParser:
     def _content(self, text: str) -> None:
         self._sink.emit(ContentDelta(text))
 
+    def _take_before(self, pos: int, marker: str | None) -> str:
+        """Remove and return the text before `pos`, where `marker` starts. With no marker (None), `pos` is
+        where a partial one may start: the rest stays in `_buf` for more text, except at the end."""
+        if marker is None and self._done:
+            pos = len(self._buf)
+        text, self._buf = self._buf[:pos], self._buf[pos:]
+        return text
+
+    def _content_until(self, markers: Sequence[str]) -> str | None:
+        """Emit the content before the first complete marker and return the marker (`_buf` then starts
+        with it); None when there is none yet."""
+        pos, marker = find_marker(self._buf, markers)
+        self._content(self._take_before(pos, marker))
+        return marker
+
+    def _past_whitespace(self) -> int | None:
+        """Where the text after the buffer's leading whitespace starts; None while there is nothing else
+        (the whitespace is held, and dropped at the end)."""
+        i = skip_whitespace(self._buf)
+        if i < len(self._buf):
+            return i
+        if self._done:
+            self._buf = ""
+        return None
+
 
 class TextParser:
     """No markup at all: everything is content, emitted at once."""

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Collection
 from enum import Enum
 
-from openlms.parsers.output.base import WHITESPACE, CallIds
+from openlms.parsers.output.base import WHITESPACE, CallIds, IdFactory, StepParser
 from openlms.parsers.output.events import ParsedEvent, ToolCallArgs, ToolCallEnd
 from openlms.parsers.output.jsonscan import MISMATCH, JsonScanner, decode_call
 
@@ -190,3 +190,30 @@ class CallObjectReader:
 
     def _end(self) -> None:
         self._emit(ToolCallEnd(self._index))
+
+
+class CallReadingParser(StepParser):
+    """A `StepParser` whose markup wraps JSON tool calls: the tools, the message's call ids and the
+    `CallObjectReader` of the call being read (None between calls)."""
+
+    def __init__(self, tool_names: Collection[str], new_id: IdFactory | None) -> None:
+        super().__init__()
+        self._names = frozenset(tool_names)
+        self._calls = CallIds(new_id)
+        self._reader: CallObjectReader | None = None
+
+    def _start_reader(self, name: str | None = None) -> None:
+        """Read a call from the buffer on; with `name`, the bare arguments object of that (known) tool."""
+        self._reader = CallObjectReader(self._names, self._calls, self._emit, name=name)
+
+    def _feed_reader(self, end: int | None = None, final: bool | None = None) -> CallObjectReader | None:
+        """Feed the buffer (up to `end`) to the current reader and drop what it consumed. Returns the reader
+        once it has finished (the parser then has none), else None. `final` defaults to the end of text."""
+        reader = self._reader
+        assert reader is not None
+        used = reader.feed(self._buf[:end], self._done if final is None else final)
+        self._buf = self._buf[used:]
+        if not reader.finished:
+            return None
+        self._reader = None
+        return reader

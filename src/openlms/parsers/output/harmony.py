@@ -20,8 +20,8 @@ import re
 from collections.abc import Collection
 from enum import Enum
 
-from openlms.parsers.output.base import CallIds, IdFactory, StepParser
-from openlms.parsers.output.callobj import CallObjectReader, ReadState
+from openlms.parsers.output.base import IdFactory
+from openlms.parsers.output.callobj import CallReadingParser, ReadState
 from openlms.parsers.output.events import ReasoningDelta
 
 MESSAGE = "<|message|>"
@@ -52,16 +52,13 @@ def split_token(text: str) -> tuple[int, str | None]:
     return len(text), None
 
 
-class HarmonyParser(StepParser):
+class HarmonyParser(CallReadingParser):
     def __init__(
         self, tool_names: Collection[str], *, reasoning: bool = True, new_id: IdFactory | None = None
     ) -> None:
-        super().__init__()
-        self._names = frozenset(tool_names)
+        super().__init__(tool_names, new_id)
         self._reasoning = reasoning
-        self._calls = CallIds(new_id)
         self._mode = _Mode.HEADER
-        self._reader: CallObjectReader | None = None
 
     def _step(self) -> bool:
         if self._mode is _Mode.HEADER:
@@ -96,7 +93,7 @@ class HarmonyParser(StepParser):
         if target is not None and target.startswith("functions."):
             name = target[len("functions.") :]
             if name in self._names:
-                self._reader = CallObjectReader(self._names, self._calls, self._emit, name=name)
+                self._start_reader(name)
                 self._mode = _Mode.CALL
                 return
         analysis = bool(channel) and channel[-1] == "analysis" and target is None
@@ -104,17 +101,13 @@ class HarmonyParser(StepParser):
 
     def _body(self) -> bool:
         pos, token = split_token(self._buf)
-        if token is None and self._done:
-            pos = len(self._buf)
-        self._text(self._buf[:pos])
+        self._text(self._take_before(pos, token))
         if token is None:
-            self._buf = self._buf[pos:]
             return False
         if token == "<|channel|>":  # the next header begins (its <|start|> is missing)
-            self._buf = self._buf[pos:]
             self._mode = _Mode.HEADER
             return True
-        self._buf = self._buf[pos + len(token) :]
+        self._buf = self._buf[len(token) :]
         if token in _ENDS or token == "<|start|>":
             self._mode = _Mode.HEADER
         return True  # other tokens in a body (<|message|>, <|constrain|>, reserved ones) are dropped
@@ -126,14 +119,10 @@ class HarmonyParser(StepParser):
             self._emit(ReasoningDelta(text))
 
     def _read_call(self) -> bool:
-        reader = self._reader
-        assert reader is not None
         pos, token = split_token(self._buf)
-        used = reader.feed(self._buf[:pos], token is not None or self._done)
-        self._buf = self._buf[used:]
-        if not reader.finished:
+        reader = self._feed_reader(pos, token is not None or self._done)
+        if reader is None:
             return False
-        self._reader = None
         if reader.state is ReadState.REJECTED:
             self._content(reader.raw)
             self._mode = _Mode.CONTENT

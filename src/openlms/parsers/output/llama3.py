@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from enum import Enum
 
-from openlms.parsers.output.base import CallIds, IdFactory, StepParser, could_start, skip_whitespace
-from openlms.parsers.output.callobj import CallObjectReader, ReadState
+from openlms.parsers.output.base import IdFactory, could_start, skip_whitespace
+from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
 PYTHON_TAG = "<|python_tag|>"
 
@@ -24,14 +24,11 @@ class _Mode(Enum):
     TEXT = "text"  # everything else is content
 
 
-class Llama3Parser(StepParser):
+class Llama3Parser(CallReadingParser):
     def __init__(self, tool_names: Collection[str], *, new_id: IdFactory | None = None) -> None:
-        super().__init__()
-        self._names = frozenset(tool_names)
-        self._calls = CallIds(new_id)
+        super().__init__(tool_names, new_id)
         self._mode = _Mode.START
         self._held = ""  # separators and tag before the current call, content if it fails
-        self._reader: CallObjectReader | None = None
         self._any_call = False
 
     def _step(self) -> bool:
@@ -40,7 +37,7 @@ class Llama3Parser(StepParser):
             self._buf = ""
             return False
         if self._reader is not None:
-            return self._read_call(self._reader)
+            return self._read_call()
         return self._between()
 
     def _between(self) -> bool:
@@ -51,7 +48,7 @@ class Llama3Parser(StepParser):
             tag = PYTHON_TAG if rest.startswith(PYTHON_TAG) else ""
             self._held = self._buf[: i + len(tag)]
             self._buf = rest[len(tag) :]
-            self._reader = CallObjectReader(self._names, self._calls, self._emit)
+            self._start_reader()
             return True
         if not self._done and (not rest or could_start(rest, (PYTHON_TAG,))):
             return False
@@ -61,12 +58,10 @@ class Llama3Parser(StepParser):
         self._mode = _Mode.TEXT
         return True
 
-    def _read_call(self, reader: CallObjectReader) -> bool:
-        used = reader.feed(self._buf, self._done)
-        self._buf = self._buf[used:]
-        if not reader.finished:
+    def _read_call(self) -> bool:
+        reader = self._feed_reader()
+        if reader is None:
             return False
-        self._reader = None
         if reader.state is ReadState.REJECTED:
             self._content(self._held + reader.raw)
             self._mode = _Mode.TEXT

@@ -14,15 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from enum import Enum
 
-from openlms.parsers.output.base import (
-    CallIds,
-    IdFactory,
-    StepParser,
-    could_start,
-    find_marker,
-    skip_whitespace,
-)
-from openlms.parsers.output.callobj import CallObjectReader, ReadState
+from openlms.parsers.output.base import IdFactory, could_start, find_marker, skip_whitespace
+from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
 TOOL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -41,15 +34,12 @@ class _Mode(Enum):
     AFTER = "after"  # after the calls: whitespace held
 
 
-class MistralParser(StepParser):
+class MistralParser(CallReadingParser):
     def __init__(self, tool_names: Collection[str], *, new_id: IdFactory | None = None) -> None:
-        super().__init__()
-        self._names = frozenset(tool_names)
-        self._calls = CallIds(new_id)
+        super().__init__(tool_names, new_id)
         self._mode = _Mode.TEXT
         self._held = ""  # text since [TOOL_CALLS] not yet part of a call (content if none comes)
         self._name = ""
-        self._reader: CallObjectReader | None = None
 
     def _step(self) -> bool:
         match self._mode:
@@ -69,14 +59,10 @@ class MistralParser(StepParser):
                 return self._after()
 
     def _text(self) -> bool:
-        pos, marker = find_marker(self._buf, (TOOL_CALLS,))
-        if marker is None and self._done:
-            pos = len(self._buf)
-        self._content(self._buf[:pos])
+        marker = self._content_until((TOOL_CALLS,))
         if marker is None:
-            self._buf = self._buf[pos:]
             return False
-        self._hold(pos + len(marker), marker, _Mode.MARKER)
+        self._hold(len(marker), marker, _Mode.MARKER)
         return True
 
     def _hold(self, size: int, text: str, mode: _Mode) -> None:
@@ -97,13 +83,10 @@ class MistralParser(StepParser):
             return self._reject() if self._done else False
         if self._buf[i] == "[":
             self._hold(i + 1, self._buf[: i + 1], _Mode.ITEM)
-            self._start_reader(None)
+            self._start_reader()
         else:
             self._hold(i, self._buf[:i], _Mode.NAME)
         return True
-
-    def _start_reader(self, name: str | None) -> None:
-        self._reader = CallObjectReader(self._names, self._calls, self._emit, name=name)
 
     def _read_name(self) -> bool:
         end = self._buf.find("[")
@@ -137,13 +120,9 @@ class MistralParser(StepParser):
         return True
 
     def _read_call(self) -> bool:
-        reader = self._reader
-        assert reader is not None
-        used = reader.feed(self._buf, self._done)
-        self._buf = self._buf[used:]
-        if not reader.finished:
+        reader = self._feed_reader()
+        if reader is None:
             return False
-        self._reader = None
         if reader.state is ReadState.REJECTED:
             self._held += reader.raw
             return self._reject()
@@ -152,10 +131,8 @@ class MistralParser(StepParser):
         return True
 
     def _array_sep(self) -> bool:
-        i = skip_whitespace(self._buf)
-        if i == len(self._buf):
-            if self._done:
-                self._buf = ""
+        i = self._past_whitespace()
+        if i is None:
             return False
         char = self._buf[i]
         if char not in ",]":
@@ -164,16 +141,14 @@ class MistralParser(StepParser):
         self._buf = self._buf[i + 1 :]
         self._mode = _Mode.ITEM if char == "," else _Mode.AFTER
         if char == ",":
-            self._start_reader(None)
+            self._start_reader()
         return True
 
     def _after(self) -> bool:
-        i = skip_whitespace(self._buf)
-        rest = self._buf[i:]
-        if not rest:
-            if self._done:
-                self._buf = ""
+        i = self._past_whitespace()
+        if i is None:
             return False
+        rest = self._buf[i:]
         if rest.startswith(TOOL_CALLS):
             self._buf = rest
             self._mode = _Mode.TEXT  # it finds the marker at once

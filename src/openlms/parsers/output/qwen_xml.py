@@ -43,7 +43,6 @@ from openlms.parsers.output.base import (
     IdFactory,
     StepParser,
     could_start,
-    find_marker,
     partial_suffix,
     skip_whitespace,
 )
@@ -187,12 +186,7 @@ class QwenXmlParser(StepParser):
         return self._after_call()
 
     def _text(self) -> bool:
-        pos, marker = find_marker(self._buf, (TOOL_CALL,))
-        if marker is None and self._done:
-            pos = len(self._buf)
-        self._content(self._buf[:pos])
-        self._buf = self._buf[pos:]
-        if marker is None:
+        if self._content_until((TOOL_CALL,)) is None:
             return False
         self._state = _State.HEAD
         return True
@@ -310,11 +304,10 @@ class QwenXmlParser(StepParser):
         self._state = then
 
     def _after_call(self) -> bool:
-        rest = self._buf[skip_whitespace(self._buf) :]
-        if not rest:
-            if self._done:
-                self._buf = ""
+        i = self._past_whitespace()
+        if i is None:
             return False
+        rest = self._buf[i:]
         if not self._closed and rest.startswith(TOOL_CALL_END):
             self._buf = rest[len(TOOL_CALL_END) :]
             self._closed = True

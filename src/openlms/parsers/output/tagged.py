@@ -12,58 +12,42 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from openlms.parsers.output.base import (
-    CallIds,
-    IdFactory,
-    StepParser,
-    could_start,
-    find_marker,
-    skip_whitespace,
-)
-from openlms.parsers.output.callobj import CallObjectReader, ReadState
+from openlms.parsers.output.base import IdFactory, could_start
+from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
 
-class TaggedCallParser(StepParser):
+class TaggedCallParser(CallReadingParser):
     def __init__(
         self, tool_names: Collection[str], open_tag: str, close_tag: str, *, new_id: IdFactory | None = None
     ) -> None:
-        super().__init__()
-        self._names = frozenset(tool_names)
+        super().__init__(tool_names, new_id)
         self._open = open_tag
         self._close = close_tag
-        self._calls = CallIds(new_id)
-        self._reader: CallObjectReader | None = None
         self._after = False  # just after a call: holding whitespace, maybe a closing tag
         self._closed = False  # the closing tag of the last call was seen
 
     def _step(self) -> bool:
         if self._reader is not None:
-            return self._read_call(self._reader)
+            return self._read_call()
         if self._after:
             return self._after_call()
         return self._text()
 
     def _text(self) -> bool:
-        pos, marker = find_marker(self._buf, (self._open,))
-        if marker is None and self._done:
-            pos = len(self._buf)
-        self._content(self._buf[:pos])
+        marker = self._content_until((self._open,))
         if marker is None:
-            self._buf = self._buf[pos:]
             return False
-        self._start_call(pos + len(marker))
+        self._start_call(len(marker))
         return True
 
     def _start_call(self, skip: int) -> None:
         self._buf = self._buf[skip:]
-        self._reader = CallObjectReader(self._names, self._calls, self._emit)
+        self._start_reader()
 
-    def _read_call(self, reader: CallObjectReader) -> bool:
-        used = reader.feed(self._buf, self._done)
-        self._buf = self._buf[used:]
-        if not reader.finished:
+    def _read_call(self) -> bool:
+        reader = self._feed_reader()
+        if reader is None:
             return False
-        self._reader = None
         if reader.state is ReadState.REJECTED:
             self._content(self._open + reader.raw)
         else:
@@ -71,12 +55,10 @@ class TaggedCallParser(StepParser):
         return True
 
     def _after_call(self) -> bool:
-        i = skip_whitespace(self._buf)
-        rest = self._buf[i:]
-        if not rest:
-            if self._done:
-                self._buf = ""
+        i = self._past_whitespace()
+        if i is None:
             return False
+        rest = self._buf[i:]
         if not self._closed and rest.startswith(self._close):
             self._buf = rest[len(self._close) :]
             self._closed = True
