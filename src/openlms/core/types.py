@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, get_args
 
 
 class ModelKind(StrEnum):
@@ -81,6 +81,7 @@ class ModelDescriptor:
 GpuSetting = float | Literal["max", "off"] | None  # ratio 0..1, all layers, none, or auto (None)
 
 KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+KV_CACHE_TYPES: tuple[KvCacheType, ...] = get_args(KvCacheType)  # the one list of K/V cache types
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,34 @@ class LoadConfig:
     rope_frequency_scale: float | None = None
     num_experts: int | None = None
     n_threads: int | None = None
+
+
+class LoadedInstance(Protocol):
+    """What the layers above the engine may read of a loaded model instance (the engine's `Instance`
+    satisfies it); the server sees instances only through this."""
+
+    @property
+    def identifier(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def descriptor(self) -> ModelDescriptor: ...
+    @property
+    def context_length(self) -> int: ...
+    @property
+    def load_config(self) -> LoadConfig: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def active(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def jit(self) -> bool: ...
+    @property
+    def ttl_seconds(self) -> float | None: ...
+    @property
+    def unloading(self) -> bool: ...
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -47,6 +47,14 @@ class Instance:
         self.idle.set()
 
     @property
+    def context_length(self) -> int:
+        return self.runtime.context_length
+
+    @property
+    def load_config(self) -> LoadConfig:
+        return self.runtime.load_config
+
+    @property
     def busy(self) -> bool:
         return self.active > 0 or self.runtime.busy or self.runtime.queued > 0
 

@@ -45,7 +45,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     )
     models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
     logbus = LogBus()
-    state = AppState(settings=settings, models=models, predictor=Predictor(models, logbus), backend=backend)
+    state = AppState(settings=settings, models=models, predictor=Predictor(models, logbus))
     detach_logs = attach_server_logs(logbus)
 
     @asynccontextmanager

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from openlms.core.settings import Settings
-from openlms.engine.runtime import Backend
 from openlms.services.generation import Predictor
 from openlms.services.models import ModelService
 
@@ -18,7 +17,6 @@ class AppState:
     settings: Settings
     models: ModelService
     predictor: Predictor
-    backend: Backend
 
 
 def app_state(request: Request) -> AppState:

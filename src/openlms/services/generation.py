@@ -1,10 +1,11 @@
 """The prediction use cases: chat (prompt template, tools, structured output, reasoning), raw completion,
 and embeddings.
 
-A route turns its wire request into `PredictionParams` (+ `ChatOptions` for chat), calls `prepare_chat` or
-`prepare_completion` (every error a request can cause is raised there, before anything is sent), then
-`async with predictor.run(prepared) as prediction` and iterates `prediction.output()`: the model's text
-parsed into content, reasoning and tool-call events, plus progress and the final `Done`.
+A route turns its wire request into a `ChatRequest` or `CompletionRequest` (a pure conversion: the
+settings the client set, as `PredictionParams`), calls `prepare_chat` or `prepare_completion` (the settings
+are resolved there, in `params.resolve`, and every error a request can cause is raised before anything is
+sent), then `async with predictor.run(prepared) as prediction` and iterates `prediction.output()`: the
+model's text parsed into content, reasoning and tool-call events, plus progress and the final `Done`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from openlms.core.errors import InvalidRequestError, ModelUnloadedError
 from openlms.core.types import (
-    ContextOverflowPolicy,
     Done,
     DraftSpec,
     EmbeddingResult,
@@ -28,7 +28,6 @@ from openlms.core.types import (
     GenerationStats,
     ModelKind,
     PromptProgress,
-    SamplingParams,
     StopReason,
 )
 from openlms.engine.manager import Instance
@@ -43,48 +42,41 @@ from openlms.parsers.output.events import (
 )
 from openlms.parsers.output.reasoning import prompt_opens_reasoning
 from openlms.parsers.output.registry import ToolFormat
-from openlms.parsers.templates import PromptTemplateSpec
 from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
-from openlms.services.models import ModelService, PromptSetup
+from openlms.services.models import ModelRef, ModelService
 from openlms.services.overflow import Truncation, fit
+from openlms.services.params import PredictionParams, ResolvedParams, resolve
 from openlms.services.prompting import chat_prompt
-from openlms.services.toolcalls import ToolChoice, ToolPlan, check_history_calls
+from openlms.services.toolcalls import ToolPlan, check_history_calls
 
 log = logging.getLogger("openlms.server")
 
 VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 OutputEvent = ParsedEvent | GenerationEvent
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class DraftRequest:
-    """Speculative decoding: a downloaded model's key (the engine loads it) and its settings."""
+class ChatRequest:
+    """A chat prediction, as every surface asks for it: a model, the conversation, and the settings the
+    client set (`params`: unset fields stay None; `resolve` fills them), optionally a config preset."""
 
-    model: str
-    num_draft_tokens: int | None = None  # numDraftTokensExact
-    min_draft_length: int | None = None  # minDraftLengthToConsider
-    min_continue_probability: float | None = None  # minContinueDraftingProbability
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionParams:
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
+    model: ModelRef
+    messages: Sequence[Mapping[str, Any]]
+    params: PredictionParams = field(default_factory=PredictionParams)
+    preset: str | None = None  # a config preset's name (fuzzy, as LM Studio matches it)
     ttl_seconds: float | None = None  # for a JIT load triggered by this request
-    overflow: ContextOverflowPolicy | None = None  # None: the model's setting, else the server's
-    grammar: str | None = None  # structured output (response_format) as GBNF
-    draft: DraftRequest | None = None  # speculative decoding
 
 
 @dataclass(frozen=True, slots=True)
-class ChatOptions:
-    tools: Sequence[Mapping[str, Any]] | None = None
-    tool_choice: ToolChoice = None
-    separate_reasoning: bool | None = None  # None: the model's setting, else the server's
-    template: PromptTemplateSpec | None = None  # this request's prompt template (over the model's)
+class CompletionRequest:
+    """A raw completion: the prompt goes to the model as it is, no template."""
+
+    model: ModelRef
+    prompt: str
+    params: PredictionParams = field(default_factory=PredictionParams)
+    preset: str | None = None
+    ttl_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +88,11 @@ class OutputSpec:
     tool_schemas: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)  # by model's name
     reasoning: bool = False
     starts_in_reasoning: bool = False
-    reasoning_field: str = "reasoning_content"  # "reasoning" for gpt-oss (Harmony)
+
+    @property
+    def reasoning_in_channels(self) -> bool:
+        """The format carries reasoning in its own channels (gpt-oss Harmony), not in <think> tags."""
+        return self.tool_format is not None and self.tool_format.parses_reasoning
 
     def new_parser(self) -> OutputParser:
         return build_output_parser(
@@ -110,35 +106,15 @@ class OutputSpec:
 
 @dataclass(frozen=True, slots=True)
 class PreparedPrediction:
-    """Everything checked before anything is sent: the instance, the exact prompt and its tokens."""
+    """Everything checked before anything is sent: the instance, the exact prompt, the engine request
+    (its tokens and the resolved sampling, stops, grammar, overflow and draft) and the settings used."""
 
     instance: Instance
     prompt: str
-    tokens: tuple[int, ...]
-    params: PredictionParams
-    stops: tuple[str, ...]
+    request: GenerationRequest
+    settings: ResolvedParams
     output: OutputSpec = field(default_factory=OutputSpec)
-    grammar: str | None = None
-    grammar_trigger: str | None = None
-    render_special: bool = False
-    overflow: ContextOverflowPolicy = ContextOverflowPolicy.STOP_AT_LIMIT
-    keep_tokens: int = 0
     truncation: Truncation | None = None
-    draft: DraftSpec | None = None
-
-    def request(self) -> GenerationRequest:
-        return GenerationRequest(
-            self.tokens,
-            self.params.sampling,
-            self.params.max_tokens,
-            self.stops,
-            grammar=self.grammar,
-            grammar_trigger=self.grammar_trigger,
-            render_special=self.render_special,
-            overflow=self.overflow,
-            keep_tokens=self.keep_tokens,
-            draft=self.draft,
-        )
 
 
 @dataclass(slots=True)
@@ -206,125 +182,116 @@ class Predictor:
         self.models = models
         self.bus = bus
 
-    async def prepare_chat(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        params: PredictionParams,
-        options: ChatOptions | None = None,
-    ) -> PreparedPrediction:
-        options = options or ChatOptions()
-        instance = await self._llm(model, params)
-        setup = self.models.prompt_setup(instance.descriptor)
-        if options.template is not None:
-            setup = setup._replace(template=options.template)
-        choice = (
-            options.tool_choice if options.tool_choice is not None or not options.tools else setup.tool_choice
+    async def prepare_chat(self, chat: ChatRequest) -> PreparedPrediction:
+        instance = await self._llm(chat.model, chat.ttl_seconds)
+        settings, variables = self._resolve(instance, chat.params, chat.preset)
+        prompt = chat_prompt(
+            instance.runtime,
+            instance.descriptor,
+            settings.template,
+            variables,
+            settings.tools,
+            settings.tool_choice,
         )
-        prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, choice)
-        grammar, trigger = _one_grammar(params.grammar, prompt.plan)
-        policy = self._policy(params, setup)
+        grammar, trigger = _one_grammar(settings.structured, prompt.plan)
         fitted = fit(
-            _checked(messages),
+            with_system_prompt(_checked(chat.messages), settings.system_prompt),
             prompt.tokenize,
             n_ctx=instance.runtime.context_length,
-            policy=policy,
-            max_tokens=params.max_tokens,
+            policy=settings.overflow,
+            max_tokens=settings.max_tokens,
         )
         text = prompt.text_of(fitted)
         # a grammar constrains the answer from its first token: nothing of it is reasoning
         opens_reasoning = prompt_opens_reasoning(text) and (grammar is None or trigger is not None)
-        output = self._output_spec(prompt.plan, setup, options, opens_reasoning)
+        output = _output_spec(prompt.plan, settings.reasoning_parsing, opens_reasoning)
         if fitted.truncation:
             log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
-        return PreparedPrediction(
-            instance,
-            text,
+        request = GenerationRequest(
             tuple(fitted.tokens),
-            params,
-            params.stop + tuple(s for s in prompt.extra_stops if s not in params.stop),
-            output,
+            settings.sampling,
+            settings.max_tokens,
+            settings.stops + tuple(s for s in prompt.extra_stops if s not in settings.stops),
             grammar=grammar,
             grammar_trigger=trigger,
             render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
-            overflow=policy,
+            overflow=settings.overflow,
             keep_tokens=fitted.keep_tokens,
-            truncation=fitted.truncation,
-            draft=await self._draft(params),
+            draft=await self._draft(settings),
         )
+        return PreparedPrediction(instance, text, request, settings, output, fitted.truncation)
 
-    def _policy(self, params: PredictionParams, setup: PromptSetup) -> ContextOverflowPolicy:
-        """The request's overflow policy, else the model's, else the server's."""
-        return params.overflow or setup.overflow or self.models.settings.context_overflow_policy
-
-    def _output_spec(
-        self, plan: ToolPlan, setup: PromptSetup, options: ChatOptions, opens_reasoning: bool
-    ) -> OutputSpec:
-        separate = _first(
-            options.separate_reasoning,
-            setup.reasoning_parsing,
-            self.models.settings.separate_reasoning_content,
-        )
-        harmony = plan.format.name == "harmony"  # its channels are always parsed, tools or not
-        return OutputSpec(
-            plan.format if (plan.active or harmony) else None,
-            plan.names,
-            {t["function"]["name"]: t["function"].get("parameters") for t in plan.tools or []},
-            reasoning=bool(separate),
-            starts_in_reasoning=opens_reasoning,
-            reasoning_field="reasoning" if harmony else "reasoning_content",
-        )
-
-    async def prepare_completion(
-        self, model: str, prompt: str, params: PredictionParams
-    ) -> PreparedPrediction:
+    async def prepare_completion(self, completion: CompletionRequest) -> PreparedPrediction:
         """Raw completion: the prompt goes to the model as it is, no template."""
-        instance = await self._llm(model, params)
-        policy = self._policy(params, self.models.prompt_setup(instance.descriptor))
+        instance = await self._llm(completion.model, completion.ttl_seconds)
+        settings, _ = self._resolve(instance, completion.params, completion.preset)
+        prompt = (settings.system_prompt or "") + completion.prompt
         tokens = instance.runtime.tokenize(prompt, add_special=True, parse_special=True)
         fitted = fit(
             [{"role": "user", "content": prompt}],
             lambda _messages, _gen: tokens,
             n_ctx=instance.runtime.context_length,
-            policy=policy,
-            max_tokens=params.max_tokens,
+            policy=settings.overflow,
+            max_tokens=settings.max_tokens,
         )
-        return PreparedPrediction(
-            instance,
-            prompt if fitted.truncation is None else instance.runtime.detokenize(fitted.tokens),
+        request = GenerationRequest(
             tuple(fitted.tokens),
-            params,
-            params.stop,
-            grammar=params.grammar,
-            overflow=policy,
+            settings.sampling,
+            settings.max_tokens,
+            settings.stops,
+            grammar=settings.structured,
+            overflow=settings.overflow,
             keep_tokens=1,
-            truncation=fitted.truncation,
-            draft=await self._draft(params),
+            draft=await self._draft(settings),
         )
+        text = prompt if fitted.truncation is None else instance.runtime.detokenize(fitted.tokens)
+        return PreparedPrediction(instance, text, request, settings, truncation=fitted.truncation)
+
+    def _resolve(
+        self, instance: Instance, params: PredictionParams, preset: str | None
+    ) -> tuple[ResolvedParams, Mapping[str, Any]]:
+        """The prediction's settings (request > preset > the model's own > the server's) and the
+        model's template variables."""
+        setup = self.models.model_setup(instance.descriptor)
+        preset_params = self.models.preset_params(preset) if preset else None
+        return resolve(params, preset_params, setup.params, self.models.settings), setup.variables
 
     async def apply_template(
         self,
-        model: str,
+        model: ModelRef,
         messages: Sequence[Mapping[str, Any]],
-        options: ChatOptions | None = None,
-    ) -> tuple[Instance, str, int]:
+        params: PredictionParams | None = None,
+        *,
+        omit_bos: bool = False,
+        omit_eos: bool = False,
+    ) -> TemplateResult:
         """The exact prompt (and its token count) a chat request would send, without generating."""
-        options = options or ChatOptions()
-        instance = await self._llm(model, PredictionParams())
-        setup = self.models.prompt_setup(instance.descriptor)
-        if options.template is not None:
-            setup = setup._replace(template=options.template)
-        prompt = chat_prompt(instance.runtime, instance.descriptor, setup, options.tools, options.tool_choice)
+        instance = await self._llm(model, None)
+        settings, variables = self._resolve(instance, params or PredictionParams(), None)
+        prompt = chat_prompt(
+            instance.runtime,
+            instance.descriptor,
+            settings.template,
+            variables,
+            settings.tools,
+            settings.tool_choice,
+        )
         checked = _checked(messages)
         text = prompt.render(checked, add_generation_prompt=True)
-        return instance, text, len(prompt.tokenize(checked, True))
+        tokens = len(prompt.tokenize(checked, True))
+        bos, eos = instance.runtime.bos_token, instance.runtime.eos_token
+        if omit_bos and bos and text.startswith(bos):
+            text = text[len(bos) :]
+        if omit_eos and eos and text.endswith(eos):
+            text = text[: -len(eos)]
+        return TemplateResult(instance, text, tokens)
 
     @asynccontextmanager
     async def run(self, prepared: PreparedPrediction) -> AsyncIterator[Prediction]:
         instance = prepared.instance
         async with self.models.manager.use(instance):
             self._publish_input(prepared)
-            events = instance.runtime.generate(prepared.request())
+            events = instance.runtime.generate(prepared.request)
             prediction = Prediction(prepared, _unload_checked(events), events.cancel)
             try:
                 yield prediction
@@ -351,36 +318,49 @@ class Predictor:
         )
 
     async def embed(
-        self, model: str, texts: Sequence[str], *, ttl_seconds: float | None = None
+        self, model: ModelRef, texts: Sequence[str], *, ttl_seconds: float | None = None
     ) -> tuple[Instance, EmbeddingResult]:
         instance = await self.models.for_inference(model, ModelKind.EMBEDDING, ttl_seconds=ttl_seconds)
         async with self.models.manager.use(instance):
             return instance, await instance.runtime.embed(texts)
 
-    async def _draft(self, params: PredictionParams) -> DraftSpec | None:
+    async def _draft(self, settings: ResolvedParams) -> DraftSpec | None:
         """The draft model's descriptor and settings (the engine loads it on first use)."""
-        draft = params.draft
-        if draft is None or not draft.model:  # settings without a draft model: speculative decoding is off
+        if settings.draft_model is None:  # settings without a draft model: speculative decoding is off
             return None
-        descriptor = await self.models.find_downloaded(draft.model)
-        spec = DraftSpec(descriptor)
-        return replace(
-            spec,
-            num_draft_tokens=draft.num_draft_tokens,
-            min_draft_length=_pick(draft.min_draft_length, spec.min_draft_length),
-            min_continue_probability=_pick(draft.min_continue_probability, spec.min_continue_probability),
+        return DraftSpec(
+            await self.models.find_downloaded(settings.draft_model),
+            num_draft_tokens=settings.num_draft_tokens,
+            min_draft_length=settings.min_draft_length,
+            min_continue_probability=settings.min_continue_probability,
         )
 
-    async def _llm(self, model: str, params: PredictionParams) -> Instance:
-        return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=params.ttl_seconds)
+    async def _llm(self, model: ModelRef, ttl_seconds: float | None) -> Instance:
+        return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=ttl_seconds)
 
 
-def _pick(value: T | None, default: T) -> T:
-    return default if value is None else value
+class TemplateResult(NamedTuple):
+    instance: Instance
+    prompt: str
+    prompt_tokens: int
 
 
-def _first(*values: bool | None) -> bool | None:
-    return next((v for v in values if v is not None), None)
+def _output_spec(plan: ToolPlan, reasoning: bool, opens_reasoning: bool) -> OutputSpec:
+    parsed = plan.active or plan.format.parses_reasoning  # channels are always parsed, tools or not
+    return OutputSpec(
+        plan.format if parsed else None,
+        plan.names,
+        {t["function"]["name"]: t["function"].get("parameters") for t in plan.tools or []},
+        reasoning=reasoning,
+        starts_in_reasoning=opens_reasoning,
+    )
+
+
+def with_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> list[dict[str, Any]]:
+    """A preset's system prompt goes first, unless the conversation has its own."""
+    if not prompt or any(m.get("role") == "system" for m in messages):
+        return messages
+    return [{"role": "system", "content": prompt}, *messages]
 
 
 def _one_grammar(structured: str | None, plan: ToolPlan) -> tuple[str | None, str | None]:

@@ -15,10 +15,13 @@ from openlms.core.errors import (
     PresetNotFoundError,
     WrongModelTypeError,
 )
+from openlms.core.kvconfig import merge_layers
 from openlms.core.settings import Settings
-from openlms.core.types import ContextOverflowPolicy, LoadConfig, ModelDescriptor, ModelKind
+from openlms.core.types import LoadConfig, LoadedInstance, ModelDescriptor, ModelKind
 from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.parsers.templates import PromptTemplateSpec
+from openlms.services.kvconfig import read_prediction
+from openlms.services.params import PredictionParams
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
 from openlms.store.model_yaml import jinja_variables
@@ -40,14 +43,25 @@ class ModelView:
         return bool(self.instances)
 
 
-class PromptSetup(NamedTuple):
-    """What a model's own settings say about building its prompts (None: not set, use the default)."""
+class ModelSetup(NamedTuple):
+    """A model's own prediction settings (the layer below a request and a preset) and template variables."""
 
-    template: PromptTemplateSpec | None  # overrides the GGUF's template
+    params: PredictionParams  # prompt template override, overflow policy, reasoning parsing, tool_choice
     variables: dict[str, Any]  # Jinja variables: model.yaml custom fields, per-model values applied
-    overflow: ContextOverflowPolicy | None  # contextOverflowPolicy
-    reasoning_parsing: bool | None
-    tool_choice: str | None = None  # for requests with tools that do not set one
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpecifier:
+    """A loaded model named as the SDK names one: by a query (identifier, model key or path prefix,
+    optionally a domain and vision) or by an instance reference. Never loads anything."""
+
+    query: str | None = None
+    instance_reference: str | None = None
+    domain: str | None = None  # "llm" or "embedding"
+    vision: bool = False
+
+
+ModelRef = str | ModelSpecifier  # what a request names its model with
 
 
 class ModelService:
@@ -98,10 +112,13 @@ class ModelService:
         return descriptor
 
     async def for_inference(
-        self, query: str, kind: ModelKind, *, ttl_seconds: float | None = None
+        self, model: ModelRef, kind: ModelKind, *, ttl_seconds: float | None = None
     ) -> Instance:
         """The instance to serve a request: a loaded one, or (JIT on) one loaded now. A model of the wrong
-        kind is refused before anything is loaded (or evicted)."""
+        kind is refused before anything is loaded (or evicted). A specifier names loaded models only."""
+        if isinstance(model, ModelSpecifier):
+            return self.resolve_loaded(model, kind)
+        query = model
         instance = self.manager.find(query)
         if instance is not None:
             _check_kind(query, instance.descriptor, kind)
@@ -170,13 +187,69 @@ class ModelService:
         """A loaded instance by identifier, model key, or case-insensitive path prefix (of `kind`)."""
         return self.manager.find(query, kind)
 
+    def loaded(self, kind: ModelKind | None = None) -> list[Instance]:
+        """The loaded instances (of `kind`), unloading ones left out when a kind is given."""
+        instances = self.manager.instances
+        if kind is None:
+            return instances
+        return [i for i in instances if i.descriptor.kind is kind and not i.unloading]
+
+    def resolve_loaded(self, spec: ModelSpecifier, kind: ModelKind) -> Instance:
+        """The loaded instance of `kind` a specifier names; ModelNotFoundError (with the loaded ones)
+        when none matches."""
+        loaded = self.loaded(kind)
+        if spec.instance_reference is not None:
+            found = next((i for i in loaded if i.reference == spec.instance_reference), None)
+            return found or _not_found(spec.instance_reference, loaded, kind)
+        if spec.domain is not None and spec.domain != kind.value:
+            return _not_found(spec.query or spec.domain, loaded, kind)
+        if spec.vision and not any(i.descriptor.vision for i in loaded):
+            return _not_found(spec.query or "vision model", loaded, kind)
+        if not spec.query:
+            candidates = [i for i in loaded if i.descriptor.vision or not spec.vision]
+            return candidates[0] if candidates else _not_found("", loaded, kind)
+        return self.find_loaded(spec.query, kind) or _not_found(spec.query, loaded, kind)
+
+    def idle_seconds(self, instance: LoadedInstance) -> float:
+        live = next((i for i in self.manager.instances if i is instance), None)
+        return 0.0 if live is None else self.manager.idle_seconds(live)
+
+    async def tokenize(self, instance: Instance, text: str, *, special: bool) -> list[int]:
+        """`text`'s tokens (`special`: with the model's BOS/CLS/SEP); resets the instance's idle TTL."""
+        async with self.manager.use(instance):
+            return await asyncio.to_thread(
+                instance.runtime.tokenize, text, add_special=special, parse_special=False
+            )
+
+    @property
+    def runtime_name(self) -> str:
+        return self.manager.backend.name
+
+    @property
+    def runtime_version(self) -> str:
+        return self.manager.backend.version
+
+    def find_model(self, query: str) -> ModelDescriptor | None:
+        """A loaded instance's model, else a downloaded model matching `query` (from the last scan)."""
+        instance = self.manager.find(query)
+        return instance.descriptor if instance else self.catalog.find(query, refresh=False)
+
+    def preset_params(self, query: str) -> PredictionParams:
+        """A config preset's prediction settings (its unknown keys skipped, its load keys left out)."""
+        return read_prediction(merge_layers(self.find_preset(query).operation), strict=False)
+
     def find_preset(self, query: str) -> Preset:
         preset = self.presets.find(query)
         if preset is None:
             raise PresetNotFoundError(query, available=[(p.identifier, p.name) for p in self.presets.all()])
         return preset
 
-    async def unload(self, identifier: str) -> Instance:
+    async def unload(self, identifier: str, kind: ModelKind | None = None) -> Instance:
+        """Unload an instance by identifier (`kind`: only an instance of that kind)."""
+        if kind is not None:
+            loaded = self.loaded(kind)
+            if not any(i.identifier == identifier for i in loaded):
+                _not_found(identifier, loaded, kind)
         return await self.manager.unload(identifier)
 
     async def import_model(
@@ -217,20 +290,20 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         return await asyncio.to_thread(self.model_configs.reset, descriptor.rel_path)
 
-    def prompt_setup(self, descriptor: ModelDescriptor) -> PromptSetup:
-        """The model's prompt template override, Jinja variables, overflow policy and reasoning parsing
-        (reads two small files; call it once per prediction)."""
+    def model_setup(self, descriptor: ModelDescriptor) -> ModelSetup:
+        """The model's own prediction settings (prompt template override, overflow policy, reasoning
+        parsing, default tool_choice) and its Jinja variables (reads two small files; once per prediction)."""
         prediction = self.model_configs.get(descriptor.rel_path).prediction
         raw = prediction.prompt_template
         template = PromptTemplateSpec.from_json(raw, param=PROMPT_TEMPLATE_PARAM) if raw is not None else None
         variables = jinja_variables(descriptor.path, prediction.custom_fields or {})
-        return PromptSetup(
-            template,
-            variables,
-            prediction.context_overflow_policy,
-            prediction.reasoning_parsing,
-            prediction.tool_choice,
+        params = PredictionParams(
+            template=template,
+            overflow=prediction.context_overflow_policy,
+            reasoning_parsing=prediction.reasoning_parsing,
+            tool_choice=prediction.tool_choice,
         )
+        return ModelSetup(params, variables)
 
     async def _with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
         stored = await asyncio.to_thread(self.model_configs.get, descriptor.rel_path)
@@ -247,6 +320,14 @@ def with_load_defaults(config: LoadConfig, defaults: LoadDefaults) -> LoadConfig
         if getattr(config, name) == getattr(base, name)
     }
     return replace(config, **updates) if updates else config
+
+
+def _not_found(query: str, loaded: list[Instance], kind: ModelKind) -> Instance:
+    raise ModelNotFoundError(
+        query,
+        available=[i.identifier for i in loaded],
+        reason=f"No loaded {kind.value} model matches '{query}'." if query else "No model is loaded.",
+    )
 
 
 def _check_kind(query: str, descriptor: ModelDescriptor, kind: ModelKind) -> None:

@@ -9,8 +9,7 @@ from typing import Any, Protocol
 
 from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
-from openlms.parsers.templates import ChatTemplate, resolve_template
-from openlms.services.models import PromptSetup
+from openlms.parsers.templates import ChatTemplate, PromptTemplateSpec, resolve_template
 from openlms.services.overflow import FittedPrompt
 from openlms.services.toolcalls import (
     ToolChoice,
@@ -70,16 +69,19 @@ class ChatPrompt:
 def chat_prompt(
     runtime: ModelRuntime,
     descriptor: ModelDescriptor,
-    setup: PromptSetup,
+    override: PromptTemplateSpec | None,
+    variables: Mapping[str, Any],
     tools: Sequence[Mapping[str, Any]] | None,
     tool_choice: ToolChoice,
 ) -> ChatPrompt:
+    """The prompt of one request: the template (`override`, else the model's), its Jinja `variables`,
+    and the tools planned for the template's tool format."""
     template = resolve_template(
         runtime.chat_template,
         descriptor.architecture,
         bos_token=runtime.bos_token,
         eos_token=runtime.eos_token,
-        override=setup.template,
+        override=override,
     )
     source = template.source if isinstance(template, ChatTemplate) else None
-    return ChatPrompt(runtime, template, plan_tools(tools, tool_choice, source), setup.variables)
+    return ChatPrompt(runtime, template, plan_tools(tools, tool_choice, source), variables)

@@ -47,6 +47,7 @@ from pydantic.alias_generators import to_camel
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.fsutil import atomic_write_text, contained_path
+from openlms.core.kvconfig import checkbox, lmstudio_load_keys
 from openlms.core.types import ContextOverflowPolicy, KvCacheType
 
 CONFIG_DIR = Path("openlms") / "model-config"
@@ -186,21 +187,7 @@ def _first_problem(exc: ValidationError) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------------
 # LM Studio's own key/value files, read best-effort
 
-_LMSTUDIO_LOAD_KEYS: Mapping[str, str] = {
-    "llm.load.contextLength": "contextLength",
-    "llm.load.llama.acceleration.offloadRatio": "gpu",
-    "llm.load.llama.flashAttention": "flashAttention",
-    "llm.load.llama.kCacheQuantizationType": "kCacheType",
-    "llm.load.llama.vCacheQuantizationType": "vCacheType",
-    "llm.load.llama.tryMmap": "tryMmap",
-    "llm.load.llama.keepModelInMemory": "keepModelInMemory",
-    "llm.load.seed": "seed",
-    "llm.load.llama.evalBatchSize": "evalBatchSize",
-    "llm.load.llama.ropeFrequencyBase": "ropeFrequencyBase",
-    "llm.load.llama.ropeFrequencyScale": "ropeFrequencyScale",
-    "llm.load.numExperts": "numExperts",
-    "llm.load.llama.cpuThreadPoolSize": "nThreads",
-}
+_LMSTUDIO_LOAD_KEYS: Mapping[str, str] = {key: to_camel(field) for key, field in lmstudio_load_keys().items()}
 _LMSTUDIO_PREDICTION_KEYS: Mapping[str, str] = {
     "llm.prediction.promptTemplate": "promptTemplate",
     "llm.prediction.contextOverflowPolicy": "contextOverflowPolicy",
@@ -241,10 +228,7 @@ def _kv_fields(section: object, known: Mapping[str, str]) -> dict[str, Any]:
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict) or item.get("key") not in known:
             continue
-        value = item.get("value")
-        if isinstance(value, dict) and "checked" in value:  # LM Studio's {checked, value} toggles
-            if not value.get("checked"):
-                continue
-            value = value.get("value")
-        out[known[item["key"]]] = value
+        value = checkbox(item.get("value"))  # LM Studio's {checked, value} toggles
+        if value is not None:
+            out[known[item["key"]]] = value
     return out

@@ -13,6 +13,7 @@ import pytest
 from openlms.core.types import ContextOverflowPolicy, LoadConfig
 from openlms.engine.fake import FakeBackend
 from openlms.services.models import with_load_defaults
+from openlms.services.params import PredictionParams
 from openlms.store.model_config import LoadDefaults
 from tests.unit.server.conftest import make_app
 
@@ -130,7 +131,7 @@ async def test_a_jit_load_takes_the_per_model_defaults(client: httpx.AsyncClient
     assert (await _loaded_context(client)) == {"tiny-chat": 1280}
 
 
-async def test_prompt_setup_reads_the_template_variables_and_policies(home: Path) -> None:
+async def test_model_setup_reads_the_template_variables_and_policies(home: Path) -> None:
     (home / "models/acme/tiny-chat-GGUF/model.yaml").write_text(
         "customFields:\n  - key: enableThinking\n    defaultValue: true\n"
         "    effects:\n      - type: setJinjaVariable\n        variable: enable_thinking\n"
@@ -138,14 +139,15 @@ async def test_prompt_setup_reads_the_template_variables_and_policies(home: Path
     app = make_app(home, FakeBackend())
     models = app.state.openlms.models
     descriptor = await models.find_downloaded("tiny-chat")
-    assert models.prompt_setup(descriptor) == (None, {"enable_thinking": True}, None, None, None)
+    assert models.model_setup(descriptor) == (PredictionParams(), {"enable_thinking": True})
 
     prediction = dict(CONFIG["prediction"], reasoningParsing=False, customFields={"enableThinking": False})
     await models.put_model_config("tiny-chat", dict(CONFIG, prediction=prediction))
-    setup = models.prompt_setup(descriptor)
-    assert setup.template is not None and setup.template.to_json() == TEMPLATE
+    setup = models.model_setup(descriptor)
+    assert setup.params.template is not None and setup.params.template.to_json() == TEMPLATE
     assert setup.variables == {"enable_thinking": False}
-    assert setup.overflow is ContextOverflowPolicy.TRUNCATE_MIDDLE and setup.reasoning_parsing is False
+    assert setup.params.overflow is ContextOverflowPolicy.TRUNCATE_MIDDLE
+    assert setup.params.reasoning_parsing is False
 
 
 def test_with_load_defaults_fills_only_unset_fields() -> None:

@@ -152,8 +152,8 @@ async def test_unknown_route_is_an_openai_error(client: httpx.AsyncClient) -> No
 
 async def test_unload_during_a_stream_ends_it_with_an_error_event(home, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     app_state = client._transport.app.state.openlms  # type: ignore[attr-defined]
-    app_state.backend.token_delay = 0.01
-    app_state.backend.reply = lambda prompt: " ".join(["word"] * 300)
+    app_state.models.manager.backend.token_delay = 0.01
+    app_state.models.manager.backend.reply = lambda prompt: " ".join(["word"] * 300)
     body = {"model": CHAT, "messages": [{"role": "user", "content": "x"}], "stream": True}
 
     async def unload_soon() -> None:
@@ -171,8 +171,8 @@ async def test_unload_during_a_stream_ends_it_with_an_error_event(home, client: 
 
 async def test_unload_during_a_request_is_a_503(client: httpx.AsyncClient) -> None:
     app_state = client._transport.app.state.openlms  # type: ignore[attr-defined]
-    app_state.backend.token_delay = 0.01
-    app_state.backend.reply = lambda prompt: " ".join(["word"] * 300)
+    app_state.models.manager.backend.token_delay = 0.01
+    app_state.models.manager.backend.reply = lambda prompt: " ".join(["word"] * 300)
 
     async def unload_soon() -> None:
         await asyncio.sleep(0.1)

@@ -7,14 +7,22 @@ import secrets
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.core.types import GenerationStats, SamplingParams, StopReason
+from openlms.core.types import GenerationStats, StopReason
 from openlms.parsers.output.events import ParsedMessage
-from openlms.server.openai.protocol import ChatCompletionRequest, ChatMessage, SamplingFields
-from openlms.services.generation import ChatOptions, DraftRequest, PredictionParams
+from openlms.server.openai.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    SamplingFields,
+)
+from openlms.services import generation as services
+from openlms.services.generation import ChatRequest, OutputSpec
 from openlms.services.overflow import Truncation
+from openlms.services.params import PredictionParams
 from openlms.services.structured import response_format_grammar
 
 TRUNCATION_HEADER = "X-OpenLMS-Prompt-Truncated"
@@ -34,52 +42,51 @@ def new_id(prefix: str) -> str:
 
 
 def to_params(req: SamplingFields) -> PredictionParams:
-    defaults = SamplingParams()
+    """The settings the request sets (a field it leaves out stays unset: services resolve it)."""
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    sampling = SamplingParams(
-        temperature=_pick(req.temperature, defaults.temperature),
-        top_k=_pick(req.top_k, defaults.top_k),
-        top_p=_pick(req.top_p, defaults.top_p),
-        min_p=_pick(req.min_p, defaults.min_p),
-        repeat_penalty=_pick(req.repeat_penalty, defaults.repeat_penalty),
-        presence_penalty=_pick(req.presence_penalty, 0.0),
-        frequency_penalty=_pick(req.frequency_penalty, 0.0),
+    return PredictionParams(
+        temperature=req.temperature,
+        top_k=req.top_k,
+        top_p=req.top_p,
+        min_p=req.min_p,
+        repeat_penalty=req.repeat_penalty,
+        presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
         logit_bias=_logit_bias(req.logit_bias),
         seed=req.seed,
-        xtc_probability=_pick(req.xtc_probability, defaults.xtc_probability),
-        xtc_threshold=_pick(req.xtc_threshold, defaults.xtc_threshold),
-    )
-    return PredictionParams(
-        sampling=sampling,
+        xtc_probability=req.xtc_probability,
+        xtc_threshold=req.xtc_threshold,
         max_tokens=None if max_tokens is None or max_tokens < 0 else max_tokens,
         stop=_stops(req.stop),
-        ttl_seconds=req.ttl,
         overflow=req.context_overflow_policy,
-        grammar=response_format_grammar(req.response_format),
-        draft=DraftRequest(req.draft_model) if req.draft_model else None,
+        structured=response_format_grammar(req.response_format),
+        draft_model=req.draft_model,
     )
 
 
-def chat_options(req: ChatCompletionRequest) -> ChatOptions:
-    return ChatOptions(tools=req.tools, tool_choice=req.tool_choice)
+def chat_request(req: ChatCompletionRequest) -> ChatRequest:
+    params = replace(to_params(req), tools=req.tools, tool_choice=req.tool_choice)
+    return ChatRequest(req.model, template_messages(req.messages), params, ttl_seconds=req.ttl)
 
 
-def _pick(value: Any, default: Any) -> Any:
-    return default if value is None else value
+def completion_request(req: CompletionRequest) -> services.CompletionRequest:
+    return services.CompletionRequest(
+        req.model, single_prompt(req.prompt), to_params(req), ttl_seconds=req.ttl
+    )
 
 
-def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
+def _stops(stop: str | list[str] | None) -> tuple[str, ...] | None:
     if stop is None:
-        return ()
+        return None
     stops = [stop] if isinstance(stop, str) else stop
     if len(stops) > 16:
         raise InvalidRequestError("'stop' may hold at most 16 strings.", param="stop")
     return tuple(s for s in stops if s)
 
 
-def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
-    if not bias:
-        return {}
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float] | None:
+    if bias is None:
+        return None
     try:
         return {int(token): max(-100.0, min(100.0, float(value))) for token, value in bias.items()}
     except ValueError as exc:
@@ -114,6 +121,12 @@ def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
             entry["tool_call_id"] = message.tool_call_id
         out.append(entry)
     return out
+
+
+def reasoning_field(output: OutputSpec) -> str:
+    """Where an answer's reasoning goes: `reasoning` for formats with reasoning channels (gpt-oss, as
+    OpenAI's own API names it), else `reasoning_content` (DeepSeek's name, which LM Studio uses)."""
+    return "reasoning" if output.reasoning_in_channels else "reasoning_content"
 
 
 def finish_reason(stats: GenerationStats, tool_calls: bool) -> str:

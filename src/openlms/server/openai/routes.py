@@ -26,7 +26,7 @@ async def list_models(state: State) -> dict[str, Any]:
     ids: list[str] = []
     if state.settings.jit:
         ids += [d.key for d in await state.models.downloaded() if d.loadable]
-    ids += [i.identifier for i in state.models.manager.instances if i.identifier not in ids]
+    ids += [i.identifier for i in state.models.loaded() if i.identifier not in ids]
     return {
         "object": "list",
         "data": [{"id": i, "object": "model", "owned_by": "organization_owner"} for i in ids],
@@ -35,13 +35,8 @@ async def list_models(state: State) -> dict[str, Any]:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
-    prepared = await state.predictor.prepare_chat(
-        body.model,
-        convert.template_messages(body.messages),
-        convert.to_params(body),
-        convert.chat_options(body),
-    )
-    shape = ChunkShape.new(body.model, chat=True).with_reasoning(prepared.output.reasoning_field)
+    prepared = await state.predictor.prepare_chat(convert.chat_request(body))
+    shape = ChunkShape.new(body.model, chat=True).with_reasoning(convert.reasoning_field(prepared.output))
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
         chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body))
@@ -56,9 +51,9 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, state: State) -> Response:
-    prompt = convert.single_prompt(body.prompt)
-    prepared = await state.predictor.prepare_completion(body.model, prompt, convert.to_params(body))
-    shape, echo = ChunkShape.new(body.model, chat=False), prompt if body.echo else ""
+    completion = convert.completion_request(body)
+    prepared = await state.predictor.prepare_completion(completion)
+    shape, echo = ChunkShape.new(body.model, chat=False), completion.prompt if body.echo else ""
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
         chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)

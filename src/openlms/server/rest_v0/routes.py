@@ -40,7 +40,7 @@ def model_entry(view: ModelView) -> dict[str, Any]:
         "capabilities": ["tool_use"] if d.trained_for_tool_use else [],
     }
     if view.loaded:
-        entry["loaded_context_length"] = view.instances[0].runtime.context_length
+        entry["loaded_context_length"] = view.instances[0].context_length
     if d.error:
         entry["error"] = d.error
     return entry
@@ -54,8 +54,7 @@ async def list_models(state: State) -> dict[str, Any]:
 @router.get("/models/{model:path}")
 async def get_model(model: str, state: State) -> dict[str, Any]:
     views = await state.models.views()
-    instance = state.models.manager.find(model)
-    descriptor = instance.descriptor if instance else state.models.catalog.find(model, refresh=False)
+    descriptor = state.models.find_model(model)
     for view in views:
         if descriptor is not None and view.descriptor.key == descriptor.key:
             return model_entry(view)
@@ -94,11 +93,11 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
             "arch": d.architecture,
             "quant": d.quantization,
             "format": d.format,
-            "context_length": instance.runtime.context_length,
+            "context_length": instance.context_length,
         },
         "runtime": {
-            "name": state.backend.name,
-            "version": state.backend.version,
+            "name": state.models.runtime_name,
+            "version": state.models.runtime_version,
             "supported_formats": ["gguf"],
         },
     }
@@ -106,21 +105,14 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
-    prepared = await state.predictor.prepare_chat(
-        body.model,
-        convert.template_messages(body.messages),
-        convert.to_params(body),
-        convert.chat_options(body),
-    )
-    shape = ChunkShape.new(body.model, chat=True).with_reasoning(prepared.output.reasoning_field)
+    prepared = await state.predictor.prepare_chat(convert.chat_request(body))
+    shape = ChunkShape.new(body.model, chat=True).with_reasoning(convert.reasoning_field(prepared.output))
     return await _respond(state, prepared, body, shape)
 
 
 @router.post("/completions", response_model=None)
 async def completions(body: CompletionRequest, state: State) -> Response:
-    prepared = await state.predictor.prepare_completion(
-        body.model, convert.single_prompt(body.prompt), convert.to_params(body)
-    )
+    prepared = await state.predictor.prepare_completion(convert.completion_request(body))
     return await _respond(state, prepared, body, ChunkShape.new(body.model, chat=False))
 
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import ChatMessage, OpenAIModel
 from openlms.server.state import State
-from openlms.services.generation import ChatOptions
+from openlms.services.params import PredictionParams
 
 router = APIRouter(prefix="/api/v1")
 
@@ -25,8 +25,12 @@ class ApplyTemplateRequest(OpenAIModel):
 
 @router.post("/apply-template")
 async def apply_template(body: ApplyTemplateRequest, state: State) -> dict[str, Any]:
-    options = ChatOptions(tools=body.tools, tool_choice=body.tool_choice)
-    instance, prompt, tokens = await state.predictor.apply_template(
-        body.model, convert.template_messages(body.messages), options
+    params = PredictionParams(tools=body.tools, tool_choice=body.tool_choice)
+    result = await state.predictor.apply_template(
+        body.model, convert.template_messages(body.messages), params
     )
-    return {"model": instance.identifier, "prompt": prompt, "prompt_tokens": tokens}
+    return {
+        "model": result.instance.identifier,
+        "prompt": result.prompt,
+        "prompt_tokens": result.prompt_tokens,
+    }

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
-from openlms.core.types import LoadConfig, ModelKind
-from openlms.engine.manager import Instance
+from openlms.core.types import KvCacheType, LoadConfig, LoadedInstance, ModelKind
 from openlms.server.errors import domain_error_body
 from openlms.server.loopback import require_loopback
 from openlms.server.sse import dumps
@@ -34,12 +33,8 @@ class LoadConfigBody(BaseModel):
     num_experts: int | None = Field(default=None, ge=1)
     offload_kv_cache_to_gpu: bool | None = None
     gpu: Literal["max", "off"] | float | None = None
-    k_cache_type: Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None = (
-        None
-    )
-    v_cache_type: Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None = (
-        None
-    )
+    k_cache_type: KvCacheType | None = None
+    v_cache_type: KvCacheType | None = None
     try_mmap: bool | None = None
     keep_model_in_memory: bool | None = None
     seed: int | None = None
@@ -78,9 +73,9 @@ class UnloadRequest(BaseModel):
     instance_id: str = Field(min_length=1)
 
 
-def instance_config(instance: Instance) -> dict[str, Any]:
-    cfg = instance.runtime.load_config
-    out: dict[str, Any] = {"context_length": instance.runtime.context_length}
+def instance_config(instance: LoadedInstance) -> dict[str, Any]:
+    cfg = instance.load_config
+    out: dict[str, Any] = {"context_length": instance.context_length}
     if instance.descriptor.kind is ModelKind.LLM:
         out |= {
             "eval_batch_size": cfg.eval_batch_size,
@@ -92,7 +87,7 @@ def instance_config(instance: Instance) -> dict[str, Any]:
     return out
 
 
-def instance_entry(state: AppState, instance: Instance) -> dict[str, Any]:
+def instance_entry(state: AppState, instance: LoadedInstance) -> dict[str, Any]:
     return {
         "id": instance.identifier,
         "config": instance_config(instance),
@@ -101,7 +96,7 @@ def instance_entry(state: AppState, instance: Instance) -> dict[str, Any]:
         "queued_requests": instance.queued,
         "jit": instance.jit,
         "ttl_seconds": instance.ttl_seconds,
-        "idle_seconds": round(state.models.manager.idle_seconds(instance), 1),
+        "idle_seconds": round(state.models.idle_seconds(instance), 1),
         "size_bytes": instance.descriptor.size_bytes,
         "instance_reference": instance.reference,
     }
@@ -141,7 +136,7 @@ async def list_models(state: State) -> dict[str, Any]:
     return {"models": [model_entry(state, v) for v in await state.models.views()]}
 
 
-def load_response(instance: Instance, seconds: float) -> dict[str, Any]:
+def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
     return {
         "type": instance.descriptor.kind.value,
         "model_instance_id": instance.identifier,

@@ -8,8 +8,31 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.core.types import GenerationStats, ModelDescriptor, ModelKind
-from openlms.engine.manager import Instance
+from openlms.core.types import GenerationStats, LoadedInstance, ModelDescriptor, ModelKind
+from openlms.services.models import ModelSpecifier
+
+
+def as_object(parameter: Any, name: str = "parameter") -> Mapping[str, Any]:
+    if not isinstance(parameter, Mapping):
+        raise InvalidRequestError(f"The {name} must be an object.", param=name)
+    return parameter
+
+
+def model_specifier(specifier: Any) -> ModelSpecifier:
+    """The SDK's `ModelSpecifier`: `{type: query, query: {identifier?, path?, domain?, vision?}}` or
+    `{type: instanceReference, instanceReference}`."""
+    spec = as_object(specifier, "specifier")
+    if spec.get("type") == "instanceReference":
+        return ModelSpecifier(instance_reference=str(spec.get("instanceReference")))
+    query = spec.get("query") if spec.get("type") == "query" else None
+    if not isinstance(query, Mapping):
+        raise InvalidRequestError("A model specifier must be a query or an instance reference.")
+    text, domain = query.get("identifier") or query.get("path"), query.get("domain")
+    return ModelSpecifier(
+        query=str(text) if text else None,
+        domain=None if domain is None else str(domain),
+        vision=bool(query.get("vision")),
+    )
 
 
 def model_info(d: ModelDescriptor) -> dict[str, Any]:
@@ -36,13 +59,13 @@ def model_info(d: ModelDescriptor) -> dict[str, Any]:
 _FORMATS = frozenset({"gguf", "safetensors", "onnx", "ggml", "mlx_placeholder", "torch_safetensors"})
 
 
-def instance_info(instance: Instance) -> dict[str, Any]:
+def instance_info(instance: LoadedInstance) -> dict[str, Any]:
     """A loaded instance (`LlmInstanceInfo` / `EmbeddingModelInstanceInfo`)."""
     return {
         **model_info(instance.descriptor),
         "identifier": instance.identifier,
         "instanceReference": instance.reference,
-        "contextLength": int(instance.runtime.context_length),
+        "contextLength": int(instance.context_length),
     }
 
 
@@ -129,13 +152,6 @@ def _call(request: Any, where: str) -> dict[str, Any]:
         "type": "function",
         "function": {"name": request["name"], "arguments": json.dumps(arguments)},
     }
-
-
-def preset_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> list[dict[str, Any]]:
-    """A preset's system prompt goes first, unless the conversation has its own."""
-    if not prompt or any(m.get("role") == "system" for m in messages):
-        return messages
-    return [{"role": "system", "content": prompt}, *messages]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,24 +3,17 @@ unload, load and get-or-load channels), and the `system` namespace's model listi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from openlms.core.errors import InvalidRequestError, ModelNotFoundError, WrongModelTypeError
-from openlms.core.types import ModelKind
-from openlms.engine.manager import Instance
+from openlms.core.errors import InvalidRequestError, WrongModelTypeError
+from openlms.core.kvconfig import load_config, load_fields, merge_layers
+from openlms.core.types import LoadedInstance, ModelKind
 from openlms.server.sdk import convert
-from openlms.server.sdk.kvconfig import load_config, load_fields, merge_layers
+from openlms.server.sdk.convert import as_object
 from openlms.server.sdk.progress import ProgressPump
 from openlms.server.sdk.transport import Channel, Client
 from openlms.services.models import ModelService
-
-
-def as_object(parameter: Any, name: str = "parameter") -> Mapping[str, Any]:
-    if not isinstance(parameter, Mapping):
-        raise InvalidRequestError(f"The {name} must be an object.", param=name)
-    return parameter
 
 
 def _string(obj: Mapping[str, Any], key: str) -> str:
@@ -45,65 +38,25 @@ class ModelEndpoints:
         self.models = models
         self.kind = kind
 
-    # -- resolution ----------------------------------------------------------------------------------
-
-    def _loaded(self) -> list[Instance]:
-        return [
-            i for i in self.models.manager.instances if i.descriptor.kind is self.kind and not i.unloading
-        ]
-
-    def resolve(self, specifier: Any) -> Instance:
+    def resolve(self, specifier: Any) -> LoadedInstance:
         """A loaded instance from a model specifier: a query (identifier, model key or path prefix) or an
         instance reference; `generic.noModelMatchingQuery` when none matches."""
-        spec = as_object(specifier, "specifier")
-        loaded = self._loaded()
-        if spec.get("type") == "instanceReference":
-            reference = spec.get("instanceReference")
-            found = next((i for i in loaded if i.reference == reference), None)
-            return found or self._not_found(str(reference), loaded)
-        query = spec.get("query") if spec.get("type") == "query" else None
-        if not isinstance(query, Mapping):
-            raise InvalidRequestError("A model specifier must be a query or an instance reference.")
-        domain = query.get("domain")
-        if domain is not None and domain != self.kind.value:
-            return self._not_found(str(query.get("identifier") or domain), loaded)
-        if query.get("vision") and not any(i.descriptor.vision for i in loaded):
-            return self._not_found(str(query.get("identifier") or "vision model"), loaded)
-        text = query.get("identifier") or query.get("path")
-        if not text:
-            candidates = [i for i in loaded if i.descriptor.vision or not query.get("vision")]
-            return candidates[0] if candidates else self._not_found("", loaded)
-        found = self.models.find_loaded(str(text), self.kind)
-        return found or self._not_found(str(text), loaded)
-
-    def _not_found(self, query: str, loaded: list[Instance]) -> Instance:
-        raise ModelNotFoundError(
-            query,
-            available=[i.identifier for i in loaded],
-            reason=f"No loaded {self.kind.value} model matches '{query}'."
-            if query
-            else "No model is loaded.",
-        )
+        return self.models.resolve_loaded(convert.model_specifier(specifier), self.kind)
 
     # -- RPC -----------------------------------------------------------------------------------------
 
     async def list_loaded(self, _client: Client, _parameter: Any) -> list[dict[str, Any]]:
-        return [convert.instance_info(i) for i in self._loaded()]
+        return [convert.instance_info(i) for i in self.models.loaded(self.kind)]
 
     async def get_model_info(self, _client: Client, parameter: Any) -> dict[str, Any]:
         return convert.instance_info(self.resolve(as_object(parameter).get("specifier")))
 
     async def get_load_config(self, _client: Client, parameter: Any) -> dict[str, Any]:
         instance = self.resolve(as_object(parameter).get("specifier"))
-        runtime = instance.runtime
-        return {"fields": load_fields(runtime.load_config, runtime.context_length, self.kind)}
+        return {"fields": load_fields(instance.load_config, instance.context_length, self.kind)}
 
     async def unload_model(self, _client: Client, parameter: Any) -> None:
-        identifier = _string(as_object(parameter), "identifier")
-        instance = next((i for i in self._loaded() if i.identifier == identifier), None)
-        if instance is None:
-            self._not_found(identifier, self._loaded())
-        await self.models.unload(identifier)
+        await self.models.unload(_string(as_object(parameter), "identifier"), self.kind)
 
     async def tokenize(self, _client: Client, parameter: Any) -> dict[str, Any]:
         tokens = await self._tokens(parameter, special=self.kind is ModelKind.EMBEDDING)
@@ -117,11 +70,8 @@ class ModelEndpoints:
         text = obj.get("inputString")
         if not isinstance(text, str):
             raise InvalidRequestError("'inputString' must be a string.", param="inputString")
-        instance = self.resolve(obj.get("specifier"))
-        async with self.models.manager.use(instance):  # resets its idle TTL
-            return await asyncio.to_thread(
-                instance.runtime.tokenize, text, add_special=special, parse_special=False
-            )
+        instance = self.models.resolve_loaded(convert.model_specifier(obj.get("specifier")), self.kind)
+        return await self.models.tokenize(instance, text, special=special)
 
     # -- channels ------------------------------------------------------------------------------------
 
@@ -169,7 +119,7 @@ class ModelEndpoints:
         kind = "loadSuccess" if loaded else "alreadyLoaded"
         await channel.send({"type": kind, "info": convert.instance_info(instance)})
 
-    async def _get_or_load(self, query: str, *args: Any, **kwargs: Any) -> tuple[Instance, bool]:
+    async def _get_or_load(self, query: str, *args: Any, **kwargs: Any) -> tuple[LoadedInstance, bool]:
         """The services' get-or-load, its wrong-kind error worded for SDK users."""
         try:
             return await self.models.get_or_load(query, *args, **kwargs)

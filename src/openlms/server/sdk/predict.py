@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
+from openlms.core.kvconfig import load_fields
 from openlms.core.types import Done, GenerationStats, PromptProgress, StopReason
 from openlms.parsers.output.events import (
     ContentDelta,
@@ -20,25 +21,20 @@ from openlms.parsers.output.events import (
     ToolCallEnd,
 )
 from openlms.server.sdk import convert
+from openlms.server.sdk.convert import as_object
 from openlms.server.sdk.files import FileStore
-from openlms.server.sdk.kvconfig import (
-    PredictionSettings,
-    load_fields,
-    merge_layers,
-    prediction_fields,
-    prediction_settings,
-)
-from openlms.server.sdk.models import ModelEndpoints, as_object
+from openlms.server.sdk.kvconfig import client_config
 from openlms.server.sdk.transport import Channel, Client
 from openlms.services.generation import (
-    ChatOptions,
+    ChatRequest,
+    CompletionRequest,
     OutputEvent,
     Prediction,
-    PredictionParams,
     Predictor,
     PreparedPrediction,
 )
-from openlms.services.models import ModelService
+from openlms.services.kvconfig import prediction_fields
+from openlms.services.params import PredictionParams, ResolvedParams
 
 
 @dataclass
@@ -107,7 +103,7 @@ class _Stream:
         )
 
 
-def _stop_reason(stats: GenerationStats, settings: PredictionSettings, *, any_call: bool) -> str | None:
+def _stop_reason(stats: GenerationStats, settings: ResolvedParams, *, any_call: bool) -> str | None:
     """`toolCalls` after a tool call, or at one of the config's `toolCallStopStrings`; None: the engine's."""
     if stats.stop_reason not in (StopReason.EOS, StopReason.STOP_STRING):
         return None
@@ -116,51 +112,32 @@ def _stop_reason(stats: GenerationStats, settings: PredictionSettings, *, any_ca
 
 
 class PredictEndpoints:
-    def __init__(self, predictor: Predictor, llm: ModelEndpoints, files: FileStore) -> None:
+    def __init__(self, predictor: Predictor, files: FileStore) -> None:
         self.predictor = predictor
-        self.llm = llm
         self.files = files
 
-    @property
-    def models(self) -> ModelService:
-        return self.predictor.models
-
-    def _settings(self, obj: Mapping[str, Any]) -> PredictionSettings:
-        """The request's config stack over the preset's fields (the request's unknown keys are errors)."""
-        fields = merge_layers(obj.get("predictionConfigStack"))
-        prediction_settings(fields, strict=True)
-        preset_name = obj.get("fuzzyPresetIdentifier")
-        if preset_name:
-            preset = self.models.find_preset(str(preset_name))
-            fields = {**merge_layers(preset.operation), **fields}
-        return prediction_settings(fields, strict=False)
-
-    async def _prepare(
-        self, client: Client, obj: Mapping[str, Any], settings: PredictionSettings
-    ) -> PreparedPrediction:
-        instance = self.llm.resolve(obj.get("modelSpecifier"))
-        history = convert.history_messages(obj.get("history"), self.files.attach_for(client))
-        messages = convert.preset_system_prompt(history, settings.system_prompt)
-        params = PredictionParams(
-            sampling=settings.sampling,
-            max_tokens=settings.max_tokens,
-            stop=settings.stop + settings.tool_call_stops,
-            overflow=settings.overflow,
-            grammar=settings.grammar,
-            draft=settings.draft,
-        )
-        if settings.completion_mode:
+    def _request(
+        self, client: Client, obj: Mapping[str, Any], params: PredictionParams, completion_mode: bool
+    ) -> ChatRequest | CompletionRequest:
+        """The services' request (the preset is named, not applied: services resolve it)."""
+        model = convert.model_specifier(obj.get("modelSpecifier"))
+        messages = convert.history_messages(obj.get("history"), self.files.attach_for(client))
+        preset = str(obj.get("fuzzyPresetIdentifier") or "") or None
+        if completion_mode:
             prompt = "".join(str(m.get("content") or "") for m in messages)
-            return await self.predictor.prepare_completion(instance.identifier, prompt, params)
-        options = ChatOptions(
-            tools=settings.tools, separate_reasoning=settings.reasoning_parsing, template=settings.template
-        )
-        return await self.predictor.prepare_chat(instance.identifier, messages, params, options)
+            return CompletionRequest(model, prompt, params, preset)
+        return ChatRequest(model, messages, params, preset)
+
+    async def _prepare(self, request: ChatRequest | CompletionRequest) -> PreparedPrediction:
+        if isinstance(request, CompletionRequest):
+            return await self.predictor.prepare_completion(request)
+        return await self.predictor.prepare_chat(request)
 
     async def predict(self, channel: Channel, parameter: Any) -> None:
         obj = as_object(parameter, "creationParameter")
-        settings = self._settings(obj)
-        prepared = await self._prepare(channel.client, obj, settings)
+        config = client_config(obj.get("predictionConfigStack"))
+        request = self._request(channel.client, obj, config.params, config.completion_mode)
+        prepared = await self._prepare(request)
         async with self.predictor.run(prepared) as prediction:
             stream = _Stream(channel, prediction)
             watcher = asyncio.create_task(_cancel_on(channel, prediction))
@@ -171,40 +148,39 @@ class PredictEndpoints:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
         await stream.end_reasoning()
-        stats = done.stats
-        reason = _stop_reason(stats, settings, any_call=stream.any_call)
-        instance = prepared.instance
-        runtime = instance.runtime
-        await channel.send(
-            {
-                "type": "success",
-                "stats": convert.stats(stats, stop_reason=reason),
-                "modelInfo": convert.instance_info(instance),
-                "loadModelConfig": {
-                    "fields": load_fields(
-                        runtime.load_config, runtime.context_length, instance.descriptor.kind
-                    )
-                },
-                "predictionConfig": {"fields": prediction_fields(settings)},
-            }
-        )
+        await channel.send(_success(prepared, done.stats, config.fields, any_call=stream.any_call))
 
     async def apply_prompt_template(self, _client: Client, parameter: Any) -> dict[str, Any]:
         obj = as_object(parameter)
-        instance = self.llm.resolve(obj.get("specifier"))
-        settings = prediction_settings(merge_layers(obj.get("predictionConfigStack")), strict=True)
+        params = client_config(obj.get("predictionConfigStack")).params
         given = obj.get("opts")
         opts: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-        tools = opts.get("toolDefinitions") or settings.tools
-        messages = convert.history_messages(obj.get("history"))
-        options = ChatOptions(tools=tools, template=settings.template)
-        _, text, _ = await self.predictor.apply_template(instance.identifier, messages, options)
-        runtime = instance.runtime
-        if opts.get("omitBosToken") and runtime.bos_token and text.startswith(runtime.bos_token):
-            text = text[len(runtime.bos_token) :]
-        if opts.get("omitEosToken") and runtime.eos_token and text.endswith(runtime.eos_token):
-            text = text[: -len(runtime.eos_token)]
-        return {"formatted": text}
+        tools = opts.get("toolDefinitions") or params.tools
+        result = await self.predictor.apply_template(
+            convert.model_specifier(obj.get("specifier")),
+            convert.history_messages(obj.get("history")),
+            PredictionParams(tools=tools, template=params.template),
+            omit_bos=bool(opts.get("omitBosToken")),
+            omit_eos=bool(opts.get("omitEosToken")),
+        )
+        return {"formatted": result.prompt}
+
+
+def _success(
+    prepared: PreparedPrediction, stats: GenerationStats, fields: Mapping[str, Any], *, any_call: bool
+) -> dict[str, Any]:
+    """The `success` message: stats, the model, and the load and prediction configs used."""
+    instance = prepared.instance
+    reason = _stop_reason(stats, prepared.settings, any_call=any_call)
+    return {
+        "type": "success",
+        "stats": convert.stats(stats, stop_reason=reason),
+        "modelInfo": convert.instance_info(instance),
+        "loadModelConfig": {
+            "fields": load_fields(instance.load_config, instance.context_length, instance.descriptor.kind)
+        },
+        "predictionConfig": {"fields": prediction_fields(prepared.settings, fields)},
+    }
 
 
 QUEUE_HEARTBEAT_S = 20.0  # the SDK gives up after 60 s without a message

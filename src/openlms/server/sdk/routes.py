@@ -14,7 +14,8 @@ from openlms import __version__
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import ModelKind
 from openlms.server.sdk.files import FileStore
-from openlms.server.sdk.models import ModelEndpoints, as_object, list_downloaded_models
+from openlms.server.sdk.convert import as_object, model_specifier
+from openlms.server.sdk.models import ModelEndpoints, list_downloaded_models
 from openlms.server.sdk.predict import PredictEndpoints
 from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
 from openlms.services.generation import Predictor
@@ -30,7 +31,7 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
     llm = ModelEndpoints(models, ModelKind.LLM)
     embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
     files = FileStore()
-    predict = PredictEndpoints(predictor, llm, files)
+    predict = PredictEndpoints(predictor, files)
 
     async def list_downloaded(_client: Client, _parameter: Any) -> list[dict[str, Any]]:
         return await list_downloaded_models(models)
@@ -46,8 +47,7 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
         text = obj.get("inputString")
         if not isinstance(text, str):
             raise InvalidRequestError("'inputString' must be a string.", param="inputString")
-        instance = embedding.resolve(obj.get("modelSpecifier"))
-        _, result = await predictor.embed(instance.identifier, [text])
+        _, result = await predictor.embed(model_specifier(obj.get("modelSpecifier")), [text])
         return {"embedding": result.vectors[0]}
 
     async def preload_draft_model(_client: Client, parameter: Any) -> None:

@@ -1,4 +1,4 @@
-"""SDK config stacks read into openlms's types (pure functions)."""
+"""LM Studio's KV configs (SDK config stacks, presets) read into openlms's types and written back (pure)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from typing import Any
 import pytest
 
 from openlms.core.errors import InvalidRequestError
+from openlms.core.kvconfig import load_config, load_fields, merge_layers
+from openlms.core.settings import Settings
 from openlms.core.types import ContextOverflowPolicy, LoadConfig, ModelKind
-from openlms.server.sdk.kvconfig import (
-    COMPLETION_TEMPLATE,
-    load_config,
-    load_fields,
-    merge_layers,
-    prediction_fields,
-    prediction_settings,
-)
+from openlms.server.sdk.kvconfig import COMPLETION_TEMPLATE, client_config
+from openlms.services.kvconfig import prediction_fields, read_prediction
+from openlms.services.params import PredictionParams, ResolvedParams, resolve
+
+
+def prediction_settings(fields: dict[str, Any], *, strict: bool = True) -> PredictionParams:
+    return read_prediction(fields, strict=strict)
+
+
+def resolved(params: PredictionParams) -> ResolvedParams:
+    """The settings used when the request's layer is the only one (server defaults below it)."""
+    return resolve(params, None, PredictionParams(), Settings())
 
 
 def stack(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -47,11 +53,13 @@ def test_prediction_fields_map_to_sampling_and_limits() -> None:
             "llm.prediction.contextOverflowPolicy": "rollingWindow",
         }
     )
-    assert settings.sampling.temperature == 0.2 and settings.sampling.top_k == 7
-    assert settings.sampling.top_p == 0.5 and settings.sampling.min_p == 0.05  # unchecked: the default
-    assert settings.max_tokens == 12 and settings.stop == ("END",)
-    assert settings.overflow is ContextOverflowPolicy.ROLLING_WINDOW
-    used = {f["key"]: f["value"] for f in prediction_fields(settings)}
+    assert settings.min_p is None  # unchecked: unset
+    used_settings = resolved(settings)
+    assert used_settings.sampling.temperature == 0.2 and used_settings.sampling.top_k == 7
+    assert used_settings.sampling.top_p == 0.5 and used_settings.sampling.min_p == 0.05  # the default
+    assert used_settings.max_tokens == 12 and used_settings.stop == ("END",)
+    assert used_settings.overflow is ContextOverflowPolicy.ROLLING_WINDOW
+    used = {f["key"]: f["value"] for f in prediction_fields(used_settings, {})}
     assert used["llm.prediction.maxPredictedTokens"] == {"checked": True, "value": 12}
 
 
@@ -82,15 +90,19 @@ def test_presets_skip_unknown_fields() -> None:
     settings = prediction_settings(
         {"llm.prediction.somethingNew": 1, "llm.prediction.temperature": 0}, strict=False
     )
-    assert settings.sampling.temperature == 0
+    assert settings.temperature == 0
 
 
 def test_completion_layer_and_structured_output() -> None:
     template = {"type": "jinja", "jinjaPromptTemplate": {"template": COMPLETION_TEMPLATE}, "stopStrings": []}
-    assert prediction_settings({"llm.prediction.promptTemplate": template}).completion_mode
+    stack = {
+        "layers": [{"config": {"fields": [{"key": "llm.prediction.promptTemplate", "value": template}]}}]
+    }
+    assert client_config(stack).completion_mode
+    assert not client_config({"layers": []}).completion_mode
     schema = {"type": "object", "properties": {"x": {"type": "string"}}}
     structured = prediction_settings({"llm.prediction.structured": {"type": "json", "jsonSchema": schema}})
-    assert structured.structured and structured.grammar and "root" in structured.grammar
+    assert structured.structured and "root" in structured.structured
 
 
 def test_draft_settings() -> None:
@@ -100,11 +112,7 @@ def test_draft_settings() -> None:
             "llm.prediction.speculativeDecoding.numDraftTokensExact": 4,
         }
     )
-    assert (
-        settings.draft is not None
-        and settings.draft.model == "small"
-        and settings.draft.num_draft_tokens == 4
-    )
+    assert settings.draft_model == "small" and settings.num_draft_tokens == 4
 
 
 def test_load_config_reads_llm_keys_and_refuses_others() -> None:
