@@ -1,102 +1,51 @@
 """The `files` namespace: `uploadFileBase64` (what `prepare_image()` and `prepare_file()` call).
 
-Uploads are kept in memory per client identifier (the SDK uploads on `/files` and refers to the file from
-`/llm`), bounded per client and in total bytes; the oldest go first. The type comes from the bytes
-(JPEG, PNG, WebP, GIF, PDF, text), not from the name.
+The SDK uploads on `/files` and refers to the file from `/llm`; this module only speaks the protocol
+(base64, the size limit, the file parts of a chat). Keeping the uploads (on disk, per client identifier,
+bounded) and reading them into a chat is the files service's work (`services/files.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import secrets
-import time
-from collections import OrderedDict
+import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
 from openlms.server.sdk.transport import Client
-
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_FILES_PER_CLIENT = 64
-MAX_CLIENTS = 256
-MAX_TOTAL_BYTES = 512 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    identifier: str
-    name: str
-    file_type: str
-    data: bytes
-
-
-def sniff(data: bytes) -> tuple[str, str]:
-    """(fileType, extension) from the first bytes."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image", "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image", "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image", "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image", "gif"
-    if data.startswith(b"%PDF-"):
-        return "application/pdf", "pdf"
-    try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return "unknown", "bin"
-    return "text/plain", "txt"
+from openlms.services.files import MAX_FILE_BYTES, MAX_TOTAL_BYTES, FileService, StoredFile
 
 
 class FileStore:
-    def __init__(self, max_total_bytes: int = MAX_TOTAL_BYTES) -> None:
-        self._clients: OrderedDict[str, OrderedDict[str, StoredFile]] = OrderedDict()
-        self.max_total_bytes = max_total_bytes
-        self.total_bytes = 0
+    def __init__(self, files: FileService | None = None, *, max_total_bytes: int = MAX_TOTAL_BYTES) -> None:
+        """`files`: the service (the app's keeps uploads in the home). Without one (tests), uploads go to a
+        private temporary folder that lives as long as this object, bounded by `max_total_bytes`."""
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if files is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="openlms-uploads-")
+            files = FileService.in_home(Path(self._scratch.name), max_total_bytes=max_total_bytes)
+        self.files = files
+
+    @property
+    def total_bytes(self) -> int:
+        return self.files.total_bytes
 
     def get(self, client: Client, identifier: str) -> StoredFile | None:
-        return self._clients.get(client.identifier, OrderedDict()).get(identifier)
+        return self.files.get(client.identifier, identifier)
 
     def put(self, client: Client, name: str, data: bytes) -> StoredFile:
-        file_type, ext = sniff(data)
-        identifier = f"{int(time.time() * 1000)} - {secrets.token_hex(4)}.{ext}"
-        stored = StoredFile(identifier, name, file_type, data)
-        files = self._clients.setdefault(client.identifier, OrderedDict())
-        self._clients.move_to_end(client.identifier)
-        files[identifier] = stored
-        self.total_bytes += len(data)
-        while len(files) > MAX_FILES_PER_CLIENT:
-            self.total_bytes -= len(files.popitem(last=False)[1].data)
-        while len(self._clients) > MAX_CLIENTS or (
-            self.total_bytes > self.max_total_bytes and len(self._clients) > 1
-        ):
-            _, dropped = self._clients.popitem(last=False)
-            self.total_bytes -= sum(len(f.data) for f in dropped.values())
-        while self.total_bytes > self.max_total_bytes and len(files) > 1:
-            self.total_bytes -= len(files.popitem(last=False)[1].data)
-        return stored
+        return self.files.put(client.identifier, name, data)
 
     def attach_for(self, client: Client) -> Callable[[Mapping[str, Any]], str | None]:
-        """How a predict request of `client` includes its uploaded text files: the file's text under its
-        name. Other documents (PDF, Word) and unknown identifiers are errors that say what to do."""
+        """How a predict request of `client` includes its uploaded files (see `FileService.attach`)."""
 
         def attach(part: Mapping[str, Any]) -> str | None:
-            name = part.get("name", "file")
-            stored = self.get(client, str(part.get("identifier")))
-            if stored is None:
-                raise InvalidRequestError(
-                    f"The file '{name}' was not uploaded by this client; upload it with prepare_file() first."
-                )
-            if stored.file_type != "text/plain":
-                raise InvalidRequestError(
-                    f"The file '{name}' ({stored.file_type}) cannot be read into a chat; openlms reads text "
-                    "files only. Convert it to text first."
-                )
-            return f"\n\n[{name}]\n{stored.data.decode('utf-8', errors='replace')}\n"
+            name, identifier = part.get("name", "file"), part.get("identifier")
+            return self.files.attach(client.identifier, str(name), str(identifier))
 
         return attach
 
@@ -111,5 +60,5 @@ class FileStore:
             raise InvalidRequestError(f"The content of '{name}' is not valid base64.") from None
         if len(data) > MAX_FILE_BYTES:
             raise InvalidRequestError(f"'{name}' is larger than {MAX_FILE_BYTES // 2**20} MiB.")
-        stored = self.put(client, name, data)
+        stored = await asyncio.to_thread(self.put, client, name, data)
         return {"identifier": stored.identifier, "fileType": stored.file_type, "sizeBytes": len(data)}

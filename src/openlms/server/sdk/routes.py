@@ -13,11 +13,12 @@ from fastapi import FastAPI, WebSocket
 from openlms import __version__
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import ModelKind
-from openlms.server.sdk.files import FileStore
 from openlms.server.sdk.convert import as_object, model_specifier
+from openlms.server.sdk.files import FileStore
 from openlms.server.sdk.models import ModelEndpoints, list_downloaded_models
 from openlms.server.sdk.predict import PredictEndpoints
 from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
+from openlms.services.files import FileService
 from openlms.services.generation import Predictor
 
 OFFLINE = (
@@ -30,7 +31,7 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
     models = predictor.models
     llm = ModelEndpoints(models, ModelKind.LLM)
     embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
-    files = FileStore()
+    files = FileStore(FileService.in_home(models.settings.home))
     predict = PredictEndpoints(predictor, files)
 
     async def list_downloaded(_client: Client, _parameter: Any) -> list[dict[str, Any]]:
