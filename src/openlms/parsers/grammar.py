@@ -1,6 +1,8 @@
 """JSON schema -> GBNF for llama.cpp's grammar sampler: structured output and tool calls.
 
-Built on llama-cpp-python's `SchemaConverter`; a subclass changes what it gets wrong for us:
+This module checks and normalises schemas and assembles grammars; `schema_gbnf.py` (openlms's own
+converter, started from llama-cpp-python's `SchemaConverter`) writes the rules, and differs from the
+library's where it gets things wrong for us:
 * whitespace between tokens is bounded (nothing, one space, or a newline and up to 20 spaces or tabs),
   so a small model cannot loop on whitespace;
 * string characters exclude raw control characters, literals are escaped fully, and regex patterns
@@ -25,14 +27,11 @@ from typing import Any
 
 import jsonschema
 import llama_cpp.llama_cpp as C
-from llama_cpp import llama_grammar as lg
 
 from openlms.core.errors import InvalidRequestError
-from openlms.parsers.grammar_pieces import gbnf_literal, int_range, number_range, safe_pattern
+from openlms.parsers.grammar_pieces import BOUNDS, gbnf_literal, inclusive_bounds, safe_pattern
+from openlms.parsers.schema_gbnf import GbnfConverter
 
-SPACE = r'( " " | "\n" [ \t]{0,20} )?'
-SAFE_CHAR = r'[^"\\\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
-SAFE_DOT = r'[^"\\\x00-\x1F\x7F]'
 _UNSUPPORTED_WORDS = """not if then else patternProperties propertyNames dependentRequired dependentSchemas
     dependencies contains minContains maxContains uniqueItems unevaluatedProperties unevaluatedItems
     minProperties maxProperties multipleOf $dynamicRef $recursiveRef"""
@@ -44,7 +43,6 @@ _VALIDATION_WORDS = """type enum const properties required additionalProperties 
 VALIDATION = frozenset(_VALIDATION_WORDS.split())
 _PLAIN_OBJECT = frozenset({"type", "properties", "required"})
 _COMPOSED = frozenset({"type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const"})
-BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 TYPE_HINTS = (
     ("object", ("properties", "additionalProperties", "required")),
     ("array", ("items", "prefixItems", "minItems", "maxItems")),
@@ -109,7 +107,7 @@ def args_grammar(schema: Mapping[str, Any] | None) -> tuple[str, str]:
 def args_grammars(schemas: Sequence[Mapping[str, Any] | None]) -> tuple[str, list[str]]:
     """GBNF rules (no `root`) for several argument objects in one grammar, and each one's rule name.
     Use this, not several `args_grammar` results joined: rule names of separate calls can collide."""
-    conv = _Converter()
+    conv = GbnfConverter()
     names = [_visit_args(conv, schema, f"tool{i}", "tools") for i, schema in enumerate(schemas)]
     return _checked(conv.grammar(), " | ".join(names), "tools"), names
 
@@ -117,7 +115,7 @@ def args_grammars(schemas: Sequence[Mapping[str, Any] | None]) -> tuple[str, lis
 def value_grammars(schemas: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
     """GBNF rules (no `root`) for several JSON values in one grammar (each under its own schema), and
     each one's rule name; for formats that write arguments one value at a time."""
-    conv = _Converter()
+    conv = GbnfConverter()
     names = [
         _convert(conv, schema, f"value{i}", f"value{i}", "tools", "") for i, schema in enumerate(schemas)
     ]
@@ -136,15 +134,15 @@ def tool_call_grammar(
     and the name of that rule. A tool without a parameters schema (None) takes `{}`."""
     if not tools:
         raise InvalidRequestError("There are no tools to call.", param="tools")
-    conv = _Converter()
+    conv = GbnfConverter()
     name_lit, args_lit = gbnf_literal(json.dumps(name_key)), gbnf_literal(json.dumps(args_key))
     calls = []
     for i, (name, schema) in enumerate(tools):
         args = _visit_args(conv, schema, f"tool{i}", "tools", label=f"Tool '{name}': ")
         body = f'"{{" space {name_lit} space ":" space {gbnf_literal(json.dumps(name))} space "," space '
         body += f'{args_lit} space ":" space {args} "}}" space'
-        calls.append(conv._add_rule(f"tool{i}-call", body))
-    rule = conv._add_rule("tool-call", " | ".join(calls))
+        calls.append(conv.add_rule(f"tool{i}-call", body))
+    rule = conv.add_rule("tool-call", " | ".join(calls))
     return _checked(conv.grammar(), rule, "tools"), rule
 
 
@@ -152,90 +150,44 @@ def tool_call_grammar(
 # Conversion
 
 
-class _Converter(lg.SchemaConverter):
-    def __init__(self) -> None:
-        super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)  # type: ignore[no-untyped-call]
-        self._rules["space"] = SPACE
-        self._ref_rules: dict[str, str] = {}
-
-    def _format_literal(self, literal: str) -> str:
-        return gbnf_literal(literal)
-
-    def _add_rule(self, name: str, rule: str) -> str:
-        safe = SAFE_DOT if rule in (lg.DOT, lg.DOTALL) else rule
-        return str(super()._add_rule(name, safe))  # type: ignore[no-untyped-call]
-
-    def _add_primitive(self, name: str, rule: Any) -> str:
-        if rule is lg.PRIMITIVE_RULES["char"]:
-            rule = lg.BuiltinRule(SAFE_CHAR, [])
-        return str(super()._add_primitive(name, rule))
-
-    def resolve_refs(self, schema: dict[str, Any], url: str) -> dict[str, Any]:
-        """Key every local `$ref` by `url` (several schemas share one converter); the converter's own
-        version misses references inside a schema whose root is a `$ref`."""
-        for _, node in _walk(schema, "#"):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/"):
-                self._refs[url + ref] = _resolve(ref, schema)
-                node["$ref"] = url + ref  # type: ignore[index]
-        return schema
-
-    def _resolve_ref(self, ref: str) -> str:
-        if ref in self._ref_rules:
-            return self._ref_rules[ref]
-        base = lg.INVALID_RULE_CHARS_RE.sub("-", f"ref-{ref.rsplit('/', 1)[-1]}")
-        name, i, taken = base, 0, set(self._ref_rules.values())
-        while name in self._rules or name in taken:
-            i, name = i + 1, f"{base}{i + 1}"
-        self._ref_rules[ref] = name
-        actual = self.visit(self._refs[ref], name)
-        if actual != name:
-            self._rules[name] = actual
-        return name
-
-    def visit(self, schema: dict[str, Any], name: str) -> str:
-        kind = schema.get("type")
-        if kind in ("integer", "number") and any(k in schema for k in BOUNDS):
-            rule_name = name + "-" if name in lg.RESERVED_NAMES else name or "root"
-            lo, hi = _bounds(schema, integer=kind == "integer")
-            body = int_range(lo, hi) if kind == "integer" else number_range(lo, hi)
-            return self._add_rule(rule_name, body + " space")
-        if kind == "string" and "pattern" in schema:
-            schema = {**schema, "pattern": safe_pattern(schema["pattern"])}
-        return str(super().visit(schema, name))  # type: ignore[no-untyped-call]
-
-    def grammar(self) -> str:
-        return str(self.format_grammar())  # type: ignore[no-untyped-call]
+def _keyed_refs(conv: GbnfConverter, schema: dict[str, Any], url: str) -> dict[str, Any]:
+    """`schema` with every local `$ref` (those inside a schema whose root is a `$ref` included) prefixed
+    with `url`, so that several schemas can share one converter, and registered with `conv`."""
+    for _, node in _walk(schema, "#"):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            conv.add_ref(url + ref, _resolve(ref, schema))
+            node["$ref"] = url + ref  # type: ignore[index]
+    return schema
 
 
 def _grammar_of(schema: Mapping[str, Any], param: str | None) -> str:
-    conv = _Converter()
+    conv = GbnfConverter()
     rule = _convert(conv, schema, "", "schema", param, "")
     if rule != "root":
-        conv._rules["root"] = rule
+        conv.set_rule("root", rule)
     return _checked(conv.grammar(), None, param)
 
 
 def _visit_args(
-    conv: _Converter, schema: Mapping[str, Any] | None, prefix: str, param: str, *, label: str = ""
+    conv: GbnfConverter, schema: Mapping[str, Any] | None, prefix: str, param: str, *, label: str = ""
 ) -> str:
     if schema is None:
-        return conv._add_rule(f"{prefix}-args", '"{" space "}" space')
+        return conv.add_rule(f"{prefix}-args", '"{" space "}" space')
     if isinstance(schema, Mapping) and not _COMPOSED.intersection(schema):
         schema = {**schema, "type": "object"}  # arguments are an object even where the schema is silent
     return _convert(conv, schema, f"{prefix}-args", prefix, param, label)
 
 
 def _convert(
-    conv: _Converter, schema: Mapping[str, Any], name: str, url: str, param: str | None, label: str
+    conv: GbnfConverter, schema: Mapping[str, Any], name: str, url: str, param: str | None, label: str
 ) -> str:
     if not isinstance(schema, Mapping):
         raise InvalidRequestError(f"{label}the JSON schema must be an object.", param=param)
     check_schema_size(schema, param=param)
     try:
         _check_supported(schema)
-        resolved = conv.resolve_refs(_normalize(schema), url)
-        return str(conv.visit(resolved, name))
+        return conv.visit(_keyed_refs(conv, _normalize(schema), url), name)
     except (ValueError, AssertionError, KeyError, TypeError, AttributeError, RecursionError) as e:
         reason = str(e) or type(e).__name__
         raise InvalidRequestError(f"{label}Unsupported JSON schema: {reason}", param=param) from e
@@ -314,7 +266,7 @@ def _check_values(node: Mapping[str, Any]) -> None:
     types = _types(node)
     for kind in ("integer", "number"):
         if kind in types and any(k in node for k in BOUNDS):
-            _bounds(node, integer=kind == "integer")
+            inclusive_bounds(node, integer=kind == "integer")
 
 
 def _check_ref(ref: object, root: Mapping[str, Any]) -> None:
@@ -423,22 +375,3 @@ def _json_type(value: object) -> str:
         return "integer"
     names = {float: "number", str: "string", list: "array", dict: "object"}
     return next((n for t, n in names.items() if isinstance(value, t)), type(value).__name__)
-
-
-def _bounds(node: Mapping[str, Any], *, integer: bool) -> tuple[int | None, int | None]:
-    """Inclusive integer bounds; for numbers only integer-valued inclusive bounds are supported."""
-    if any(isinstance(node.get(k), bool) for k in BOUNDS):
-        raise ValueError("boolean exclusive bounds (draft 4) are not supported; give the bound itself")
-    lows = [math.ceil(node["minimum"])] if "minimum" in node else []
-    highs = [math.floor(node["maximum"])] if "maximum" in node else []
-    if not integer:
-        if "exclusiveMinimum" in node or "exclusiveMaximum" in node:
-            raise ValueError("exclusive bounds on 'number' are not supported (use inclusive ones)")
-        if any(float(node[k]) != int(node[k]) for k in ("minimum", "maximum") if k in node):
-            raise ValueError("only whole-number bounds are supported on 'number'")
-    lows += [math.floor(node["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in node else []
-    highs += [math.ceil(node["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in node else []
-    lo, hi = max(lows, default=None), min(highs, default=None)
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError("no value lies between the minimum and the maximum")
-    return lo, hi

@@ -1,18 +1,24 @@
-"""GBNF building blocks for `grammar.py`: string literals, decimal ranges, JSON-safe regex patterns.
+"""GBNF building blocks for `grammar.py` and `schema_gbnf.py`: string literals, decimal ranges, JSON-safe
+regex patterns.
 
-Pure functions over text; no llama.cpp. Ranges produce rules for integers lo..hi without leading zeros
-(at most `MAX_DIGITS` digits where a side is open) and for numbers with whole-number bounds. Patterns are
-rewritten for llama-cpp-python's regex converter so that every match is a string a JSON string may
-hold unescaped.
+Pure functions; no llama.cpp. Ranges produce rules for integers lo..hi without leading zeros (at most
+`MAX_DIGITS` digits where a side is open) and for numbers with whole-number bounds (`inclusive_bounds`
+reads them from a schema). Patterns are rewritten for the converter's regex translation so that every
+match is a string a JSON string may hold unescaped.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 MAX_DIGITS = 15  # unbounded integers get at most this many digits, as the converter's own rule
 FRACTION, ZERO_FRACTION = r'("." [0-9]{1,15})?', r'("." "0"{1,15})?'
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 _CLASS_ESCAPES = {"d": [(48, 57)], "w": [(48, 57), (65, 90), (95, 95), (97, 122)], "s": [(32, 32)]}
 _UNSAFE = ((0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C), (0x7F, 0x7F))  # never raw inside a JSON string
-_META_ESCAPES = set("[]()|{}*+?")  # llama-cpp-python's converter turns `\X` into a literal X for these
+_META_ESCAPES = set("[]()|{}*+?")  # the converter (schema_gbnf) turns `\X` into a literal X for these
 
 
 def gbnf_literal(text: str) -> str:
@@ -30,6 +36,26 @@ def gbnf_literal(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # Numeric ranges
+
+
+def inclusive_bounds(node: Mapping[str, Any], *, integer: bool) -> tuple[int | None, int | None]:
+    """A schema's inclusive integer bounds (ValueError where unsupported): for numbers, only
+    integer-valued inclusive bounds are supported."""
+    if any(isinstance(node.get(k), bool) for k in BOUNDS):
+        raise ValueError("boolean exclusive bounds (draft 4) are not supported; give the bound itself")
+    lows = [math.ceil(node["minimum"])] if "minimum" in node else []
+    highs = [math.floor(node["maximum"])] if "maximum" in node else []
+    if not integer:
+        if "exclusiveMinimum" in node or "exclusiveMaximum" in node:
+            raise ValueError("exclusive bounds on 'number' are not supported (use inclusive ones)")
+        if any(float(node[k]) != int(node[k]) for k in ("minimum", "maximum") if k in node):
+            raise ValueError("only whole-number bounds are supported on 'number'")
+    lows += [math.floor(node["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in node else []
+    highs += [math.ceil(node["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in node else []
+    lo, hi = max(lows, default=None), min(highs, default=None)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError("no value lies between the minimum and the maximum")
+    return lo, hi
 
 
 def int_range(lo: int | None, hi: int | None) -> str:
