@@ -509,16 +509,3 @@ def test_reasoning_fragments_are_typed(llm: Socket, fake: FakeBackend) -> None:
     ]
     assert {f["reasoningType"] for f in plain} == {"none"}
     assert "".join(f["content"] for f in plain).startswith("<think>")
-
-
-def test_uploads_are_bounded_in_total_bytes() -> None:
-    from openlms.server.sdk.files import FileStore
-    from openlms.server.sdk.transport import Client
-
-    store = FileStore(max_total_bytes=100)
-    a, b = Client("a"), Client("b")
-    first = store.put(a, "1.txt", b"x" * 60)
-    store.put(b, "2.txt", b"y" * 60)  # over budget: client a's files go first
-    assert store.get(a, first.identifier) is None and store.total_bytes == 60
-    kept = store.put(b, "3.txt", b"z" * 30)
-    assert store.get(b, kept.identifier) is not None and store.total_bytes == 90

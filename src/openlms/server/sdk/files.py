@@ -10,35 +10,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
 from openlms.server.sdk.transport import Client
-from openlms.services.files import MAX_FILE_BYTES, MAX_TOTAL_BYTES, FileService, StoredFile
+from openlms.services.files import MAX_FILE_BYTES, FileService
 
 
 class FileStore:
-    def __init__(self, files: FileService | None = None, *, max_total_bytes: int = MAX_TOTAL_BYTES) -> None:
-        """`files`: the service (the app's keeps uploads in the home). Without one (tests), uploads go to a
-        private temporary folder that lives as long as this object, bounded by `max_total_bytes`."""
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        if files is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="openlms-uploads-")
-            files = FileService.in_home(Path(self._scratch.name), max_total_bytes=max_total_bytes)
+    def __init__(self, files: FileService) -> None:
+        """`files`: the service that keeps the uploads (the app's keeps them in the home)."""
         self.files = files
-
-    @property
-    def total_bytes(self) -> int:
-        return self.files.total_bytes
-
-    def get(self, client: Client, identifier: str) -> StoredFile | None:
-        return self.files.get(client.identifier, identifier)
-
-    def put(self, client: Client, name: str, data: bytes) -> StoredFile:
-        return self.files.put(client.identifier, name, data)
 
     def attach_for(self, client: Client) -> Callable[[Mapping[str, Any]], str | None]:
         """How a predict request of `client` includes its uploaded files (see `FileService.attach`)."""
@@ -60,5 +43,5 @@ class FileStore:
             raise InvalidRequestError(f"The content of '{name}' is not valid base64.") from None
         if len(data) > MAX_FILE_BYTES:
             raise InvalidRequestError(f"'{name}' is larger than {MAX_FILE_BYTES // 2**20} MiB.")
-        stored = await asyncio.to_thread(self.put, client, name, data)
+        stored = await asyncio.to_thread(self.files.put, client.identifier, name, data)
         return {"identifier": stored.identifier, "fileType": stored.file_type, "sizeBytes": len(data)}
