@@ -1,5 +1,6 @@
 """Tool use for one chat request: validate `tools`/`tool_choice`, choose the model's tool format, shape the
-conversation for the template, and build the grammar that forces a call when one is required.
+conversation for the template, and build the grammar that forces a call when one is required (each tool
+format's registry entry writes its own calls' grammar; this module bounds free text and chooses when).
 
 Native formats go through the model's own template (it renders `tools`, assistant `tool_calls` and `tool`
 messages); every other model gets LM Studio's default format (a system prompt with AVAILABLE TOOLS,
@@ -11,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.parsers.grammar import args_grammars, check_schema_size, tool_call_grammar, value_grammars
-from openlms.parsers.grammar_pieces import gbnf_literal
+from openlms.parsers.grammar import check_schema_size
 from openlms.parsers.output.registry import ToolFormat, detect_tool_format
 from openlms.parsers.output.toolspec import normalize_tool_names, to_default_format_messages
 
@@ -26,7 +26,8 @@ log = logging.getLogger("openlms.server")
 
 # In a forced call, a string argument whose schema sets no `maxLength` gets this one: a small model can
 # otherwise write inside a string until the context ends, and the call never completes. A schema's own
-# `maxLength` (llama.cpp takes up to ~2000) allows longer strings.
+# `maxLength` (llama.cpp takes up to ~2000) allows longer strings. Formats that write text arguments raw
+# (qwen3_xml) get the same bound.
 FORCED_STRING_MAX_LENGTH = 1000
 
 
@@ -62,18 +63,10 @@ def plan_tools(
     model_tools, names = normalize_tool_names(checked)
     if forced is None:  # the model decides; once it starts a call, the call is kept whole
         lazy = _lazy_grammar(fmt, model_tools, template_source)
-        return ToolPlan(fmt, model_tools, names, lazy, lazy_trigger(fmt) if lazy else None)
+        return ToolPlan(fmt, model_tools, names, lazy, fmt.lazy_trigger if lazy else None)
     wanted = {n for n, original in names.items() if forced == "*" or original == forced}
     chosen = [t for t in model_tools if t["function"]["name"] in wanted]
     return ToolPlan(fmt, model_tools, names, required_grammar(fmt, chosen, template_source))
-
-
-# The text that starts a call in each format that can take a lazy grammar (the others stay free).
-LAZY_TRIGGERS = {"default": "[TOOL_REQUEST]", "hermes": "<tool_call>", "qwen3_xml": "<tool_call>"}
-
-
-def lazy_trigger(fmt: ToolFormat) -> str | None:
-    return LAZY_TRIGGERS.get(fmt.name)
 
 
 def _lazy_grammar(
@@ -81,7 +74,7 @@ def _lazy_grammar(
 ) -> str | None:
     """The grammar that keeps a call whole once the model starts one; None for formats without a textual
     trigger, or tools whose schemas a grammar cannot express (then calls are parsed as written)."""
-    if lazy_trigger(fmt) is None:
+    if fmt.lazy_trigger is None:
         return None
     try:
         return required_grammar(fmt, tools, template_source, many=True)
@@ -141,21 +134,9 @@ def required_grammar(
     fmt: ToolFormat, tools: Sequence[Mapping[str, Any]], template_source: str | None, *, many: bool = False
 ) -> str:
     """GBNF that makes the model write exactly one call (`many`: one or more, for lazy grammars of the
-    formats in LAZY_TRIGGERS), in its own format, to one of `tools`."""
+    formats with a `lazy_trigger`), in its own format, to one of `tools`; free text is bounded."""
     specs = [(t["function"]["name"], _bounded(t["function"].get("parameters"))) for t in tools]
-    if fmt.name == "qwen3_xml":
-        return _xml_grammar(specs, many=many)
-    if fmt.name == "harmony" or (fmt.name == "mistral" and "[ARGS]" in (template_source or "")):
-        return _name_outside_grammar(fmt.name, specs)
-    args_key = "parameters" if fmt.name == "llama3" else "arguments"
-    rules, call = tool_call_grammar(specs, args_key=args_key)
-    block = {
-        "hermes": f'"<tool_call>\\n" {call} "\\n</tool_call>"',
-        "llama3": call,
-        "mistral": f'"[TOOL_CALLS]" "[" {call} "]"',
-    }.get(fmt.name, f'"[TOOL_REQUEST]" {call} "[END_TOOL_REQUEST]"')
-    root = f"( {block} ) ( [ \\n]{{0,2}} ( {block} ) )*" if many else block
-    return f"root ::= {root}\n{rules}"
+    return fmt.call_grammar(specs, template_source, many=many, max_text=FORCED_STRING_MAX_LENGTH)
 
 
 def _bounded(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -178,62 +159,6 @@ def _bounded_node(node: Any) -> Any:
     if is_string and free:
         out["maxLength"] = FORCED_STRING_MAX_LENGTH
     return out
-
-
-def _xml_grammar(specs: Sequence[tuple[str, Mapping[str, Any] | None]], *, many: bool) -> str:
-    """Qwen3-Coder's XML calls: `<function=NAME>` and one `<parameter=KEY>` block per argument, in the
-    schema's order (optional ones may be left out); text values are raw, the others JSON."""
-    params = [(name, list(_properties(schema))) for name, schema in specs]
-    json_schemas = [sub for _, props in params for _, sub, _ in props if not _raw_text(sub)]
-    rules, names = value_grammars(json_schemas)
-    json_rules = iter(names)
-    text = f"[^<]{{0,{FORCED_STRING_MAX_LENGTH}}}"
-    close_param, close_call = gbnf_literal("\n</parameter>\n"), gbnf_literal("</function>\n</tool_call>")
-    calls = []
-    for name, props in params:
-        parts = []
-        for key, sub, required in props:
-            value = _raw_value(sub, text) if _raw_text(sub) else next(json_rules)
-            item = f"{gbnf_literal(f'<parameter={key}>' + chr(10))} {value} {close_param}"
-            parts.append(item if required else f"( {item} )?")
-        head = gbnf_literal(f"<tool_call>\n<function={name}>\n")
-        calls.append(f"( {head} {' '.join(parts)} {close_call} )")
-    root = "xml-call ( [ \\n]{0,2} xml-call )*" if many else "xml-call"
-    return f"root ::= {root}\nxml-call ::= " + " | ".join(calls) + "\n" + rules
-
-
-def _properties(schema: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
-    schema = schema or {}
-    required = set(schema.get("required") or ())
-    for key, sub in (schema.get("properties") or {}).items():
-        yield key, sub if isinstance(sub, Mapping) else {}, key in required
-
-
-def _raw_text(schema: Mapping[str, Any]) -> bool:
-    """A string parameter: written raw between the tags, not as JSON (as the qwen3_xml parser reads it)."""
-    return schema.get("type") == "string"
-
-
-def _raw_value(schema: Mapping[str, Any], free_text: str) -> str:
-    """Raw text: one of the enum's (or the const's) strings, else free text (`pattern` and `format` are
-    not enforced in this format's raw values)."""
-    choices = schema.get("enum", [schema["const"]] if "const" in schema else None)
-    if isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices):
-        return "( " + " | ".join(gbnf_literal(c) for c in choices) + " )"
-    return free_text
-
-
-def _name_outside_grammar(fmt_name: str, specs: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
-    """Formats that write the name as markup and only the arguments as JSON."""
-    rules, arg_rules = args_grammars([schema for _, schema in specs])
-    alternatives = []
-    for (name, _), rule in zip(specs, arg_rules, strict=True):
-        if fmt_name == "harmony":
-            head = gbnf_literal(f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>")
-            alternatives.append(f'{head} {rule} "<|call|>"')
-        else:
-            alternatives.append(f'"[TOOL_CALLS]" {gbnf_literal(name)} "[ARGS]" {rule}')
-    return "root ::= " + " | ".join(f"( {a} )" for a in alternatives) + "\n" + rules
 
 
 def messages_for_template(plan: ToolPlan, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -1,15 +1,28 @@
-"""The tool-call formats, and which one a model's chat template speaks."""
+"""The tool-call formats, and which one a model's chat template speaks.
+
+A format is one `ToolFormat` entry: its parser (a module in this package), its call grammar
+(`call_grammars.py`), its lazy trigger and how its output is shown; `detect_tool_format` recognises its
+template. Services ask the entry and never compare format names.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
 from openlms.core.errors import InvalidRequestError
 from openlms.parsers.output.base import IdFactory, TextParser
+from openlms.parsers.output.call_grammars import (
+    CallGrammar,
+    ToolSpec,
+    harmony_call,
+    json_call,
+    mistral_call,
+    qwen_xml_call,
+)
 from openlms.parsers.output.events import OutputParser
 from openlms.parsers.output.harmony import HarmonyParser
 from openlms.parsers.output.llama3 import Llama3Parser
@@ -20,13 +33,35 @@ from openlms.parsers.output.tagged import default_format_parser, hermes_parser
 ParserFactory = Callable[[Collection[str], bool, IdFactory | None, ToolSchemas], OutputParser]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolFormat:
+    """Everything openlms knows about one tool-call format: how to parse it, how to force or keep whole a
+    call in it, and how its output is shown."""
+
     name: str  # "hermes", "qwen3_xml", "llama3", "mistral", "harmony", "default"
     native: bool  # False only for "default" (LM Studio's prompt-based format)
     needs_special_tokens: bool  # the engine must render control tokens as text for this format's markup
     parses_reasoning: bool  # the format carries reasoning itself (harmony channels), no <think> tags
     factory: ParserFactory = field(repr=False, compare=False)
+    grammar: CallGrammar = field(repr=False, compare=False)  # see `call_grammar`
+    # The text that starts a call: a lazy grammar keeps calls whole from it on while the model may still
+    # answer in text. None: calls stay free unless one is required (markup a grammar cannot wait for).
+    lazy_trigger: str | None = None
+    # The output goes through this format's parser even without tools (harmony: channels, reasoning).
+    always_parsed: bool = False
+    # The chat-completions field its reasoning is returned in: "reasoning" for harmony (gpt-oss, as LM
+    # Studio does), else "reasoning_content".
+    reasoning_field: str = "reasoning_content"
+
+    def call_grammar(
+        self, tools: Sequence[ToolSpec], template_source: str | None, *, many: bool = False, max_text: int
+    ) -> str:
+        """GBNF that makes the model write a call in this format to one of `tools` ((name, parameters
+        schema or None) pairs): exactly one, or with `many` (for lazy grammars) one or more. The template
+        (None for a manual one) picks a variant where the format has several (Mistral's `[ARGS]`).
+        `max_text` bounds the free-text values that a format writes raw, outside JSON (qwen3_xml).
+        InvalidRequestError where a schema cannot become a grammar."""
+        return self.grammar(tools, template_source, many=many, max_text=max_text)
 
     def parser(
         self,
@@ -71,16 +106,62 @@ def _qwen_xml(
     return qwen_xml_parser(names, tool_schemas=schemas, new_id=new_id) if names else TextParser()
 
 
-FORMATS = MappingProxyType(
-    {
-        "hermes": ToolFormat("hermes", True, False, False, _tools_or_text(hermes_parser)),
-        "qwen3_xml": ToolFormat("qwen3_xml", True, False, False, _qwen_xml),
-        "llama3": ToolFormat("llama3", True, True, False, _tools_or_text(Llama3Parser)),
-        "mistral": ToolFormat("mistral", True, True, False, _tools_or_text(MistralParser)),
-        "harmony": ToolFormat("harmony", True, True, True, _harmony),
-        "default": ToolFormat("default", False, False, False, _tools_or_text(default_format_parser)),
-    }
+_ALL = (
+    ToolFormat(
+        name="hermes",
+        native=True,
+        needs_special_tokens=False,
+        parses_reasoning=False,
+        factory=_tools_or_text(hermes_parser),
+        grammar=json_call('"<tool_call>\\n"', '"\\n</tool_call>"'),
+        lazy_trigger="<tool_call>",
+    ),
+    ToolFormat(
+        name="qwen3_xml",
+        native=True,
+        needs_special_tokens=False,
+        parses_reasoning=False,
+        factory=_qwen_xml,
+        grammar=qwen_xml_call,
+        lazy_trigger="<tool_call>",
+    ),
+    ToolFormat(
+        name="llama3",
+        native=True,
+        needs_special_tokens=True,
+        parses_reasoning=False,
+        factory=_tools_or_text(Llama3Parser),
+        grammar=json_call("", "", args_key="parameters"),
+    ),
+    ToolFormat(
+        name="mistral",
+        native=True,
+        needs_special_tokens=True,
+        parses_reasoning=False,
+        factory=_tools_or_text(MistralParser),
+        grammar=mistral_call,
+    ),
+    ToolFormat(
+        name="harmony",
+        native=True,
+        needs_special_tokens=True,
+        parses_reasoning=True,
+        factory=_harmony,
+        grammar=harmony_call,
+        always_parsed=True,
+        reasoning_field="reasoning",
+    ),
+    ToolFormat(
+        name="default",
+        native=False,
+        needs_special_tokens=False,
+        parses_reasoning=False,
+        factory=_tools_or_text(default_format_parser),
+        grammar=json_call('"[TOOL_REQUEST]"', '"[END_TOOL_REQUEST]"'),
+        lazy_trigger="[TOOL_REQUEST]",
+    ),
 )
+FORMATS = MappingProxyType({fmt.name: fmt for fmt in _ALL})
 
 _MENTIONS_TOOLS = re.compile(r"\btools\b")
 
