@@ -371,11 +371,16 @@ class _PatternConverter:
             elif c == "|":
                 seq.append(("|", False))
                 self.i += 1
+            elif c in ("*", "+", "?", "{") and not seq:
+                raise ValueError(f"Nothing to repeat at index {self.i} of /{pattern}/")
             elif c in ("*", "+", "?"):
                 seq[-1] = (_to_rule(seq[-1]) + c, False)
                 self.i += 1
             elif c == "{":
                 self._repeat_last(seq, self._bracketed("{", "}", "curly", start))
+            elif c in ("]", "}"):  # unopened: a literal character, as in Python's `re`
+                seq.append((c, True))
+                self.i += 1
             else:
                 literal = self._literal()
                 if literal:
