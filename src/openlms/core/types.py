@@ -107,28 +107,21 @@ class LoadedInstance(Protocol):
     """What the layers above the engine may read of a loaded model instance (the engine's `Instance`
     satisfies it); the server sees instances only through this."""
 
+    identifier: str
+    reference: str
+    descriptor: ModelDescriptor
+    context_length: int
+    load_config: LoadConfig
+    jit: bool
+    ttl_seconds: float | None
+    active: int  # requests in flight
+    unloading: bool
+
     @property
-    def identifier(self) -> str: ...
+    def status(self) -> str: ...  # "idle", "generating" or "unloading"
+
     @property
-    def reference(self) -> str: ...
-    @property
-    def descriptor(self) -> ModelDescriptor: ...
-    @property
-    def context_length(self) -> int: ...
-    @property
-    def load_config(self) -> LoadConfig: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def active(self) -> int: ...
-    @property
-    def queued(self) -> int: ...
-    @property
-    def jit(self) -> bool: ...
-    @property
-    def ttl_seconds(self) -> float | None: ...
-    @property
-    def unloading(self) -> bool: ...
+    def queued(self) -> int: ...  # requests waiting behind the one in progress
 
 
 # ---------------------------------------------------------------------------------------------------

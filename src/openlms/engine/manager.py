@@ -42,17 +42,12 @@ class Instance:
     active: int = 0
     unloading: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    context_length: int = field(init=False)  # as loaded (fixed for the instance's life)
+    load_config: LoadConfig = field(init=False)
 
     def __post_init__(self) -> None:
         self.idle.set()
-
-    @property
-    def context_length(self) -> int:
-        return self.runtime.context_length
-
-    @property
-    def load_config(self) -> LoadConfig:
-        return self.runtime.load_config
+        self.context_length, self.load_config = self.runtime.context_length, self.runtime.load_config
 
     @property
     def busy(self) -> bool:

@@ -88,11 +88,8 @@ class OutputSpec:
     tool_schemas: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)  # by model's name
     reasoning: bool = False
     starts_in_reasoning: bool = False
-
-    @property
-    def reasoning_in_channels(self) -> bool:
-        """The format carries reasoning in its own channels (gpt-oss Harmony), not in <think> tags."""
-        return self.tool_format is not None and self.tool_format.parses_reasoning
+    # the format carries reasoning in its own channels (gpt-oss Harmony), not in <think> tags
+    reasoning_in_channels: bool = False
 
     def new_parser(self) -> OutputParser:
         return build_output_parser(
@@ -185,14 +182,7 @@ class Predictor:
     async def prepare_chat(self, chat: ChatRequest) -> PreparedPrediction:
         instance = await self._llm(chat.model, chat.ttl_seconds)
         settings, variables = self._resolve(instance, chat.params, chat.preset)
-        prompt = chat_prompt(
-            instance.runtime,
-            instance.descriptor,
-            settings.template,
-            variables,
-            settings.tools,
-            settings.tool_choice,
-        )
+        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables)
         grammar, trigger = _one_grammar(settings.structured, prompt.plan)
         fitted = fit(
             with_system_prompt(_checked(chat.messages), settings.system_prompt),
@@ -207,17 +197,14 @@ class Predictor:
         output = _output_spec(prompt.plan, settings.reasoning_parsing, opens_reasoning)
         if fitted.truncation:
             log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
-        request = GenerationRequest(
-            tuple(fitted.tokens),
-            settings.sampling,
-            settings.max_tokens,
-            settings.stops + tuple(s for s in prompt.extra_stops if s not in settings.stops),
+        request = await self._request(
+            settings,
+            fitted.tokens,
+            prompt.extra_stops,
             grammar=grammar,
             grammar_trigger=trigger,
             render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
-            overflow=settings.overflow,
             keep_tokens=fitted.keep_tokens,
-            draft=await self._draft(settings),
         )
         return PreparedPrediction(instance, text, request, settings, output, fitted.truncation)
 
@@ -234,18 +221,29 @@ class Predictor:
             policy=settings.overflow,
             max_tokens=settings.max_tokens,
         )
-        request = GenerationRequest(
-            tuple(fitted.tokens),
-            settings.sampling,
-            settings.max_tokens,
-            settings.stops,
-            grammar=settings.structured,
-            overflow=settings.overflow,
-            keep_tokens=1,
-            draft=await self._draft(settings),
-        )
+        request = await self._request(settings, fitted.tokens, grammar=settings.structured, keep_tokens=1)
         text = prompt if fitted.truncation is None else instance.runtime.detokenize(fitted.tokens)
         return PreparedPrediction(instance, text, request, settings, truncation=fitted.truncation)
+
+    async def _request(
+        self,
+        settings: ResolvedParams,
+        tokens: Sequence[int],
+        template_stops: Sequence[str] = (),
+        **options: Any,
+    ) -> GenerationRequest:
+        """The engine's request: the prompt's tokens with the resolved sampling, limits, stops (the
+        settings' and then the template's own), overflow policy and draft model, plus `options`."""
+        stops = settings.stops + tuple(s for s in template_stops if s not in settings.stops)
+        return GenerationRequest(
+            tuple(tokens),
+            settings.sampling,
+            settings.max_tokens,
+            stops,
+            overflow=settings.overflow,
+            draft=await self._draft(settings),
+            **options,
+        )
 
     def _resolve(
         self, instance: Instance, params: PredictionParams, preset: str | None
@@ -268,14 +266,7 @@ class Predictor:
         """The exact prompt (and its token count) a chat request would send, without generating."""
         instance = await self._llm(model, None)
         settings, variables = self._resolve(instance, params or PredictionParams(), None)
-        prompt = chat_prompt(
-            instance.runtime,
-            instance.descriptor,
-            settings.template,
-            variables,
-            settings.tools,
-            settings.tool_choice,
-        )
+        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables)
         checked = _checked(messages)
         text = prompt.render(checked, add_generation_prompt=True)
         tokens = len(prompt.tokenize(checked, True))
@@ -353,6 +344,7 @@ def _output_spec(plan: ToolPlan, reasoning: bool, opens_reasoning: bool) -> Outp
         {t["function"]["name"]: t["function"].get("parameters") for t in plan.tools or []},
         reasoning=reasoning,
         starts_in_reasoning=opens_reasoning,
+        reasoning_in_channels=plan.format.parses_reasoning,
     )
 
 

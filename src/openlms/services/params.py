@@ -19,8 +19,7 @@ from typing import Any
 from openlms.core.settings import Settings
 from openlms.core.types import ContextOverflowPolicy, DraftSpec, SamplingParams
 from openlms.parsers.templates import PromptTemplateSpec
-
-ToolChoice = str | Mapping[str, Any] | None
+from openlms.services.toolcalls import ToolChoice
 
 _SAMPLING = tuple(f.name for f in fields(SamplingParams) if f.name != "repeat_last_n")
 

@@ -9,10 +9,10 @@ from typing import Any, Protocol
 
 from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
-from openlms.parsers.templates import ChatTemplate, PromptTemplateSpec, resolve_template
+from openlms.parsers.templates import ChatTemplate, resolve_template
 from openlms.services.overflow import FittedPrompt
+from openlms.services.params import ResolvedParams
 from openlms.services.toolcalls import (
-    ToolChoice,
     ToolPlan,
     messages_for_template,
     plan_tools,
@@ -69,19 +69,18 @@ class ChatPrompt:
 def chat_prompt(
     runtime: ModelRuntime,
     descriptor: ModelDescriptor,
-    override: PromptTemplateSpec | None,
+    settings: ResolvedParams,
     variables: Mapping[str, Any],
-    tools: Sequence[Mapping[str, Any]] | None,
-    tool_choice: ToolChoice,
 ) -> ChatPrompt:
-    """The prompt of one request: the template (`override`, else the model's), its Jinja `variables`,
-    and the tools planned for the template's tool format."""
+    """The prompt of one request: the settings' template (else the model's), its Jinja `variables`, and
+    the settings' tools planned for the template's tool format."""
     template = resolve_template(
         runtime.chat_template,
         descriptor.architecture,
         bos_token=runtime.bos_token,
         eos_token=runtime.eos_token,
-        override=override,
+        override=settings.template,
     )
     source = template.source if isinstance(template, ChatTemplate) else None
-    return ChatPrompt(runtime, template, plan_tools(tools, tool_choice, source), variables)
+    plan = plan_tools(settings.tools, settings.tool_choice, source)
+    return ChatPrompt(runtime, template, plan, variables)
