@@ -337,7 +337,7 @@ class TemplateResult(NamedTuple):
 
 
 def _output_spec(plan: ToolPlan, reasoning: bool, opens_reasoning: bool) -> OutputSpec:
-    parsed = plan.active or plan.format.parses_reasoning  # channels are always parsed, tools or not
+    parsed = plan.active or plan.format.always_parsed  # e.g. harmony's channels, tools or not
     return OutputSpec(
         plan.format if parsed else None,
         plan.names,

@@ -33,11 +33,9 @@ def test_lazy_triggers() -> None:
     }
 
 
-def test_only_harmony_is_always_parsed_and_answers_in_reasoning() -> None:
+def test_only_harmony_is_always_parsed_and_carries_its_own_reasoning() -> None:
     assert [name for name, fmt in FORMATS.items() if fmt.always_parsed] == ["harmony"]
-    fields = {name: fmt.reasoning_field for name, fmt in FORMATS.items()}
-    assert fields.pop("harmony") == "reasoning"
-    assert set(fields.values()) == {"reasoning_content"}
+    assert [name for name, fmt in FORMATS.items() if fmt.parses_reasoning] == ["harmony"]
 
 
 @pytest.mark.parametrize(

@@ -49,9 +49,6 @@ class ToolFormat:
     lazy_trigger: str | None = None
     # The output goes through this format's parser even without tools (harmony: channels, reasoning).
     always_parsed: bool = False
-    # The chat-completions field its reasoning is returned in: "reasoning" for harmony (gpt-oss, as LM
-    # Studio does), else "reasoning_content".
-    reasoning_field: str = "reasoning_content"
 
     def call_grammar(
         self, tools: Sequence[ToolSpec], template_source: str | None, *, many: bool = False, max_text: int
@@ -149,7 +146,6 @@ _ALL = (
         factory=_harmony,
         grammar=harmony_call,
         always_parsed=True,
-        reasoning_field="reasoning",
     ),
     ToolFormat(
         name="default",
