@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
-from openlms.parsers.templates import ChatTemplate, resolve_template
+from openlms.parsers.templates import ChatTemplate, ManualTemplate, resolve_template
 from openlms.services.overflow import FittedPrompt
 from openlms.services.params import ResolvedParams
 from openlms.services.toolcalls import (
@@ -20,24 +20,10 @@ from openlms.services.toolcalls import (
 )
 
 
-class Template(Protocol):
-    @property
-    def extra_stops(self) -> tuple[str, ...]: ...
-
-    def render(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        add_generation_prompt: bool = True,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        variables: Mapping[str, Any] | None = None,
-    ) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ChatPrompt:
     runtime: ModelRuntime
-    template: Template
+    template: ChatTemplate | ManualTemplate
     plan: ToolPlan
     variables: Mapping[str, Any]
 

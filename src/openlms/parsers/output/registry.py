@@ -39,11 +39,11 @@ class ToolFormat:
     call in it, and how its output is shown."""
 
     name: str  # "hermes", "qwen3_xml", "llama3", "mistral", "harmony", "default"
-    native: bool  # False only for "default" (LM Studio's prompt-based format)
-    needs_special_tokens: bool  # the engine must render control tokens as text for this format's markup
-    parses_reasoning: bool  # the format carries reasoning itself (harmony channels), no <think> tags
     factory: ParserFactory = field(repr=False, compare=False)
     grammar: CallGrammar = field(repr=False, compare=False)  # see `call_grammar`
+    native: bool = True  # False only for "default" (LM Studio's prompt-based format)
+    needs_special_tokens: bool = False  # the engine must render control tokens as text for its markup
+    parses_reasoning: bool = False  # the format carries reasoning itself (harmony channels), no <think>
     # The text that starts a call: a lazy grammar keeps calls whole from it on while the model may still
     # answer in text. None: calls stay free unless one is required (markup a grammar cannot wait for).
     lazy_trigger: str | None = None
@@ -106,41 +106,30 @@ def _qwen_xml(
 _ALL = (
     ToolFormat(
         name="hermes",
-        native=True,
-        needs_special_tokens=False,
-        parses_reasoning=False,
         factory=_tools_or_text(hermes_parser),
         grammar=json_call('"<tool_call>\\n"', '"\\n</tool_call>"'),
         lazy_trigger="<tool_call>",
     ),
     ToolFormat(
         name="qwen3_xml",
-        native=True,
-        needs_special_tokens=False,
-        parses_reasoning=False,
         factory=_qwen_xml,
         grammar=qwen_xml_call,
         lazy_trigger="<tool_call>",
     ),
     ToolFormat(
         name="llama3",
-        native=True,
         needs_special_tokens=True,
-        parses_reasoning=False,
         factory=_tools_or_text(Llama3Parser),
         grammar=json_call("", "", args_key="parameters"),
     ),
     ToolFormat(
         name="mistral",
-        native=True,
         needs_special_tokens=True,
-        parses_reasoning=False,
         factory=_tools_or_text(MistralParser),
         grammar=mistral_call,
     ),
     ToolFormat(
         name="harmony",
-        native=True,
         needs_special_tokens=True,
         parses_reasoning=True,
         factory=_harmony,
@@ -150,8 +139,6 @@ _ALL = (
     ToolFormat(
         name="default",
         native=False,
-        needs_special_tokens=False,
-        parses_reasoning=False,
         factory=_tools_or_text(default_format_parser),
         grammar=json_call('"[TOOL_REQUEST]"', '"[END_TOOL_REQUEST]"'),
         lazy_trigger="[TOOL_REQUEST]",
