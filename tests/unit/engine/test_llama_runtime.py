@@ -138,3 +138,10 @@ async def test_embeddings_are_unit_vectors_and_batched(tmp_path: Path) -> None:
             await rt.embed(["word " * (rt.context_length + 5)])
     finally:
         await asyncio.to_thread(rt.close)
+
+
+def test_every_kv_cache_type_has_its_ggml_type() -> None:
+    from openlms.core.types import KV_CACHE_TYPES
+    from openlms.engine.llama.native import GGML_TYPES
+
+    assert sorted(GGML_TYPES) == sorted(KV_CACHE_TYPES)
