@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.model_log import ModelLog
 from tests.support.server import (
     BASE_MODEL,
     CHAT_MODEL,
@@ -72,3 +73,10 @@ def sdk_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> It
             yield srv
         finally:
             srv.lms("server", "stop", check=False)
+
+
+@pytest.fixture
+def model_log(server: Server) -> Iterator[ModelLog]:
+    """`lms log stream --source model` beside the test: the prompts the model got and what it wrote."""
+    with ModelLog(server) as log:
+        yield log

@@ -24,6 +24,11 @@ BASE_MODEL = "gemma-3-270m"
 EMBEDDING_MODEL = "text-embedding-all-minilm-l6-v2"
 LMS = str(Path(sys.executable).with_name("lms"))
 
+# A `logit_bias` for CHAT_MODEL that bans its 17 control tokens (ids 0-16; its end-of-generation tokens
+# <|endoftext|>, <|im_end|> and <reponame> are among them): it then writes plain text until `max_tokens`,
+# so that a test can count on an answer's length without counting on its words.
+NEVER_ENDS: dict[str, float] = {str(token): -100 for token in range(17)}
+
 
 def default_models_dir() -> Path:
     """Where `openlms-setup-models` put the default models: `OPENLMS_TEST_MODELS_DIR`, else the models
