@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.support.server import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, Server
+from tests.support.model_log import INPUT, OUTPUT, ModelLog
+from tests.support.server import BASE_MODEL, CHAT_MODEL, EMBEDDING_MODEL, NEVER_ENDS, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,20 +25,35 @@ def client(server: Server) -> Iterator[openai.OpenAI]:
         yield oai
 
 
-def test_chat_answers_with_the_default_model(client: openai.OpenAI) -> None:
+def check_finish(finish: str | None, tokens: int, max_tokens: int) -> None:
+    """`length` exactly at the limit; `stop` (the model ended, or a stop string) at most there."""
+    assert finish in ("stop", "length") and 0 < tokens <= max_tokens
+    if finish == "length":
+        assert tokens == max_tokens
+
+
+def test_chat_answers_with_the_default_model(client: openai.OpenAI, server: Server) -> None:
+    """Whatever the words, the answer is the model's continuation of the chat template's prompt: the
+    prompt apply-template renders (same token count) continued as a raw completion gives the same text."""
+    messages: Any = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
     completion = client.chat.completions.create(
-        model=CHAT_MODEL,
-        messages=[
-            {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "What is the capital of France?"},
-        ],
-        temperature=0,
-        max_tokens=48,
+        model=CHAT_MODEL, messages=messages, temperature=0, max_tokens=48
     )
     answer = completion.choices[0].message.content or ""
-    assert "Paris" in answer
-    assert completion.choices[0].finish_reason in ("stop", "length")
-    assert completion.usage and completion.usage.prompt_tokens > 10 and completion.usage.completion_tokens > 0
+    with server.http() as http:
+        rendered = http.post("/api/v1/apply-template", json={"model": CHAT_MODEL, "messages": messages})
+    assert rendered.status_code == 200, rendered.text
+    raw = client.completions.create(
+        model=CHAT_MODEL, prompt=rendered.json()["prompt"], temperature=0, max_tokens=48
+    )
+    assert completion.usage and completion.usage.prompt_tokens == rendered.json()["prompt_tokens"]
+    check_finish(completion.choices[0].finish_reason, completion.usage.completion_tokens, 48)
+    assert (
+        answer == raw.choices[0].text and completion.choices[0].finish_reason == raw.choices[0].finish_reason
+    )
     assert "<|im_end|>" not in answer and "<|im_start|>" not in answer
 
 
@@ -64,40 +82,70 @@ def test_streaming_matches_non_streaming(client: openai.OpenAI) -> None:
     )
 
 
+def stop_inside_a_word(text: str) -> str:
+    """A stop string taken from `text` after its start: the first 4 letters of a longer word (a stop string
+    that ends inside a word, likely inside a token), else 2 characters from its middle."""
+    for word in re.finditer(r"[A-Za-z]{5,}", text):
+        stop = word.group()[:4]
+        if text.index(stop) > 0:
+            return stop
+    return text[len(text) // 2 :][:2]
+
+
 def test_stop_strings_never_appear(client: openai.OpenAI) -> None:
-    messages = [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "What is the capital of France?"},
-    ]
-    base = client.chat.completions.create(model=CHAT_MODEL, messages=messages, temperature=0, max_tokens=40)
-    text = base.choices[0].message.content or ""
-    stop = text[text.index("Paris") : text.index("Paris") + 4]  # "Pari": a stop string split inside a word
-    cut = client.chat.completions.create(
-        model=CHAT_MODEL, messages=messages, temperature=0, max_tokens=40, stop=[stop]
+    """Cut from whatever the model answers (it writes 40 tokens: its end tokens are banned), a stop string
+    ends the same request right before its first occurrence, and never shows."""
+    ask: Any = dict(
+        model=CHAT_MODEL,
+        messages=[
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+        temperature=0,
+        max_tokens=40,
+        logit_bias=NEVER_ENDS,
     )
+    text = client.chat.completions.create(**ask).choices[0].message.content or ""
+    assert len(text) >= 4, text
+    stop = stop_inside_a_word(text)
+    cut = client.chat.completions.create(**ask, stop=[stop])
     answer = cut.choices[0].message.content or ""
     assert answer == text[: text.index(stop)] and stop not in answer
     assert cut.choices[0].finish_reason == "stop"
 
 
-def test_completion_uses_no_template_on_the_base_model(client: openai.OpenAI) -> None:
+def test_completion_uses_no_template_on_the_base_model(client: openai.OpenAI, model_log: ModelLog) -> None:
+    """The model gets the prompt exactly as sent (the server logs what it gives the model), and the text
+    is what it wrote, up to the stop string."""
+    prompt = "Q: What is the capital of France?\nA:"
+    mark = model_log.mark()
     completion = client.completions.create(
-        model=BASE_MODEL,
-        prompt="Q: What is the capital of France?\nA:",
-        temperature=0,
-        max_tokens=16,
-        stop=["\n"],
+        model=BASE_MODEL, prompt=prompt, temperature=0, max_tokens=16, stop=["\n"]
     )
-    assert "Paris" in completion.choices[0].text
-    assert "\n" not in completion.choices[0].text
+    text = completion.choices[0].text
+    [given], [wrote] = model_log.since(mark, INPUT), model_log.since(mark, OUTPUT)
+    assert given["input"] == prompt and given["modelIdentifier"] == BASE_MODEL
+    assert wrote["output"] == text and "\n" not in text
+    assert completion.usage and completion.usage.prompt_tokens == wrote["stats"]["promptTokensCount"]
+    check_finish(completion.choices[0].finish_reason, completion.usage.completion_tokens, 16)
 
 
-def test_base_model_chats_through_the_builtin_gemma_template(client: openai.OpenAI) -> None:
+def test_base_model_chats_through_the_builtin_gemma_template(client: openai.OpenAI, server: Server) -> None:
+    """gemma-3-270m's GGUF has no chat template: the built-in Gemma one renders the chat, and the turn's
+    end token ends the answer without showing in it."""
+    messages: Any = [{"role": "user", "content": "Hello"}]
     completion = client.chat.completions.create(
-        model=BASE_MODEL, messages=[{"role": "user", "content": "Hello"}], temperature=0, max_tokens=16
+        model=BASE_MODEL, messages=messages, temperature=0, max_tokens=16
     )
-    assert completion.choices[0].message.content  # never an empty answer
-    assert "<end_of_turn>" not in (completion.choices[0].message.content or "")
+    with server.http() as http:
+        rendered = http.post("/api/v1/apply-template", json={"model": BASE_MODEL, "messages": messages})
+    assert rendered.json()["prompt"].endswith(
+        "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n"
+    )
+    assert completion.usage and completion.usage.prompt_tokens == rendered.json()["prompt_tokens"]
+    check_finish(completion.choices[0].finish_reason, completion.usage.completion_tokens, 16)
+    content = completion.choices[0].message.content
+    assert content is not None and "<end_of_turn>" not in content and "<start_of_turn>" not in content
 
 
 def test_embeddings_rank_similar_texts_closer(client: openai.OpenAI) -> None:
@@ -149,6 +197,7 @@ def test_abandoned_stream_stops_generating(client: openai.OpenAI, server: Server
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "Write a very long story about a dragon."}],
         max_tokens=2000,
+        logit_bias=NEVER_ENDS,  # still generating when abandoned, however the story goes
         stream=True,
     )
     for i, _chunk in enumerate(stream):
@@ -198,18 +247,29 @@ def test_seed_makes_sampling_reproducible_and_logit_bias_applies(client: openai.
         top_p=0.95,
         presence_penalty=0.5,
         frequency_penalty=0.5,
+        logit_bias=NEVER_ENDS,  # 24 sampled tokens of text, whatever the sample
         extra_body={"top_k": 50, "min_p": 0.02, "repeat_penalty": 1.05},
     )
-    a = client.chat.completions.create(**kwargs, seed=42).choices[0].message.content  # type: ignore[call-overload]
-    b = client.chat.completions.create(**kwargs, seed=42).choices[0].message.content  # type: ignore[call-overload]
-    assert a == b and a
-    # Ban the end-of-turn token (id 2 in SmolLM2's vocab): the answer must run to max_tokens.
+    a = client.chat.completions.create(**kwargs, seed=42)  # type: ignore[call-overload]
+    b = client.chat.completions.create(**kwargs, seed=42)  # type: ignore[call-overload]
+    assert a.choices[0].message.content == b.choices[0].message.content and a.choices[0].message.content
+    assert a.usage.completion_tokens == b.usage.completion_tokens == 24
+    # Ban SmolLM2's end tokens: the answer must run to max_tokens.
     banned = client.chat.completions.create(
         model=CHAT_MODEL,
         messages=[{"role": "user", "content": "Hi"}],
         temperature=0,
         max_tokens=40,
-        logit_bias={"2": -100},
+        logit_bias=NEVER_ENDS,
     )
     assert banned.choices[0].finish_reason == "length"
     assert banned.usage and banned.usage.completion_tokens == 40
+    # +100 on "!" (id 17 in SmolLM2's vocab): a greedy answer is that token, again and again.
+    forced = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        temperature=0,
+        max_tokens=8,
+        logit_bias={"17": 100},
+    )
+    assert forced.choices[0].message.content == "!" * 8
