@@ -74,3 +74,8 @@ class ModelLog:
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
+
+
+def printed(text: str) -> str:
+    """`text` as a test reads it back from a child's stdout (text mode turns \\r\\n and \\r into \\n)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
