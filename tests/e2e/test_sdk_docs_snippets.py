@@ -13,10 +13,15 @@ in the data file); the few lines the docs never show (a page's `llm`, completion
 imports) are added and listed per snippet in the data file. Snippets that print nothing get a line
 printing their result (`extra_after`) so that the test has something to check.
 
-Tool use: SmolLM2 never calls a tool on its own, so act.md's and tools.md's agent snippets run with
-openlms's per-model setting `toolChoice: required` (PUT /api/v1/models/config). Every round is then a
-forced tool call and `.act()` never ends, so act-0/act-1 are stopped once a tool's result is printed.
-The create_file ones (act-2, tools-4) run unforced: forced, SmolLM2 names the file '' round after round.
+Tool use: SmolLM2 never calls a tool on its own, so act.md's agent snippets run with openlms's per-model
+setting `toolChoice: required` (PUT /api/v1/models/config). Every round is then a forced tool call and
+`.act()` never ends, so act-0/act-1 are stopped once a tool's result is printed. The create_file ones
+(act-2, tools-4) and tools-5 run with `toolChoice: none`: forced, SmolLM2 names the file '' round after
+round; left to choose, how many rounds act() takes would be up to its sampled words.
+
+What the model writes differs from one CPU to another, so answers are never checked for words: a
+snippet whose case `shows` its answer must print exactly what the model wrote, as `lms log stream`
+reports it (tests/support/model_log.py).
 
 Not run (the test checks that the failure is the docs' own, in the client, before any server is asked):
 
@@ -47,7 +52,9 @@ on 2 cores) are most of the chat-completion.md runs.
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import json
 import os
 import re
 import struct
@@ -59,16 +66,19 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.model_log import ModelLog, printed
 from tests.support.sdk_snippets import (
     CASES,
     DOCS_BUG,
     ERROR,
     NOT_CODE,
     RUN,
+    TEXT,
     Case,
     Snippet,
     all_snippets,
@@ -87,6 +97,7 @@ from tests.support.server import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT = 240  # seconds for one snippet (an unbounded answer may run to the end of the context)
+ENDED = ("eosFound", "maxPredictedTokensReached", "stopStringFound", "contextLengthReached")
 UNTIL_TIMEOUT = 120  # seconds for a tool loop to show its first result
 
 
@@ -145,11 +156,22 @@ def ensure_loaded(server: Server, keys: tuple[str, ...]) -> None:
             assert response.status_code == 200, response.text
 
 
-@pytest.fixture
-def tool_choice(docs_server: Server) -> Iterator[None]:
-    """SmolLM2 calls a tool whenever a request offers tools (openlms's per-model `toolChoice`)."""
-    with docs_server.http() as http:
-        config = {"prediction": {"toolChoice": "required"}}
+@pytest.fixture(scope="module")
+def docs_log(docs_server: Server) -> Iterator[ModelLog]:
+    """What the model got and wrote, as the server logs them."""
+    with ModelLog(docs_server) as log:
+        yield log
+
+
+@contextlib.contextmanager
+def tool_choice(server: Server, choice: str | None) -> Iterator[None]:
+    """openlms's per-model `toolChoice` on the chat model while a snippet runs: "required", SmolLM2 calls
+    a tool whenever a request offers tools; "none", it never does."""
+    if choice is None:
+        yield
+        return
+    with server.http() as http:
+        config = {"prediction": {"toolChoice": choice}}
         response = http.put("/api/v1/models/config", params={"model": CHAT_MODEL}, json=config)
         assert response.status_code == 200, response.text
         try:
@@ -174,6 +196,9 @@ def compose(snippet: Snippet, case: Case, port: int) -> str:
             f"{snippet.id}: none of {list(case.replace)} is in it"
         )
     for old, new in case.replace.items():
+        code = code.replace(old, new)
+    for old, new in case.bounds.items():
+        assert old in code, f"{snippet.id}: {old!r} is not in it"
         code = code.replace(old, new)
     if port != 1234:
         code = code.replace('"localhost:1234"', f'"localhost:{port}"')
@@ -247,6 +272,19 @@ def run_until(code: str, cwd: Path, case: Case) -> tuple[bool, str, str]:
     return done, "".join(out), "".join(err)
 
 
+def missing_answer(kind: str, logged: list[dict[str, Any]], stdout: str) -> str | None:
+    """Why `stdout` does not show the predictions the server logged (None when it does): their text
+    (TEXT), or their JSON as Python prints the parsed dict (PARSED)."""
+    answers = [e["output"] for e in logged if (e.get("stats") or {}).get("stopReason") in ENDED]
+    if not answers:
+        return "the server logged no finished prediction"
+    for answer in answers:
+        shown = printed(answer) if kind == TEXT else repr(json.loads(answer))
+        if shown not in stdout:
+            return f"the model's answer {shown!r} is not in stdout"
+    return None
+
+
 def report(result: subprocess.CompletedProcess[str] | tuple[bool, str, str], code: str) -> str:
     stdout, stderr = (
         (result.stdout, result.stderr) if isinstance(result, subprocess.CompletedProcess) else result[1:]
@@ -309,17 +347,17 @@ def test_snippet(
     if "localhost:1234" in code and docs_server.port != 1234:
         pytest.skip("port 1234 was in use; the snippet hard-codes it")
     ensure_loaded(docs_server, case.loaded)
-    if case.tools_required:
-        request.getfixturevalue("tool_choice")
     cwd = prepare_cwd(tmp_path, snippet, case)
+    log: ModelLog | None = request.getfixturevalue("docs_log") if case.shows else None
+    mark = log.mark() if log is not None else 0
 
-    if case.until_output is not None:
-        outcome = run_until(code, cwd, case)
-        assert outcome[0], f"the tool was never called and answered\n{report(outcome, code)}"
-        assert "LMStudio" not in outcome[2], report(outcome, code)
-        return
-
-    result = run(code, cwd, case.stdin)
+    with tool_choice(docs_server, case.tool_choice):
+        if case.until_output is not None:
+            outcome = run_until(code, cwd, case)
+            assert outcome[0], f"the tool was never called and answered\n{report(outcome, code)}"
+            assert "LMStudio" not in outcome[2], report(outcome, code)
+            return
+        result = run(code, cwd, case.stdin)
     if case.kind == ERROR:
         assert result.returncode != 0, report(result, code)
         assert case.error is not None and re.search(case.error, result.stderr, re.S), report(result, code)
@@ -327,6 +365,9 @@ def test_snippet(
     assert result.returncode == 0, report(result, code)
     for pattern in case.expect:
         assert re.search(pattern, result.stdout, re.M), f"no match for {pattern!r}\n{report(result, code)}"
+    if log is not None:
+        missing = missing_answer(case.shows, log.since(mark), result.stdout)
+        assert missing is None, f"{missing}\n{report(result, code)}"
 
 
 @pytest.mark.parametrize("snippet_id", DOCS_BUGS)
