@@ -136,7 +136,10 @@ class PredictEndpoints:
     async def predict(self, channel: Channel, parameter: Any) -> None:
         obj = as_object(parameter, "creationParameter")
         config = client_config(obj.get("predictionConfigStack"))
-        request = self._request(channel.client, obj, config.params, config.completion_mode)
+        # off the event loop: the history's file parts are read from the uploads on disk
+        request = await asyncio.to_thread(
+            self._request, channel.client, obj, config.params, config.completion_mode
+        )
         prepared = await self._prepare(request)
         async with self.predictor.run(prepared) as prediction:
             stream = _Stream(channel, prediction)
