@@ -1,8 +1,9 @@
-"""What the benchmarks share: where the default models are, and the real server started as a user would
-(`lms server start`) in a home of its own. The tests keep their own harness in `tests/support/`.
+"""The real server started as a user would (`lms server start`) in a home of its own, and where the default
+models are: what the benchmarks and the end-to-end tests (`tests/support/server.py`) share.
 
 The benchmarks run as scripts (`.venv/bin/python bench/run.py`), so this folder is on `sys.path` and they
-import this module as `harness`.
+import this module as `harness`; the tests, run from the repository's root, import it as `bench.harness`.
+It imports nothing from `tests` or from the other benchmarks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from openlms.core.types import ModelDescriptor
 
@@ -51,7 +54,7 @@ def free_port() -> int:
 class Server:
     home: Path
     port: int
-    env: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -67,21 +70,31 @@ class Server:
             stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
-            raise SystemExit(
+            raise RuntimeError(
                 f"lms {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
 
+    def lms_json(self, *args: str) -> object:
+        return json.loads(self.lms(*args, "--json").stdout)
 
-def start_server(tmp: Path, models_dir: Path, port: int) -> Server:
-    """A server in a home of its own under `tmp`, on `port`, with no SDK port (so that a benchmark never
-    competes with a test run for the SDK's 41343; SDK clients connect to `port`)."""
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120)
+
+    def unload_all(self) -> None:
+        self.lms("unload", "--all")
+
+
+def start_server(tmp: Path, models_dir: Path, port: int, *flags: str, sdk_port: int = 0) -> Server:
+    """A server in a home of its own under `tmp`, on `port` (`flags`: more `lms server start` flags);
+    `sdk_port` 0 (the default): no second port, so that test and benchmark servers never compete for the
+    SDK's 41343 (SDK clients connect to `port`)."""
     home = tmp / "home"
     (home / "openlms").mkdir(parents=True, exist_ok=True)
-    settings = {"models_dir": str(models_dir), "sdk_port": 0}
+    settings = {"models_dir": str(models_dir), "sdk_port": sdk_port}
     (home / "openlms" / "settings.json").write_text(json.dumps(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
     env["OPENLMS_HOME"] = str(home)
     server = Server(home, port, env)
-    server.lms("server", "start", "--port", str(port), timeout=60)
+    server.lms("server", "start", "--port", str(port), *flags, timeout=60)
     return server

@@ -1,50 +1,30 @@
-"""Starting the real openlms server for end-to-end tests, as a user would (`lms`).
-
-The benchmarks keep their own, smaller harness (`bench/harness.py`).
-"""
+"""The real openlms server for end-to-end tests, started as a user would (`lms`): the harness the
+benchmarks use too (`bench/harness.py`), plus the tests' models, the SDK port's lock and helpers."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from bench.harness import LMS as LMS
+from bench.harness import Server as Server
+from bench.harness import default_models_dir as default_models_dir
+from bench.harness import free_port as free_port
+from bench.harness import start_server as start_server
 
 CHAT_MODEL = "smollm2-135m-instruct"
 BASE_MODEL = "gemma-3-270m"
 EMBEDDING_MODEL = "text-embedding-all-minilm-l6-v2"
-LMS = str(Path(sys.executable).with_name("lms"))
 
 # A `logit_bias` for CHAT_MODEL that bans its 17 control tokens (ids 0-16; its end-of-generation tokens
 # <|endoftext|>, <|im_end|> and <reponame> are among them): it then writes plain text until `max_tokens`,
 # so that a test can count on an answer's length without counting on its words.
 NEVER_ENDS: dict[str, float] = {str(token): -100 for token in range(17)}
-
-
-def default_models_dir() -> Path:
-    """Where `openlms-setup-models` put the default models: `OPENLMS_TEST_MODELS_DIR`, else the models
-    directory of the current settings (`OPENLMS_HOME` / `OPENLMS_MODELS_DIR` / `~/.lmstudio/models`)."""
-    configured = os.environ.get("OPENLMS_TEST_MODELS_DIR")
-    if configured:
-        return Path(configured)
-    from openlms.core.settings import Settings
-
-    return Settings().resolved_models_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
@@ -56,55 +36,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-@dataclass
-class Server:
-    home: Path
-    port: int
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def lms(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [LMS, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"lms {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def lms_json(self, *args: str) -> object:
-        return json.loads(self.lms(*args, "--json").stdout)
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
-
-    def unload_all(self) -> None:
-        self.lms("unload", "--all")
-
-
-def start_server(tmp: Path, models_dir: Path, port: int, *flags: str, sdk_port: int = 0) -> Server:
-    """A server in its own home; `sdk_port` 0 (the default): no second port, so that test servers never
-    compete for the SDK's 41343."""
-    home = tmp / "home"
-    (home / "openlms").mkdir(parents=True, exist_ok=True)
-    settings = {"models_dir": str(models_dir), "sdk_port": sdk_port}
-    (home / "openlms" / "settings.json").write_text(json.dumps(settings))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
-    env["OPENLMS_HOME"] = str(home)
-    server = Server(home, port, env)
-    server.lms("server", "start", "--port", str(port), *flags, timeout=60)
-    return server
 
 
 SDK_PORT = 41343  # the lmstudio SDK's first default port
