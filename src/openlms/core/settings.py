@@ -41,6 +41,8 @@ class Settings(BaseSettings):
         "jit",
         "auto_evict",
         "jit_ttl_seconds",
+        "sdk_port",
+        "require_auth",
     )
 
     home: Path = Field(
@@ -84,6 +86,58 @@ class Settings(BaseSettings):
         "is an error), truncateMiddle or rollingWindow. A model's own setting and the request win.",
     )
 
+    # Safety (issue 10): who may call the server, and how much one request may ask for.
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers besides localhost, 127.0.0.1 and [::1] (and the "
+        "machine's own names and addresses when bound to the network). Other Host headers get 403.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (e.g. http://localhost:5173) allowed besides the server's own; "
+        "`cors` allows any. Requests without an Origin header (scripts, SDKs) always pass.",
+    )
+    require_auth: bool = Field(
+        default=False,
+        description="Require an API token (`lms token create`) on every API request "
+        "(LM Studio's Require Authentication).",
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest HTTP request body, bytes (413 above)."
+    )
+    max_json_depth: int = Field(default=64, ge=4, description="Deepest nesting of a JSON body (400 above).")
+    max_messages: int = Field(default=10_000, ge=1, description="Most messages in one chat request.")
+    max_tools: int = Field(default=512, ge=1, description="Most tools in one request.")
+    max_stop_strings: int = Field(default=64, ge=1, description="Most stop strings in one request.")
+    max_images: int = Field(default=16, ge=0, description="Most images in one request.")
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest image in a request, bytes (decoded)."
+    )
+    max_ws_clients: int = Field(
+        default=256,
+        ge=1,
+        description="Most websocket connections open at once (the SDK opens one per namespace).",
+    )
+    idle_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds an idle keep-alive HTTP connection stays open."
+    )
+    template_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a chat template may take to render, seconds (400 above)."
+    )
+    template_max_chars: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Longest text a chat template may render (400 above)."
+    )
+    # Running as a service.
+    restore_loaded_models: bool = Field(
+        default=False,
+        description="On start, load again the models that were loaded when the server last stopped, "
+        "with their load settings.",
+    )
+    log_max_bytes: int = Field(
+        default=10_000_000, ge=10_000, description="Size at which the server log file is rotated."
+    )
+    log_backups: int = Field(default=3, ge=1, description="Rotated server log files kept.")
+
     @property
     def resolved_models_dir(self) -> Path:
         return (self.models_dir or self.home / "models").expanduser()
@@ -101,6 +155,16 @@ class Settings(BaseSettings):
     def server_file(self) -> Path:
         """Written by a running server: its pid, host and port."""
         return self.state_dir / "server.json"
+
+    @property
+    def tokens_file(self) -> Path:
+        """API tokens, hashed (file mode 0600)."""
+        return self.state_dir / "tokens.json"
+
+    @property
+    def loaded_models_file(self) -> Path:
+        """The models loaded when the server last stopped, with their load settings."""
+        return self.state_dir / "loaded-models.json"
 
     @property
     def logs_dir(self) -> Path:

@@ -14,7 +14,7 @@ from openlms import __version__
 from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
-from openlms.server import errors
+from openlms.server import errors, guard
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.convert import TRUNCATION_HEADER
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             expose_headers=[TRUNCATION_HEADER],  # a web client can see that its prompt was cut
         )
     errors.install(app)
+    guard.install(app, settings)
 
     @app.get("/lmstudio-greeting")
     async def greeting() -> dict[str, Any]:
