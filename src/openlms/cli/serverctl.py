@@ -40,13 +40,20 @@ class StartOptions:
     jit_ttl: int | None = None
     log_level: str | None = None
     sdk_port: int | None = None
+    require_auth: bool | None = None
 
     def server_flags(self, port: int) -> list[str]:
         """The `python -m openlms.server` arguments (docs/http-api.md, "Running the server")."""
         flags = ["--port", str(port)]
         if self.host is not None:
             flags += ["--host", self.host]
-        for name, value in (("cors", self.cors), ("jit", self.jit), ("auto-evict", self.auto_evict)):
+        toggles = (
+            ("cors", self.cors),
+            ("jit", self.jit),
+            ("auto-evict", self.auto_evict),
+            ("require-auth", self.require_auth),
+        )
+        for name, value in toggles:
             if value is not None:
                 flags.append(f"--{name}" if value else f"--no-{name}")
         if self.jit_ttl is not None:
@@ -78,6 +85,7 @@ def effective_settings(options: StartOptions) -> Settings:
             jit_ttl_seconds=options.jit_ttl,
             log_level=options.log_level,
             sdk_port=options.sdk_port,
+            require_auth=options.require_auth,
         )
     except ValueError as exc:  # includes pydantic's ValidationError
         raise CliError(f"Invalid openlms settings: {exc}") from None

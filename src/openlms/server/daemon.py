@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jit-ttl", type=int, dest="jit_ttl_seconds", help="idle TTL of JIT-loaded models, seconds"
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+    p.add_argument(
+        "--require-auth", action=argparse.BooleanOptionalAction, default=None, help="require an API token"
+    )
     return p.parse_args(argv)
 
 
