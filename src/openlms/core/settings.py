@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     template_max_chars: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Longest text a chat template may render (400 above)."
     )
+    load_guardrails: str = Field(
+        default="strict",
+        pattern="^(strict|relaxed|off)$",
+        description="Refuse a model load whose estimated memory (weights + KV cache) does not fit: strict "
+        "(in the memory available now), relaxed (in the machine's total memory) or off.",
+    )
     # Running as a service.
     restore_loaded_models: bool = Field(
         default=False,
