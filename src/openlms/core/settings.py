@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         "jit_ttl_seconds",
         "sdk_port",
         "require_auth",
+        "restore_loaded_models",
     )
 
     home: Path = Field(
