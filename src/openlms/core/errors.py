@@ -117,3 +117,16 @@ class InferenceError(EngineError):
     in the KV cache). The model stays loaded; the request fails."""
 
     code = "inference_failed"
+
+
+class InsufficientMemoryError(InvalidRequestError):
+    """A load asked for more memory (weights + KV cache for its context) than the machine has free."""
+
+    code = "insufficient_memory"
+
+
+class InvalidModelFileError(ModelLoadError):
+    """The model file itself cannot be loaded (corrupt, truncated, crafted, unsupported architecture):
+    the caller's input, not a server failure."""
+
+    code = "invalid_model_file"

@@ -25,6 +25,8 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.PresetNotFoundError: (404, "invalid_request_error"),
     e.IdentifierInUseError: (409, "invalid_request_error"),
     e.PermissionDeniedError: (403, "permission_error"),
+    e.InsufficientMemoryError: (400, "invalid_request_error"),
+    e.InvalidModelFileError: (422, "invalid_request_error"),
     e.ModelLoadError: (500, "server_error"),
     e.ModelUnloadedError: (503, "server_error"),
     e.InferenceError: (500, "server_error"),
