@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
+from openlms.server import openapi as doc
 from openlms.server.loopback import require_loopback
 from openlms.server.sse import dumps
 from openlms.services.logbus import LogBus, Source
@@ -40,7 +41,13 @@ async def log_events(bus: LogBus, source: Source) -> AsyncIterator[dict[str, str
             yield {"data": dumps(event)}
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    response_model=None,
+    responses=doc.responses(
+        doc.sse_only("`event: ready`, then one `data:` JSON object per log event; `event: dropped`"), 403
+    ),
+)
 async def stream_logs(
     request: Request, source: Annotated[Source, Query(description="model or server")] = "model"
 ) -> EventSourceResponse:

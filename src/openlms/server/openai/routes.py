@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from openlms.server import openapi as doc
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import (
     ChatCompletionRequest,
@@ -21,7 +22,7 @@ from openlms.server.state import State
 router = APIRouter()
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=None, responses=doc.responses(doc.ok(doc.ModelList)))
 async def list_models(state: State) -> dict[str, Any]:
     ids: list[str] = []
     if state.settings.jit:
@@ -33,7 +34,11 @@ async def list_models(state: State) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post(
+    "/v1/chat/completions",
+    response_model=None,
+    responses=doc.responses(doc.ok_or_stream(doc.ChatCompletion, doc.CHAT_STREAM), 404, 500, 503),
+)
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(convert.chat_request(body))
     shape = ChunkShape.new(body.model, chat=True).with_reasoning(convert.reasoning_field(prepared.output))
@@ -49,7 +54,11 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     return JSONResponse(reply, headers=headers)
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post(
+    "/v1/completions",
+    response_model=None,
+    responses=doc.responses(doc.ok_or_stream(doc.TextCompletion, doc.TEXT_STREAM), 404, 500, 503),
+)
 async def completions(body: CompletionRequest, state: State) -> Response:
     completion = convert.completion_request(body)
     prepared = await state.predictor.prepare_completion(completion)
@@ -68,7 +77,9 @@ def _usage(body: SamplingFields) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
 
-@router.post("/v1/embeddings")
+@router.post(
+    "/v1/embeddings", response_model=None, responses=doc.responses(doc.ok(doc.EmbeddingList), 404, 500, 503)
+)
 async def embeddings(body: EmbeddingRequest, state: State) -> dict[str, Any]:
     texts = convert.embedding_texts(body.input)
     _, result = await state.predictor.embed(body.model, texts, ttl_seconds=body.ttl)

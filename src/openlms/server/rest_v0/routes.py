@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from openlms.core.errors import ModelNotFoundError
 from openlms.core.types import GenerationStats, ModelKind
+from openlms.server import openapi as doc
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import (
     ChatCompletionRequest,
@@ -46,12 +47,12 @@ def model_entry(view: ModelView) -> dict[str, Any]:
     return entry
 
 
-@router.get("/models")
+@router.get("/models", response_model=None, responses=doc.responses(doc.ok(doc.V0ModelList)))
 async def list_models(state: State) -> dict[str, Any]:
     return {"object": "list", "data": [model_entry(v) for v in await state.models.views()]}
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", response_model=None, responses=doc.responses(doc.ok(doc.V0Model), 404))
 async def get_model(model: str, state: State) -> dict[str, Any]:
     views = await state.models.views()
     descriptor = state.models.find_model(model)
@@ -103,14 +104,22 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
     }
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses=doc.responses(doc.ok_or_stream(doc.V0ChatCompletion, doc.CHAT_STREAM), 404, 500, 503),
+)
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(convert.chat_request(body))
     shape = ChunkShape.new(body.model, chat=True).with_reasoning(convert.reasoning_field(prepared.output))
     return await _respond(state, prepared, body, shape)
 
 
-@router.post("/completions", response_model=None)
+@router.post(
+    "/completions",
+    response_model=None,
+    responses=doc.responses(doc.ok_or_stream(doc.V0TextCompletion, doc.TEXT_STREAM), 404, 500, 503),
+)
 async def completions(body: CompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_completion(convert.completion_request(body))
     return await _respond(state, prepared, body, ChunkShape.new(body.model, chat=False))
@@ -139,7 +148,9 @@ async def _respond(
     return JSONResponse(reply | extras(state, prepared, stats), headers=headers)
 
 
-@router.post("/embeddings")
+@router.post(
+    "/embeddings", response_model=None, responses=doc.responses(doc.ok(doc.EmbeddingList), 404, 500, 503)
+)
 async def embeddings(body: EmbeddingRequest, state: State) -> dict[str, Any]:
     texts = convert.embedding_texts(body.input)
     _, result = await state.predictor.embed(body.model, texts, ttl_seconds=body.ttl)

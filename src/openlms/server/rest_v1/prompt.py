@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
+from openlms.server import openapi as doc
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import ChatMessage, OpenAIModel
 from openlms.server.state import State
@@ -23,7 +24,11 @@ class ApplyTemplateRequest(OpenAIModel):
     tool_choice: str | dict[str, Any] | None = None
 
 
-@router.post("/apply-template")
+@router.post(
+    "/apply-template",
+    response_model=None,
+    responses=doc.responses(doc.ok(doc.ApplyTemplateResponse), 404, 500, 503),
+)
 async def apply_template(body: ApplyTemplateRequest, state: State) -> dict[str, Any]:
     params = PredictionParams(tools=body.tools, tool_choice=body.tool_choice)
     result = await state.predictor.apply_template(

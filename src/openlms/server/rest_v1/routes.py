@@ -16,6 +16,7 @@ from sse_starlette import EventSourceResponse
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.types import KvCacheType, LoadConfig, LoadedInstance, ModelKind
+from openlms.server import openapi as doc
 from openlms.server.errors import domain_error_body
 from openlms.server.loopback import require_loopback
 from openlms.server.sse import dumps
@@ -131,7 +132,7 @@ def model_entry(state: AppState, view: ModelView) -> dict[str, Any]:
     return entry
 
 
-@router.get("/models")
+@router.get("/models", response_model=None, responses=doc.responses(doc.ok(doc.V1ModelList)))
 async def list_models(state: State) -> dict[str, Any]:
     return {"models": [model_entry(state, v) for v in await state.models.views()]}
 
@@ -145,7 +146,11 @@ def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
     }
 
 
-@router.post("/models/load", response_model=None)
+@router.post(
+    "/models/load",
+    response_model=None,
+    responses=doc.responses(doc.ok_or_stream(doc.V1LoadResponse, doc.LOAD_STREAM), 404, 409, 500),
+)
 async def load(body: LoadRequest, state: State) -> Response | dict[str, Any]:
     config = body.config.to_load_config()
     await state.models.find_downloaded(body.model)  # a clear 404 before any stream starts
@@ -191,7 +196,11 @@ async def _load_stream(
             task.add_done_callback(lambda t: t.exception())
 
 
-@router.post("/models/import")
+@router.post(
+    "/models/import",
+    response_model=None,
+    responses=doc.responses(doc.ok(doc.V1ImportResponse), 404, 409, 500),
+)
 async def import_model(body: ImportRequest, request: Request, state: State) -> dict[str, Any]:
     """Import a file from the server's own disk (`lms import`); only local clients may ask for it."""
     require_loopback(request, "Importing models")
@@ -206,7 +215,9 @@ async def import_model(body: ImportRequest, request: Request, state: State) -> d
     }
 
 
-@router.post("/models/unload")
+@router.post(
+    "/models/unload", response_model=None, responses=doc.responses(doc.ok(doc.V1UnloadResponse), 404)
+)
 async def unload(body: UnloadRequest, state: State) -> dict[str, Any]:
     instance = await state.models.unload(body.instance_id)
     return {"instance_id": instance.identifier}
@@ -215,13 +226,18 @@ async def unload(body: UnloadRequest, state: State) -> dict[str, Any]:
 ModelQuery = Annotated[str, Query(min_length=1, description="Model key (or any query `lms load` accepts)")]
 
 
-@router.get("/models/config")
+@router.get("/models/config", response_model=None, responses=doc.MODEL_CONFIG_RESPONSES)
 async def get_model_config(model: ModelQuery, state: State) -> dict[str, Any]:
     """A downloaded model's per-model settings (`{"load": {...}, "prediction": {...}}`)."""
     return (await state.models.model_config(model)).to_json()
 
 
-@router.put("/models/config")
+@router.put(
+    "/models/config",
+    response_model=None,
+    responses=doc.MODEL_CONFIG_RESPONSES,
+    openapi_extra=doc.model_config_body(),
+)
 async def put_model_config(
     model: ModelQuery, body: Annotated[dict[str, Any], Body()], request: Request, state: State
 ) -> dict[str, Any]:
@@ -230,7 +246,9 @@ async def put_model_config(
     return (await state.models.put_model_config(model, body)).to_json()
 
 
-@router.delete("/models/config")
+@router.delete(
+    "/models/config", response_model=None, responses=doc.responses(doc.ok(doc.V1ConfigReset), 404, 500)
+)
 async def reset_model_config(model: ModelQuery, request: Request, state: State) -> dict[str, Any]:
     """Forget a model's per-model settings (back to the defaults)."""
     require_loopback(request, "Changing model settings")

@@ -1,0 +1,378 @@
+"""The OpenAPI document's response shapes (served at `/openapi.json`).
+
+Documentation only: the routes keep building plain dicts; these models describe them through the route
+decorators' `responses=`, they never validate or filter what a route returns. Every route also documents
+the errors it can answer with, each an OpenAI error object (`server/errors.py`), which is also why no route
+lists FastAPI's default 422 (validation errors leave as 400).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from openlms.store.model_config import ModelConfig
+
+# ---------------------------------------------------------------------------------------------------
+# Errors
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, permission_error, server_error, ...")
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error, on every HTTP route: OpenAI's error object."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Invalid request (bad JSON, a field out of range, a prompt over the context, ...)",
+    401: "An API token is required (Require Authentication) and was missing or wrong",
+    403: "Refused: a Host or browser Origin that is not allowed, or a local-only route called remotely",
+    404: "No such model, instance, preset or route",
+    409: "The identifier is already in use",
+    413: "The request body is too large",
+    429: "Too many concurrent clients",
+    500: "The server failed (a model that cannot be loaded, an inference failure)",
+    503: "The model was unloaded while the request was waiting",
+}
+
+# What the guard (Host, Origin, token, body limits) and request validation can answer on any route.
+COMMON_ERRORS = (400, 401, 403, 413)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these statuses (plus the ones every route has), each an ErrorResponse."""
+    listed: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]}
+        for code in sorted({*COMMON_ERRORS, *codes})
+    }
+    # Any other 4xx (405, 429, ...) has the same shape; listing it also keeps FastAPI's 422 out.
+    return listed | {"4XX": {"model": ErrorResponse, "description": "Any other client error"}}
+
+
+def ok(model: type[BaseModel], description: str = "Success") -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": description}}
+
+
+def ok_or_stream(
+    model: type[BaseModel], stream_description: str, description: str = "Success"
+) -> dict[int | str, dict[str, Any]]:
+    """A JSON answer, or server-sent events when the request sets `"stream": true`."""
+    sse = {"schema": {"type": "string", "description": stream_description}}
+    return {200: {"model": model, "description": description, "content": {"text/event-stream": sse}}}
+
+
+def responses(success: dict[int | str, dict[str, Any]], *codes: int) -> dict[int | str, dict[str, Any]]:
+    return success | errors(*codes)
+
+
+def sse_only(description: str) -> dict[int | str, dict[str, Any]]:
+    """A route whose success is only a server-sent event stream (no JSON body)."""
+    return {
+        200: {
+            "description": description,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared and OpenAI-compatible (/v1)
+
+
+class _Open(BaseModel):
+    """Responses may gain fields: documented objects allow more properties."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Greeting(_Open):
+    lmstudio: bool
+
+
+class ModelObject(_Open):
+    id: str
+    object: Literal["model"]
+    owned_by: str
+
+
+class ModelList(_Open):
+    object: Literal["list"]
+    data: list[ModelObject]
+
+
+class Usage(_Open):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class FunctionCall(_Open):
+    name: str
+    arguments: str = Field(description="The arguments as a JSON string")
+
+
+class ToolCall(_Open):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class AssistantMessage(_Open):
+    role: Literal["assistant"]
+    content: str | None = Field(description="null when the answer is only tool calls")
+    tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = Field(
+        default=None, description="The model's reasoning (named `reasoning` for some tool formats)"
+    )
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+class ChatChoice(_Open):
+    index: int
+    message: AssistantMessage
+    logprobs: None = None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(_Open):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class TextChoice(_Open):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: FinishReason
+
+
+class TextCompletion(_Open):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class Embedding(_Open):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class EmbeddingUsage(_Open):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Open):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+CHAT_STREAM = (
+    "`data:` lines, each a chat.completion.chunk JSON object (an error object if the prediction fails "
+    "mid-stream), then `data: [DONE]`"
+)
+TEXT_STREAM = (
+    "`data:` lines, each a text_completion JSON object (an error object if the prediction fails "
+    "mid-stream), then `data: [DONE]`"
+)
+
+# ---------------------------------------------------------------------------------------------------
+# LM Studio REST API v0 (/api/v0)
+
+
+class V0Model(_Open):
+    id: str
+    object: Literal["model"]
+    type: Literal["llm", "vlm", "embeddings"]
+    publisher: str
+    arch: str | None
+    compatibility_type: str
+    quantization: str | None
+    state: Literal["loaded", "not-loaded"]
+    max_context_length: int | None
+    capabilities: list[str]
+    loaded_context_length: int | None = None
+    error: str | None = None
+
+
+class V0ModelList(_Open):
+    object: Literal["list"]
+    data: list[V0Model]
+
+
+class V0Stats(_Open):
+    tokens_per_second: float
+    time_to_first_token: float
+    generation_time: float
+    stop_reason: str
+    prompt_truncated_tokens: int
+    prompt_truncated_messages: int
+    context_shift_tokens: int
+    draft_model: str | None = None
+    total_draft_tokens_count: int | None = None
+    accepted_draft_tokens_count: int | None = None
+    rejected_draft_tokens_count: int | None = None
+    ignored_draft_tokens_count: int | None = None
+
+
+class V0ModelInfo(_Open):
+    arch: str | None
+    quant: str | None
+    format: str
+    context_length: int
+
+
+class V0Runtime(_Open):
+    name: str
+    version: str
+    supported_formats: list[str]
+
+
+class V0Extras(_Open):
+    stats: V0Stats
+    model_info: V0ModelInfo
+    runtime: V0Runtime
+
+
+class V0ChatCompletion(ChatCompletion, V0Extras):
+    pass
+
+
+class V0TextCompletion(TextCompletion, V0Extras):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# LM Studio 0.4-style REST API (/api/v1)
+
+
+class V1InstanceConfig(_Open):
+    context_length: int
+    eval_batch_size: int | None = None
+    flash_attention: bool | None = None
+    num_experts: int | None = None
+    offload_kv_cache_to_gpu: bool | None = None
+    gpu: Literal["max", "off"] | float | None = None
+
+
+class V1Instance(_Open):
+    id: str
+    config: V1InstanceConfig
+    status: str = Field(description="idle, generating or unloading")
+    active_requests: int
+    queued_requests: int
+    jit: bool
+    ttl_seconds: float | None
+    idle_seconds: float
+    size_bytes: int
+    instance_reference: str
+
+
+class V1LoadingInstance(_Open):
+    id: str
+    status: Literal["loading"]
+    progress: float
+
+
+class V1Quantization(_Open):
+    name: str
+    bits_per_weight: float | None
+
+
+class V1Capabilities(_Open):
+    vision: bool
+    trained_for_tool_use: bool
+
+
+class V1Model(_Open):
+    type: Literal["llm", "embedding"]
+    publisher: str
+    key: str
+    display_name: str
+    architecture: str | None
+    quantization: V1Quantization | None
+    size_bytes: int
+    params_string: str | None
+    loaded_instances: list[V1Instance | V1LoadingInstance]
+    max_context_length: int | None
+    format: str
+    path: str
+    error: str | None = Field(description="Why the file cannot be loaded (null when it can)")
+    capabilities: V1Capabilities | None = None
+    description: str | None = None
+
+
+class V1ModelList(_Open):
+    models: list[V1Model]
+
+
+class V1LoadResponse(_Open):
+    type: Literal["llm", "embedding"]
+    model_instance_id: str
+    config: V1InstanceConfig
+    load_time_seconds: float
+
+
+LOAD_STREAM = (
+    "With `stream: true`: `event: progress` (`{progress}`), then `event: loaded` (the JSON answer) or "
+    "`event: error` (an error object)"
+)
+
+
+class V1ImportResponse(_Open):
+    key: str
+    path: str
+    type: Literal["llm", "embedding"]
+    error: str | None
+
+
+class V1UnloadResponse(_Open):
+    instance_id: str
+
+
+class V1ConfigReset(_Open):
+    model: str
+    reset: bool
+
+
+class ApplyTemplateResponse(_Open):
+    model: str = Field(description="The identifier of the instance whose template was used")
+    prompt: str
+    prompt_tokens: int
+
+
+def model_config_body() -> dict[str, Any]:
+    """`openapi_extra` for PUT /api/v1/models/config: the per-model settings object (camelCase)."""
+    schema = ModelConfig.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    # Inline the nested objects: openapi_extra cannot add component schemas.
+    for section in ("load", "prediction"):
+        ref = schema["properties"][section].pop("$ref", None) or ""
+        schema["properties"][section] |= definitions.get(ref.rsplit("/", 1)[-1], {})
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+MODEL_CONFIG_RESPONSES = responses(ok(ModelConfig, "The per-model settings (camelCase)"), 404, 500)
