@@ -27,6 +27,7 @@ from openlms.server.state import AppState
 from openlms.services.generation import Predictor
 from openlms.services.logbus import LogBus
 from openlms.services.models import ModelService
+from openlms.services.restore import ModelRestorer
 from openlms.store import ModelCatalog
 
 log = logging.getLogger("openlms.server")
@@ -47,14 +48,17 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     logbus = LogBus()
     state = AppState(settings=settings, models=models, predictor=Predictor(models, logbus))
     detach_logs = attach_server_logs(logbus)
+    restorer = ModelRestorer.attach(settings, models)
 
     @asynccontextmanager
     async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         manager.start()
         log_endpoints(served, settings)
+        restorer.start()  # the models loaded last time, in the background
         try:
             yield
         finally:
+            await restorer.close()
             await manager.close()
             detach_logs()
 

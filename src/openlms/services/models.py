@@ -78,6 +78,7 @@ class ModelService:
         self.model_configs = model_configs or ModelConfigStore(settings.home)
         self.presets = PresetStore(settings.home / "config-presets")
         self._scan_lock = asyncio.Lock()
+        self.loaded_listeners: list[Callable[[], None]] = []  # told after each load/unload (restore.py)
 
     @property
     def jit(self) -> bool:
@@ -148,9 +149,11 @@ class ModelService:
         """Load a downloaded model; fields the request leaves unset take the model's per-model defaults."""
         descriptor = await self.find_downloaded(query)
         config = await self._with_defaults(descriptor, config)
-        return await self.manager.load(
+        instance = await self.manager.load(
             descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
         )
+        self._loaded_changed()
+        return instance
 
     async def get_or_load(
         self,
@@ -250,7 +253,13 @@ class ModelService:
             loaded = self.loaded(kind)
             if not any(i.identifier == identifier for i in loaded):
                 _not_found(identifier, loaded, kind)
-        return await self.manager.unload(identifier)
+        instance = await self.manager.unload(identifier)
+        self._loaded_changed()
+        return instance
+
+    def _loaded_changed(self) -> None:
+        for listener in self.loaded_listeners:
+            listener()
 
     async def import_model(
         self, source: Path, *, publisher: str | None, repo: str | None, mode: ImportMode
