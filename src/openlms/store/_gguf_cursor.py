@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Final
 U32: Final = struct.Struct("<I")
 U64: Final = struct.Struct("<Q")
 FIRST_READ: Final = 1 << 20
+MAX_STRING: Final = 64 << 20  # longer than any chat template; a crafted length never allocates more
 _BLOCK: Final = 4096  # strings hopped between buffer checks
 
 _OutOfBuffer = (struct.error, OverflowError)
@@ -75,6 +76,8 @@ class Cursor:
 
     def string(self) -> str:
         length = self.u64()
+        if length > MAX_STRING:
+            raise GGUFFormatError(f"absurd string length {length} at offset {self.pos - 8} (corrupt file)")
         end = self.pos + length
         self.ensure(end)
         text = self.data[self.pos : end].decode("utf-8", errors="replace")

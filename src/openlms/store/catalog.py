@@ -21,6 +21,7 @@ from typing import Final
 
 from openlms.core.types import ModelDescriptor, ModelKind
 from openlms.store import naming
+from openlms.store.gguf_checks import check_hparams, check_tensors
 from openlms.store.gguf_meta import GGUFFormatError, GGUFMetadata, merge_shards, read_gguf_metadata
 
 MAX_DEPTH: Final = 4
@@ -110,6 +111,15 @@ class ModelCatalog:
             found = _find_by_prefix(models, folder)
         return found
 
+    def metadata(self, model: ModelDescriptor) -> GGUFMetadata | None:
+        """A listed, loadable model's header (every shard's tensors), from the last scan's cache."""
+        with self._lock:
+            entries = [self._cache.get(path) for path in (model.shard_paths or (model.path,))]
+        metas = [entry[1] for entry in entries if entry is not None and not isinstance(entry[1], str)]
+        if model.error is not None or not metas or len(metas) != len(entries):
+            return None
+        return merge_shards(metas)
+
     # -- internals ----------------------------------------------------------------------------------
 
     def _describe(self, group: _Group, seen: set[Path]) -> _Draft:
@@ -125,6 +135,9 @@ class ModelCatalog:
             else:
                 metas.append(result)
         meta = merge_shards(metas) if metas and not errors else None
+        problem = check_hparams(meta) if meta is not None else None
+        if problem is not None:
+            meta, errors = None, [problem]
         return _draft(self._models_dir, group, meta, "; ".join(errors) or None)
 
     def _metadata(self, file: _FileStat) -> GGUFMetadata | str:
@@ -136,6 +149,7 @@ class ModelCatalog:
         result: GGUFMetadata | str
         try:
             result = read_gguf_metadata(file.path)
+            result = check_tensors(result) or result
         except GGUFFormatError as exc:
             result = str(exc)
         except OSError as exc:

@@ -2,7 +2,8 @@
 
 `gguf.GGUFReader` turns every vocabulary string into numpy objects (seconds for a 262k vocabulary).
 This reader reads just the header and walks it with `struct.unpack_from`. It keeps scalars, strings and
-arrays of at most `SMALL_ARRAY_MAX` elements; larger arrays (token lists, scores, merges) are skipped,
+string arrays of at most `SMALL_ARRAY_MAX` elements and number arrays of at most `NUMBER_ARRAY_MAX`
+(per-layer hyperparameters); larger arrays (token lists, scores, merges) are skipped,
 numeric ones by size and string ones by hopping over their length prefixes, and only their length is
 kept in `GGUFMetadata.array_lengths`. Little-endian GGUF versions 2 and 3 are supported.
 
@@ -36,6 +37,7 @@ __all__ = [
 GGUF_MAGIC: Final = b"GGUF"
 SUPPORTED_VERSIONS: Final = (2, 3)
 SMALL_ARRAY_MAX: Final = 64
+NUMBER_ARRAY_MAX: Final = 512  # per-layer hyperparameters (head counts, ...) of up to 512 layers are kept
 DEFAULT_ALIGNMENT: Final = 32
 MAX_DIMS: Final = 4
 
@@ -130,6 +132,11 @@ class GGUFMetadata:
         return f"{self.architecture or ''}.{suffix}"
 
     # -- convenience --------------------------------------------------------------------------------
+
+    @property
+    def alignment(self) -> int:
+        """Of the tensor data (`general.alignment`, checked to be a power of two when read)."""
+        return self.get_int("general.alignment") or DEFAULT_ALIGNMENT
 
     @property
     def architecture(self) -> str | None:
@@ -332,7 +339,7 @@ def _read_array(cur: Cursor, key: str, arrays: dict[str, int]) -> tuple[Scalar, 
     if st is None:
         raise GGUFFormatError(f"unknown array element type {etype} for key '{key}' at offset {cur.pos - 12}")
     cur.need(count, st.size, "array length")
-    if count > SMALL_ARRAY_MAX:
+    if count > NUMBER_ARRAY_MAX:
         cur.skip(count * st.size)
         return None
     return cur.unpack_many(st.format[-1], count, st.size)

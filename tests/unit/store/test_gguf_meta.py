@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from openlms.store.gguf_meta import (
+    NUMBER_ARRAY_MAX,
     SMALL_ARRAY_MAX,
     GGUFFormatError,
     GGUFMetadata,
@@ -34,7 +35,8 @@ def assert_matches_reader(path: Path, meta: GGUFMetadata) -> None:
             continue
         if field.types[0] == gguf.GGUFValueType.ARRAY:
             assert meta.array_lengths[key] == len(field.data), key
-            if len(field.data) > SMALL_ARRAY_MAX:
+            strings = field.types[-1] == gguf.GGUFValueType.STRING
+            if len(field.data) > (SMALL_ARRAY_MAX if strings else NUMBER_ARRAY_MAX):
                 assert key not in meta.kv
                 continue
         expected = _reader_value(field)
@@ -141,7 +143,8 @@ def test_small_arrays_are_kept_and_large_ones_skipped(tmp_path: Path) -> None:
         "test.strings": ["a", "bé", ""],
         "test.floats": [0.5, 1.5],
         "test.bools": [True, False],
-        "test.many_ints": list(range(SMALL_ARRAY_MAX + 1)),
+        "test.many_ints": list(range(NUMBER_ARRAY_MAX + 1)),
+        "test.layer_ints": list(range(NUMBER_ARRAY_MAX)),
         "test.many_strings": [f"s{i}" for i in range(SMALL_ARRAY_MAX + 1)],
         "test.edge": list(range(SMALL_ARRAY_MAX)),
     }
@@ -163,6 +166,7 @@ def test_small_arrays_are_kept_and_large_ones_skipped(tmp_path: Path) -> None:
     assert meta.kv["test.strings"] == ("a", "bé", "")
     assert meta.kv["test.bools"] == (True, False)
     assert meta.kv["test.edge"] == tuple(range(SMALL_ARRAY_MAX))
+    assert meta.kv["test.layer_ints"] == tuple(range(NUMBER_ARRAY_MAX))
     assert "test.many_ints" not in meta.kv and "test.many_strings" not in meta.kv
     assert meta.array_lengths["test.many_strings"] == SMALL_ARRAY_MAX + 1
     assert (meta.kv["test.f64"], meta.kv["test.i64"], meta.kv["test.flag"]) == (2.25, -(2**40), False)
