@@ -44,6 +44,7 @@ async def log_events(bus: LogBus, source: Source) -> AsyncIterator[dict[str, str
 @router.get(
     "/stream",
     response_model=None,
+    response_class=EventSourceResponse,  # documents text/event-stream (the route returns one itself)
     responses=doc.responses(
         doc.sse_only("`event: ready`, then one `data:` JSON object per log event; `event: dropped`"), 403
     ),
