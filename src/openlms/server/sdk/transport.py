@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openlms.core.errors import OpenLMSError
 from openlms.server.errors import sdk_error, sdk_unexpected_error
+from openlms.server.guard.auth import AUTH_SCOPE_KEY, AuthContext
 
 log = logging.getLogger("openlms.server.sdk")
 
@@ -70,13 +71,18 @@ class Namespace:
 
 
 class Authenticator:
-    """First come, first served: a client identifier is bound to the first passkey it used."""
+    """First come, first served: a client identifier is bound to the first passkey it used.
+
+    When the server requires API tokens (`guard/auth.py`), the handshake's identifier and passkey are
+    the token's two halves (`sk-lm-<id>:<secret>`, split by lmstudio-python 1.6+ and lmstudio-js), or
+    the upgrade request already carried the token (user info in the SDK's host, `Authorization`)."""
 
     def __init__(self) -> None:
         self._passkeys: dict[str, str] = {}
 
-    def check(self, frame: Any) -> Client | str:
-        """The authenticated client, or why the handshake is refused."""
+    def check(self, frame: Any, context: AuthContext | None = None) -> Client | str:
+        """The authenticated client, or why the handshake is refused. With `context` (the server
+        requires API tokens), the handshake must also carry a token unless the upgrade's headers did."""
         if not isinstance(frame, dict) or frame.get("authVersion") != 1:
             return "Expected an authentication message with authVersion 1."
         identifier, passkey = frame.get("clientIdentifier"), frame.get("clientPasskey")
@@ -84,6 +90,8 @@ class Authenticator:
             if not isinstance(value, str) or not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
                 return f"'{name}' must be a string of 1 to {MAX_CREDENTIAL_LENGTH} characters."
         assert isinstance(identifier, str) and isinstance(passkey, str)
+        if context is not None and not context.check_handshake(identifier, passkey):
+            return context.refusal()
         known = self._passkeys.setdefault(identifier, passkey)
         if known != passkey:
             return f"Client identifier '{identifier}' is already in use with another passkey."
@@ -234,7 +242,7 @@ async def serve_websocket(websocket: WebSocket, namespace: Namespace, auth: Auth
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             text = await websocket.receive_text()
         try:
-            checked: Client | str = auth.check(json.loads(text))
+            checked: Client | str = auth.check(json.loads(text), websocket.scope.get(AUTH_SCOPE_KEY))
         except ValueError:
             checked = "The authentication message is not valid JSON."
     except (TimeoutError, WebSocketDisconnect, RuntimeError):
