@@ -130,3 +130,10 @@ class InvalidModelFileError(ModelLoadError):
     the caller's input, not a server failure."""
 
     code = "invalid_model_file"
+
+
+class TemplateLimitError(InvalidRequestError):
+    """A chat template ran past its render time or output size limit (`template_timeout_s`,
+    `template_max_chars`), and was stopped."""
+
+    code = "template_limit_exceeded"

@@ -32,6 +32,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.InferenceError: (500, "server_error"),
     e.EngineError: (500, "server_error"),
     e.OpenLMSError: (500, "server_error"),
+    e.TemplateLimitError: (400, "invalid_request_error"),
 }
 
 
