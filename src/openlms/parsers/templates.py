@@ -30,7 +30,8 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from openlms.core.errors import InvalidRequestError, NoChatTemplateError
+from openlms.core.errors import InvalidRequestError, NoChatTemplateError, TemplateLimitError
+from openlms.parsers.sandbox import BUDGET_KEY, BoundedSandbox, RenderBudget, RenderLimits
 
 # Architectures whose GGUFs often ship without a template, and the built-in template they chat with.
 BUILTIN_BY_ARCHITECTURE: Mapping[str, str] = {
@@ -66,9 +67,13 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
         variables: Mapping[str, Any] | None = None,
+        limits: RenderLimits | None = None,
     ) -> str:
+        """The prompt text; `limits` bounds the render's time and size (a `TemplateLimitError` past them),
+        and any other failure of the template is a `TemplateError` (both are the request's fault)."""
         template = _compile(self.source)
         context: dict[str, Any] = dict(variables or {})
+        budget = (limits or RenderLimits()).start()
         context.update(
             messages=[dict(m) for m in messages],
             add_generation_prompt=add_generation_prompt,
@@ -76,8 +81,11 @@ class ChatTemplate:
             eos_token=self.eos_token,
             tools=list(tools) if tools else None,
         )
+        context[BUDGET_KEY] = budget
         try:
-            return template.render(**context)
+            return _generate(template, context, budget)
+        except (TemplateError, TemplateLimitError):
+            raise
         except SecurityError as exc:
             raise TemplateError(
                 f"The chat template tried to access Python internals and was stopped ({exc}). "
@@ -85,6 +93,24 @@ class ChatTemplate:
             ) from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"The chat template failed to render: {exc}") from exc
+        except RecursionError as exc:
+            raise TemplateError("The chat template failed to render: it recursed too deeply.") from exc
+        except MemoryError as exc:
+            raise TemplateLimitError("The chat template ran out of memory and was stopped.") from exc
+        except Exception as exc:  # OverflowError (range), TypeError, ValueError...: a template error
+            raise TemplateError(f"The chat template failed to render: {type(exc).__name__}: {exc}") from exc
+
+
+def _generate(template: jinja2.Template, context: dict[str, Any], budget: RenderBudget) -> str:
+    """Render piece by piece, counting the text and checking the deadline as it is produced."""
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(context):
+        size += len(part)
+        budget.check_size(size, "a prompt")
+        budget.check_time()
+        parts.append(part)
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,6 +200,7 @@ class ManualTemplate:
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
         variables: Mapping[str, Any] | None = None,
+        limits: RenderLimits | None = None,
     ) -> str:
         out: list[str] = []
         for index, message in enumerate(messages):
@@ -229,20 +256,11 @@ def builtin_source(name: str) -> str:
 # Sandbox
 
 
-class _StrictSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, but an unsafe attribute fails at once instead of rendering as an
-    undefined value, so no probe of Python internals goes unnoticed."""
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
-
-
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = _StrictSandbox(
+    env = BoundedSandbox(
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"], autoescape=False
     )
-    env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env
@@ -254,12 +272,6 @@ def _compile(source: str) -> jinja2.Template:
         return _environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"The chat template is not valid Jinja: {exc}") from exc
-
-
-def _tojson(
-    value: Any, indent: int | None = None, ensure_ascii: bool = False, sort_keys: bool = False
-) -> str:
-    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, sort_keys=sort_keys)
 
 
 def _raise_exception(message: str) -> None:
