@@ -96,14 +96,38 @@ def _protected_head(messages: Sequence[Message], policy: ContextOverflowPolicy) 
 def _drop_messages(
     messages: list[Message], head: int, tokenize: Tokenize, budget: int
 ) -> tuple[list[Message], int]:
-    dropped = 0
-    while len(tokenize(messages, True)) > budget and head < len(messages) - 1:
-        del messages[head]
-        dropped += 1
-        while head < len(messages) - 1 and messages[head].get("role") == "tool":
-            del messages[head]  # a tool result without its call confuses templates
-            dropped += 1
-    return messages, dropped
+    """Drop the fewest messages after the protected `head`, oldest first (a tool result goes with the call
+    it answers), for the prompt to fit `budget`; never the last message.
+
+    The candidates are the conversations after 1, 2, ... drops; a shorter conversation never renders to
+    more tokens, so the fewest drops that fit are found by binary search: O(log n) renders instead of one
+    per dropped message."""
+    starts = _drop_points(messages, head)
+
+    def fits(k: int) -> bool:
+        return len(tokenize([*messages[:head], *messages[starts[k] :]], True)) <= budget
+
+    low, high = 0, len(starts) - 1  # the answer is in [low, high]; `high` (all dropped) if nothing fits
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return [*messages[:head], *messages[starts[low] :]], starts[low] - head
+
+
+def _drop_points(messages: Sequence[Message], head: int) -> list[int]:
+    """Where the kept tail starts after 0, 1, 2, ... drops (each drop takes the oldest message after the
+    head, and the tool results that follow it)."""
+    points = [head]
+    start, last = head, len(messages) - 1
+    while start < last:
+        start += 1
+        while start < last and messages[start].get("role") == "tool":
+            start += 1  # a tool result without its call confuses templates
+        points.append(start)
+    return points
 
 
 def _keep_tokens(

@@ -87,3 +87,47 @@ def test_token_cut_when_one_message_is_too_long() -> None:
         assert len(fitted.tokens) == 100 - reserve_for_reply(100, 10)
         assert fitted.tokens[-1] == 3  # the generation prompt survives
         assert fitted.tokens[0] == 0  # so does the start of the prompt
+
+
+def _one_at_a_time(
+    messages: list[dict[str, Any]], head: int, budget: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The old (quadratic) semantics, as the reference: drop one message at a time until it fits."""
+    kept, dropped = list(messages), 0
+    while len(tokenize(kept, True)) > budget and head < len(kept) - 1:
+        del kept[head]
+        dropped += 1
+        while head < len(kept) - 1 and kept[head].get("role") == "tool":
+            del kept[head]
+            dropped += 1
+    return kept, dropped
+
+
+@pytest.mark.parametrize("policy", [P.TRUNCATE_MIDDLE, P.ROLLING_WINDOW])
+@pytest.mark.parametrize("n_ctx", [48, 96, 160, 300, 500])
+def test_search_drops_what_dropping_one_at_a_time_drops(policy: P, n_ctx: int) -> None:
+    msgs = conversation(30, words=7)
+    msgs[5:5] = [
+        {"role": "assistant", "content": "call", "tool_calls": [{"id": "1"}]},
+        {"role": "tool", "content": "result one"},
+        {"role": "tool", "content": "result two"},
+    ]
+    fitted = fit(msgs, tokenize, n_ctx=n_ctx, policy=policy, max_tokens=16)
+    head = 2 if policy is P.TRUNCATE_MIDDLE else 1
+    expected, dropped = _one_at_a_time(msgs, head, n_ctx - reserve_for_reply(n_ctx, 16))
+    assert list(fitted.messages) == expected
+    assert fitted.truncation is not None and fitted.truncation.dropped_messages == dropped
+
+
+def test_many_short_messages_take_few_renders() -> None:
+    """2001 short messages: the cut renders the conversation O(log n) times, not once per dropped one."""
+    msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(2001)]
+    calls = []
+
+    def counting(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> list[int]:
+        calls.append(len(messages))
+        return tokenize(messages, add_generation_prompt)
+
+    fitted = fit(msgs, counting, n_ctx=512, policy=P.TRUNCATE_MIDDLE, max_tokens=64)
+    assert fitted.truncation is not None and fitted.truncation.dropped_messages > 1800
+    assert len(calls) <= 20
