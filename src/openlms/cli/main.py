@@ -22,6 +22,7 @@ from openlms.cli.commands.ls import ls
 from openlms.cli.commands.ps import ps
 from openlms.cli.commands.server import server
 from openlms.cli.commands.status import status
+from openlms.cli.commands.token import token
 from openlms.cli.commands.unload import unload
 from openlms.cli.commands.version import version
 from openlms.cli.errors import one_line
@@ -106,6 +107,7 @@ cli.add_command(load)
 cli.add_command(unload)
 cli.add_command(import_)
 cli.add_command(log)
+cli.add_command(token)
 cli.add_command(version)
 
 
