@@ -72,6 +72,7 @@ class ServerRecord:
     port: int
     path: Path
     sdk_port: int | None = None  # the second port (the lmstudio SDK's default), if it listens on one
+    version: str | None = None  # the openlms version that runs it
 
     @property
     def url(self) -> str:
@@ -90,13 +91,14 @@ def read_server_file(home: Path) -> ServerRecord | None:
     pid, port, host = data.get("pid"), data.get("port"), data.get("host")
     if not isinstance(pid, int) or not isinstance(port, int) or pid <= 0:
         return None
-    sdk_port = data.get("sdk_port")
+    sdk_port, version = data.get("sdk_port"), data.get("version")
     return ServerRecord(
         pid=pid,
         host=host if isinstance(host, str) else "127.0.0.1",
         port=port,
         path=path,
         sdk_port=sdk_port if isinstance(sdk_port, int) else None,
+        version=version if isinstance(version, str) else None,
     )
 
 

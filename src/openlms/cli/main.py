@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from openlms.cli.app import CliApp
+from openlms.cli.commands.daemon import daemon
 from openlms.cli.commands.importcmd import import_
 from openlms.cli.commands.load import load
 from openlms.cli.commands.log import log
@@ -108,6 +109,7 @@ cli.add_command(unload)
 cli.add_command(import_)
 cli.add_command(log)
 cli.add_command(token)
+cli.add_command(daemon)
 cli.add_command(version)
 
 

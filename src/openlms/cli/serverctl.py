@@ -1,8 +1,14 @@
 """Starting and stopping the local server process.
 
 `lms server start` (and any command that needs the local server while none runs) spawns
-`python -m openlms.server <flags>` fully detached, its output appended to the server log, then polls
-`GET /lmstudio-greeting` until it answers. `lms server stop` sends SIGTERM to the pid in `server.json`.
+`python -m openlms.server <flags>` fully detached, then polls `GET /lmstudio-greeting` until it answers.
+The server writes (and rotates) its own log; its stdout and stderr (start-up errors, a native crash's
+last words) go to a separate small file, `openlms-server.stdout.log`, so the rotating log has one writer.
+`lms server stop` sends SIGTERM to the pid in `server.json`.
+
+An automatic start (`wake_up`, e.g. `lms ps` after a crash) uses the saved settings, ports included; if
+the saved SDK port is taken by another program it serves without it and warns, where an explicit
+`lms server start` fails.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from openlms.cli.discovery import ServerRecord, find_running_server, local_url, pid_alive, remove_server_file
+from openlms.cli.discovery import (
+    ServerRecord,
+    find_running_server,
+    local_url,
+    pid_alive,
+    read_server_file,
+    remove_server_file,
+)
 from openlms.cli.errors import CliError
 
 if TYPE_CHECKING:
@@ -26,6 +39,8 @@ if TYPE_CHECKING:
     from openlms.core.settings import Settings
 
 _LOG_TAIL_LINES = 20
+STDOUT_LOG_NAME = "openlms-server.stdout.log"
+STDOUT_LOG_MAX_BYTES = 1_000_000  # kept from one start to the next, moved aside to `.1` above this
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,8 @@ class StartOptions:
     log_level: str | None = None
     sdk_port: int | None = None
     require_auth: bool | None = None
+    restore_models: bool | None = None
+    sdk_port_optional: bool = False  # serve without the SDK port when it is taken (automatic starts)
 
     def server_flags(self, port: int) -> list[str]:
         """The `python -m openlms.server` arguments (docs/http-api.md, "Running the server")."""
@@ -52,6 +69,7 @@ class StartOptions:
             ("jit", self.jit),
             ("auto-evict", self.auto_evict),
             ("require-auth", self.require_auth),
+            ("restore-models", self.restore_models),
         )
         for name, value in toggles:
             if value is not None:
@@ -62,6 +80,8 @@ class StartOptions:
             flags += ["--log-level", self.log_level]
         if self.sdk_port is not None:
             flags += ["--sdk-port", str(self.sdk_port)]
+        if self.sdk_port_optional:
+            flags.append("--sdk-port-optional")
         return flags
 
 
@@ -86,6 +106,7 @@ def effective_settings(options: StartOptions) -> Settings:
             log_level=options.log_level,
             sdk_port=options.sdk_port,
             require_auth=options.require_auth,
+            restore_loaded_models=options.restore_models,
         )
     except ValueError as exc:  # includes pydantic's ValidationError
         raise CliError(f"Invalid openlms settings: {exc}") from None
@@ -101,11 +122,26 @@ def find_server(app: CliApp, settings: Settings) -> ServerAddress | None:
         return ServerAddress(url, settings.port) if client.is_alive() else None
 
 
-def spawn_and_wait(app: CliApp, settings: Settings, options: StartOptions) -> ServerAddress:
-    """Start the server detached and wait until it answers; a `CliError` says why it did not."""
-    log = settings.server_log_file
+def stdout_log_file(settings: Settings) -> Path:
+    """Where the server's stdout and stderr go (the log proper is `settings.server_log_file`)."""
+    return settings.logs_dir / STDOUT_LOG_NAME
+
+
+def _open_stdout_log(settings: Settings) -> tuple[Path, int]:
+    """The stdout file, moved aside first when it grew large; returns it and its size before this start."""
+    log = stdout_log_file(settings)
     log.parent.mkdir(parents=True, exist_ok=True)
     offset = log.stat().st_size if log.exists() else 0
+    if offset > STDOUT_LOG_MAX_BYTES:
+        with contextlib.suppress(OSError):
+            log.replace(log.with_name(log.name + ".1"))
+            offset = 0
+    return log, offset
+
+
+def spawn_and_wait(app: CliApp, settings: Settings, options: StartOptions) -> ServerAddress:
+    """Start the server detached and wait until it answers; a `CliError` says why it did not."""
+    log, offset = _open_stdout_log(settings)
     argv = [*app.server_command, *options.server_flags(settings.port)]
     with log.open("ab") as out:
         try:
@@ -181,13 +217,31 @@ def read_log_tail(log: Path, offset: int) -> list[str]:
 
 def wake_up(app: CliApp) -> str:
     """The URL of the local server, started with the last used settings if it is not running."""
-    options = StartOptions()
+    options = StartOptions(sdk_port_optional=True)
     settings = effective_settings(options)
     found = find_server(app, settings)
     if found is not None:
         return found.url
     click.echo("Waking up openlms service...", err=True)
-    return spawn_and_wait(app, settings, options).url
+    address = spawn_and_wait(app, settings, options)
+    warn_if_sdk_port_skipped(settings)
+    return address.url
+
+
+def warn_if_sdk_port_skipped(settings: Settings) -> None:
+    """After an automatic start: say so when the saved SDK port was taken and the server runs without it."""
+    record = read_server_file(settings.home)
+    if (
+        settings.sdk_port
+        and record is not None
+        and record.sdk_port is None
+        and settings.sdk_port != record.port
+    ):
+        click.echo(
+            f"Warning: port {settings.sdk_port} (the lmstudio SDK's) is in use by another program; the "
+            f"server runs without it (SDK clients can connect to port {record.port}).",
+            err=True,
+        )
 
 
 def stop_server(app: CliApp, record: ServerRecord) -> None:

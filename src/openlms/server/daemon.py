@@ -37,6 +37,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
     p.add_argument(
+        "--restore-models",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        dest="restore_loaded_models",
+        help="load again, on start, the models loaded when the server last stopped",
+    )
+    p.add_argument(
+        "--sdk-port-optional",
+        action="store_true",
+        dest="sdk_port_optional",
+        help="serve without the SDK port when it is taken (a warning) instead of failing",
+    )
+    p.add_argument(
         "--require-auth", action=argparse.BooleanOptionalAction, default=None, help="require an API token"
     )
     return p.parse_args(argv)
@@ -63,8 +76,12 @@ def bind_socket(host: str, port: int, *, flag: str = "--port") -> socket.socket:
 
 
 def setup_logging(settings: Settings) -> None:
+    """The server log, rotated by size; this process is its only writer (`lms` sends the server's own
+    stdout and stderr to a separate file, `openlms-server.stdout.log`)."""
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(settings.server_log_file, maxBytes=10_000_000, backupCount=3)
+    handler = RotatingFileHandler(
+        settings.server_log_file, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -75,34 +92,54 @@ def setup_logging(settings: Settings) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    optional_sdk_port = args.sdk_port_optional
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k != "sdk_port_optional"}
     try:
-        settings = load_settings(**{k: v for k, v in vars(args).items() if v is not None})
+        settings = load_settings(**overrides)
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    sock = bind_socket(settings.host, settings.port)
-    sockets = [sock]
-    if settings.sdk_port and settings.sdk_port != settings.port:
-        try:
-            sockets.append(bind_socket(settings.host, settings.sdk_port, flag="--sdk-port"))
-        except SystemExit:
-            sock.close()
-            raise
+    sockets, skipped = bind_sockets(settings, optional_sdk_port=optional_sdk_port)
     setup_logging(settings)
-    persist_settings(settings)
-    info = {
-        "pid": os.getpid(),
-        "host": settings.host,
-        "port": settings.port,
-        "sdk_port": settings.sdk_port if len(sockets) > 1 else None,
-        "started_at": datetime.now(UTC).isoformat(),
-    }
-    atomic_write_text(settings.server_file, json.dumps(info) + "\n")
+    if skipped is not None:
+        log.warning("%s Serving without the SDK port.", skipped.removeprefix("Error: "))
+    persist_settings(settings)  # the configured SDK port is kept even when it was skipped this time
+    write_server_file(settings, sdk_port=settings.sdk_port if len(sockets) > 1 else None)
     try:
         serve(settings, sockets)
     finally:
         _remove_server_file(settings)
     return 0
+
+
+def bind_sockets(settings: Settings, *, optional_sdk_port: bool) -> tuple[list[socket.socket], str | None]:
+    """The HTTP socket and the SDK one (if any). A taken SDK port fails the start, unless
+    `optional_sdk_port` (an automatic restart): then it is skipped and the reason returned."""
+    sock = bind_socket(settings.host, settings.port)
+    if not settings.sdk_port or settings.sdk_port == settings.port:
+        return [sock], None
+    try:
+        return [sock, bind_socket(settings.host, settings.sdk_port, flag="--sdk-port")], None
+    except SystemExit as exc:
+        if optional_sdk_port:
+            return [sock], str(exc.code)
+        sock.close()
+        raise
+
+
+def write_server_file(settings: Settings, *, sdk_port: int | None) -> None:
+    """`server.json`: how `lms` finds this server (and `lms daemon status` its pid and version)."""
+    from openlms import __version__
+
+    info = {
+        "pid": os.getpid(),
+        "host": settings.host,
+        "port": settings.port,
+        "sdk_port": sdk_port,
+        "version": __version__,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    atomic_write_text(settings.server_file, json.dumps(info) + "\n")
 
 
 def serve(settings: Settings, sockets: list[socket.socket]) -> None:

@@ -13,7 +13,19 @@ from openlms import __version__
 from openlms.cli.app import CliApp
 from openlms.cli.main import main
 
-SUBCOMMANDS = ["status", "server", "ls", "ps", "load", "unload", "import", "log", "version"]
+SUBCOMMANDS = [
+    "status",
+    "server",
+    "ls",
+    "ps",
+    "load",
+    "unload",
+    "import",
+    "log",
+    "token",
+    "daemon",
+    "version",
+]
 
 
 def test_bare_lms_lists_the_subcommands(invoke: Invoke) -> None:

@@ -121,7 +121,7 @@ def test_start_status_ls_stop(real_app: CliApp, home: Path) -> None:
     result = run(real_app, ["server", "start", "--port", str(port), "--no-cors", "--jit-ttl", "60"])
     assert result.exit_code == 0, result.output
     assert result.stdout == f"Starting server...\nSuccess! Server is now running on port {port}\n"
-    log = (home / "server-logs" / "openlms-server.log").read_text()
+    log = (home / "server-logs" / "openlms-server.stdout.log").read_text()
     assert f"fake server argv: --port {port} --no-cors --jit-ttl 60" in log
     assert run(real_app, ["server", "status", "--json"]).stdout == f'{{"running":true,"port":{port}}}\n'
     assert run(real_app, ["ls"]).stdout == "You have not downloaded any models yet.\n"
