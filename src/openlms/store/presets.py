@@ -2,7 +2,9 @@
 settings (system prompt, temperature, ...) that an SDK request names with `preset=`.
 
 A preset file holds `{"identifier", "name", "operation": {"fields": [{"key", "value"}]}, "load": {...}}`
-(LM Studio 0.3 format). Files are only read; a file that is not valid JSON is skipped with a warning.
+(LM Studio 0.3 format). Files are only read; a file that is not valid JSON (a half-written one, say) is
+skipped with a warning, and so is a link that leads out of the presets folder: presets are read from that
+folder only, and a name in a request is matched against what was read, never used as a path.
 A fuzzy identifier matches, in order: the identifier, the name (case-insensitive), the identifier's last
 path segment (`@local:my-preset` or `user/my-preset` answer to `my-preset`), the file name without
 `.preset.json`.
@@ -39,7 +41,11 @@ class PresetStore:
         if not self.directory.is_dir():
             return []
         presets = []
+        root = self.directory.resolve()
         for path in sorted(self.directory.rglob(f"*{SUFFIX}")):
+            if root not in path.resolve().parents:
+                log.warning("skipping preset %s: it links out of %s", path, self.directory)
+                continue
             preset = _read(path, self.directory)
             if preset is not None:
                 presets.append(preset)
