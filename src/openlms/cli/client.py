@@ -6,6 +6,7 @@ Tests inject an `httpx.MockTransport` through `CliApp.transport`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -31,7 +32,9 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._hint = hint
-        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=_TIMEOUT)
+        self._http = httpx.Client(
+            base_url=self.base_url, transport=transport, timeout=_TIMEOUT, headers=auth_headers(self.base_url)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -157,6 +160,27 @@ def transport_reason(exc: httpx.TransportError) -> str:
     return str(exc) or type(exc).__name__
 
 
+def auth_headers(base_url: str) -> dict[str, str]:
+    """The token `lms` sends: for a server on this machine, the home's local secret (written by a
+    server that requires tokens, accepted from loopback only), else LM_API_TOKEN / LMSTUDIO_API_TOKEN."""
+    from openlms.cli.discovery import home_dir
+    from openlms.core.tokens import local_secret_file, read_local_secret, token_from_environment
+
+    token = read_local_secret(local_secret_file(home_dir())) if _is_local(base_url) else None
+    token = token or token_from_environment()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _is_local(base_url: str) -> bool:
+    host = httpx.URL(base_url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def error_message(response: httpx.Response) -> str:
     """The server's `error.message` (OpenAI error shape), else the status and the start of the body."""
     try:
@@ -164,6 +188,8 @@ def error_message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     message = _error_field(body)
+    if message and response.status_code == 401:
+        return f"{message} For `lms`, set LM_API_TOKEN to a token from `lms token create`."
     if message:
         return message
     text = response.text.strip()[:200]

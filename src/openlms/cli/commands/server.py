@@ -52,6 +52,11 @@ def server() -> None:
     metavar="PORT",
     help="Second port, where the lmstudio SDK looks by default (default 41343; 0: none).",
 )
+@click.option(
+    "--require-auth/--no-require-auth",
+    default=None,
+    help="Require an API token (`lms token create`) on every request. Default: the last used.",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -62,12 +67,20 @@ def start(
     auto_evict: bool | None,
     jit_ttl: int | None,
     sdk_port: int | None,
+    require_auth: bool | None,
 ) -> None:
     from openlms.cli import serverctl
 
     app = get_app(ctx)
     options = serverctl.StartOptions(
-        port=port, host=bind, cors=cors, jit=jit, auto_evict=auto_evict, jit_ttl=jit_ttl, sdk_port=sdk_port
+        port=port,
+        host=bind,
+        cors=cors,
+        jit=jit,
+        auto_evict=auto_evict,
+        jit_ttl=jit_ttl,
+        sdk_port=sdk_port,
+        require_auth=require_auth,
     )
     settings = serverctl.effective_settings(options)
     running = serverctl.find_server(app, settings)
@@ -76,6 +89,7 @@ def start(
         if port is not None and port != running.port:
             click.echo(f"Stop it first (`lms server stop`) to start it on port {port}.", err=True)
         return
+    _warn_if_exposed(settings.host, require_auth=settings.require_auth)
     click.echo("Starting server...")
     address = serverctl.spawn_and_wait(app, settings, options)
     click.echo(f"Success! Server is now running on port {address.port}")
@@ -115,6 +129,8 @@ def status(as_json: bool, verbose: bool, quiet: bool, log_level: str | None) -> 
         )
     level = "debug" if verbose else "none" if quiet else (log_level or "info").lower()
     record = find_running_server(home_dir())
+    if record is not None and not as_json and level not in _QUIET_LEVELS:
+        _warn_if_exposed(record.host, require_auth=_requires_auth())
     if as_json:
         state = {"running": True, "port": record.port} if record else {"running": False}
         click.echo(json.dumps(state, separators=(",", ":")))
@@ -137,3 +153,37 @@ def _status_details(record: ServerRecord | None) -> list[str]:
         if record.sdk_port:
             lines.append(f"  lmstudio SDK port: {record.sdk_port} (also on {record.port})")
     return [*lines, f"  Log: {settings.server_log_file}"]
+
+
+def _warn_if_exposed(host: str, *, require_auth: bool) -> None:
+    """A loud warning on stderr for a server on the network that requires no API token."""
+    if require_auth or _is_loopback(host):
+        return
+    click.echo(
+        f"WARNING: the server listens on {host} (the network) and requires no API token: anyone who can "
+        "reach this machine can use its models and files. Use `lms server start --require-auth` and "
+        "`lms token create`, or bind to 127.0.0.1.",
+        err=True,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _requires_auth() -> bool:
+    """Whether the server requires tokens, as it persisted at its start."""
+    from openlms.cli.errors import CliError
+    from openlms.cli.serverctl import StartOptions, effective_settings
+
+    try:
+        return effective_settings(StartOptions()).require_auth
+    except CliError:
+        return False
