@@ -41,7 +41,13 @@ def fake() -> FakeBackend:
     return FakeBackend(reply=lambda prompt: "Paris is the capital of France.")
 
 
+# The names these tests address the app by (httpx's base_url, starlette's TestClient), allowed like a
+# user's own names; tests/unit/server/test_guard.py checks the Host allowlist itself.
+TEST_HOSTS = ["openlms.test", "testserver"]
+
+
 def make_app(home: Path, backend: FakeBackend, **overrides: object) -> FastAPI:
+    overrides.setdefault("allowed_hosts", TEST_HOSTS)
     return create_app(Settings(home=home, **overrides), backend=backend)  # type: ignore[arg-type]
 
 
@@ -50,5 +56,5 @@ async def client(home: Path, fake: FakeBackend) -> AsyncIterator[httpx.AsyncClie
     app = make_app(home, fake)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://openlms.test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             yield http

@@ -77,9 +77,9 @@ async def open_stream(app: FastAPI, source: str) -> AsyncIterator[SseClient]:
         "raw_path": b"/api/v1/logs/stream",
         "query_string": f"source={source}".encode(),
         "root_path": "",
-        "headers": [(b"host", b"openlms.test")],
+        "headers": [(b"host", b"localhost")],
         "client": ("127.0.0.1", 5000),
-        "server": ("openlms.test", 80),
+        "server": ("127.0.0.1", 80),
     }
     task = asyncio.create_task(app(scope, client.receive, client.send))
     try:
@@ -152,12 +152,12 @@ async def test_keep_alive_pings(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -
 
 async def test_remote_clients_and_bad_sources_are_refused(app: FastAPI) -> None:
     remote = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
-    async with httpx.AsyncClient(transport=remote, base_url="http://openlms.test") as http:
+    async with httpx.AsyncClient(transport=remote, base_url="http://localhost") as http:
         refused = await http.get("/api/v1/logs/stream", params={"source": "model"})
     assert refused.status_code == 403
     error = refused.json()["error"]
     assert error["type"] == "permission_error" and "local machine only" in error["message"]
     local = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-    async with httpx.AsyncClient(transport=local, base_url="http://openlms.test") as http:
+    async with httpx.AsyncClient(transport=local, base_url="http://localhost") as http:
         bad = await http.get("/api/v1/logs/stream", params={"source": "everything"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.source"

@@ -86,7 +86,7 @@ async def test_writes_are_local_only(home: Path) -> None:
     app = make_app(home, FakeBackend())
     async with app.router.lifespan_context(app):
         remote = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
-        async with httpx.AsyncClient(transport=remote, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=remote, base_url="http://localhost") as http:
             assert (await http.get(URL, params={"model": "tiny-chat"})).status_code == 200
             for method in ("PUT", "DELETE"):
                 denied = await http.request(method, URL, params={"model": "tiny-chat"}, json=CONFIG)

@@ -364,9 +364,17 @@ for _ in range(200):
     ],
 )
 async def test_bad_tool_and_schema_input_is_a_400_naming_it(
-    client: httpx.AsyncClient, extra: dict[str, Any], param: str, needle: str
+    home: Any, fake: FakeBackend, extra: dict[str, Any], param: str, needle: str
 ) -> None:
-    response = await client.post("/v1/chat/completions", json={"model": CHAT, "messages": ASK} | extra)
+    from tests.unit.server.conftest import make_app
+
+    app = make_app(home, fake, max_json_depth=1000)  # DEEP passes the body's limit (64), not the schema's
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            response = await client.post(
+                "/v1/chat/completions", json={"model": CHAT, "messages": ASK} | extra
+            )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param and needle in error["message"]

@@ -71,7 +71,7 @@ async def test_import_is_local_only_and_lists_the_model(home: Path, tmp_path: Pa
     app = make_app(home, FakeBackend())
     async with app.router.lifespan_context(app):
         local = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=local, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=local, base_url="http://localhost") as http:
             done = await http.post("/api/v1/models/import", json={"path": str(source), "publisher": "me"})
             assert done.status_code == 200 and done.json()["key"] == "imported-model"
             again = await http.post("/api/v1/models/import", json={"path": str(source), "publisher": "me"})
@@ -83,6 +83,6 @@ async def test_import_is_local_only_and_lists_the_model(home: Path, tmp_path: Pa
             keys = [m["key"] for m in (await http.get("/api/v1/models")).json()["models"]]
             assert "imported-model" in keys
         remote = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
-        async with httpx.AsyncClient(transport=remote, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=remote, base_url="http://localhost") as http:
             denied = await http.post("/api/v1/models/import", json={"path": str(source)})
             assert denied.status_code == 403
