@@ -174,6 +174,9 @@ def handshake(
             ws.send_json({"type": "rpcCall", "endpoint": "listDownloadedModels", "callId": 0})
             listed = ws.receive_json()
             assert listed["type"] == "rpcResult" and listed["result"], listed
+        if not reply["success"]:
+            assert reply["error"]["title"] == reply["error"]["rootTitle"]
+            return {"success": False, "error": reply["error"]["title"]}
         return reply
 
 

@@ -127,14 +127,15 @@ def test_auth_refuses_a_second_passkey_for_one_identifier(app_client: TestClient
     with app_client.websocket_connect("/system") as ws:
         ws.send_json(AUTH | {"clientPasskey": "another"})
         reply = ws.receive_json()
-    assert reply["success"] is False and "already in use" in reply["error"]
+    assert reply["success"] is False and "already in use" in reply["error"]["title"]
 
 
 def test_auth_needs_version_1(app_client: TestClient) -> None:
     with app_client.websocket_connect("/llm") as ws:
         ws.send_json({"clientIdentifier": "x", "clientPasskey": "y"})
         reply = ws.receive_json()
-    assert reply == {"success": False, "error": "Expected an authentication message with authVersion 1."}
+    message = "Expected an authentication message with authVersion 1."
+    assert reply == {"success": False, "error": {"title": message, "rootTitle": message}}
 
 
 def test_unknown_endpoint_gets_only_a_warning(llm: Socket) -> None:

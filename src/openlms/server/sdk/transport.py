@@ -250,7 +250,10 @@ async def serve_websocket(websocket: WebSocket, namespace: Namespace, auth: Auth
             await websocket.close(code=1008)
         return
     if isinstance(checked, str):
-        await websocket.send_text(json.dumps({"success": False, "error": checked}))
+        # An error object (SerializedLMSExtendedError), not a bare string: lmstudio 1.5 raises
+        # ValueError on a string instead of reporting "Authentication failed: ...".
+        error = {"title": checked, "rootTitle": checked}
+        await websocket.send_text(json.dumps({"success": False, "error": error}))
         await websocket.close(code=1008)
         return
     await websocket.send_text(json.dumps({"success": True}))
