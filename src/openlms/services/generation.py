@@ -10,6 +10,7 @@ model's text parsed into content, reasoning and tool-call events, plus progress 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -42,11 +43,14 @@ from openlms.parsers.output.events import (
 )
 from openlms.parsers.output.reasoning import prompt_opens_reasoning
 from openlms.parsers.output.registry import ToolFormat
+from openlms.parsers.sandbox import RenderLimits
+from openlms.parsers.unicode import clean_text
 from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
 from openlms.services.models import ModelRef, ModelService
-from openlms.services.overflow import Truncation, fit
+from openlms.services.overflow import FittedPrompt, Truncation, fit
 from openlms.services.params import PredictionParams, ResolvedParams, resolve
 from openlms.services.prompting import chat_prompt
+from openlms.services.request_limits import check_counts
 from openlms.services.toolcalls import ToolPlan, check_history_calls
 
 log = logging.getLogger("openlms.server")
@@ -180,12 +184,41 @@ class Predictor:
         self.bus = bus
 
     async def prepare_chat(self, chat: ChatRequest) -> PreparedPrediction:
+        check_counts(self.models.settings, chat.params, chat.messages)
         instance = await self._llm(chat.model, chat.ttl_seconds)
         settings, variables = self._resolve(instance, chat.params, chat.preset)
-        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables)
+        # rendering, tokenizing, the overflow cut and grammars are CPU work: off the event loop
+        built = await asyncio.to_thread(self._build_chat, instance, chat.messages, settings, variables)
+        if built.fitted.truncation:
+            log.warning(
+                "prompt for %s truncated (%s)", instance.identifier, built.fitted.truncation.describe()
+            )
+        request = await self._request(
+            settings,
+            built.fitted.tokens,
+            built.extra_stops,
+            grammar=built.grammar,
+            grammar_trigger=built.trigger,
+            render_special=built.output.tool_format is not None
+            and built.output.tool_format.needs_special_tokens,
+            keep_tokens=built.fitted.keep_tokens,
+        )
+        return PreparedPrediction(
+            instance, built.text, request, settings, built.output, built.fitted.truncation
+        )
+
+    def _build_chat(
+        self,
+        instance: Instance,
+        messages: Sequence[Mapping[str, Any]],
+        settings: ResolvedParams,
+        variables: Mapping[str, Any],
+    ) -> _BuiltChat:
+        """The chat's prompt, fitted to the context, and how its output is read (in a worker thread)."""
+        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
         grammar, trigger = _one_grammar(settings.structured, prompt.plan)
         fitted = fit(
-            with_system_prompt(_checked(chat.messages), settings.system_prompt),
+            with_system_prompt(_checked(messages), settings.system_prompt),
             prompt.tokenize,
             n_ctx=instance.runtime.context_length,
             policy=settings.overflow,
@@ -195,34 +228,30 @@ class Predictor:
         # a grammar constrains the answer from its first token: nothing of it is reasoning
         opens_reasoning = prompt_opens_reasoning(text) and (grammar is None or trigger is not None)
         output = _output_spec(prompt.plan, settings.reasoning_parsing, opens_reasoning)
-        if fitted.truncation:
-            log.warning("prompt for %s truncated (%s)", instance.identifier, fitted.truncation.describe())
-        request = await self._request(
-            settings,
-            fitted.tokens,
-            prompt.extra_stops,
-            grammar=grammar,
-            grammar_trigger=trigger,
-            render_special=output.tool_format is not None and output.tool_format.needs_special_tokens,
-            keep_tokens=fitted.keep_tokens,
-        )
-        return PreparedPrediction(instance, text, request, settings, output, fitted.truncation)
+        return _BuiltChat(text, fitted, prompt.extra_stops, grammar, trigger, output)
+
+    @property
+    def limits(self) -> RenderLimits:
+        server = self.models.settings
+        return RenderLimits(server.template_timeout_s, server.template_max_chars)
 
     async def prepare_completion(self, completion: CompletionRequest) -> PreparedPrediction:
         """Raw completion: the prompt goes to the model as it is, no template."""
+        check_counts(self.models.settings, completion.params)
         instance = await self._llm(completion.model, completion.ttl_seconds)
         settings, _ = self._resolve(instance, completion.params, completion.preset)
-        prompt = (settings.system_prompt or "") + completion.prompt
-        tokens = instance.runtime.tokenize(prompt, add_special=True, parse_special=True)
+        prompt = clean_text((settings.system_prompt or "") + completion.prompt)
+        runtime = instance.runtime
+        tokens = await asyncio.to_thread(runtime.tokenize, prompt, add_special=True, parse_special=True)
         fitted = fit(
             [{"role": "user", "content": prompt}],
             lambda _messages, _gen: tokens,
-            n_ctx=instance.runtime.context_length,
+            n_ctx=runtime.context_length,
             policy=settings.overflow,
             max_tokens=settings.max_tokens,
         )
         request = await self._request(settings, fitted.tokens, grammar=settings.structured, keep_tokens=1)
-        text = prompt if fitted.truncation is None else instance.runtime.detokenize(fitted.tokens)
+        text = prompt if fitted.truncation is None else runtime.detokenize(fitted.tokens)
         return PreparedPrediction(instance, text, request, settings, truncation=fitted.truncation)
 
     async def _request(
@@ -235,6 +264,8 @@ class Predictor:
         """The engine's request: the prompt's tokens with the resolved sampling, limits, stops (the
         settings' and then the template's own), overflow policy and draft model, plus `options`."""
         stops = settings.stops + tuple(s for s in template_stops if s not in settings.stops)
+        if isinstance(options.get("grammar"), str):
+            options["grammar"] = clean_text(options["grammar"])
         return GenerationRequest(
             tuple(tokens),
             settings.sampling,
@@ -264,18 +295,29 @@ class Predictor:
         omit_eos: bool = False,
     ) -> TemplateResult:
         """The exact prompt (and its token count) a chat request would send, without generating."""
+        check_counts(self.models.settings, params or PredictionParams(), messages)
         instance = await self._llm(model, None)
         settings, variables = self._resolve(instance, params or PredictionParams(), None)
-        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables)
-        checked = _checked(messages)
-        text = prompt.render(checked, add_generation_prompt=True)
-        tokens = len(prompt.tokenize(checked, True))
+        text, tokens = await asyncio.to_thread(self._render_template, instance, messages, settings, variables)
         bos, eos = instance.runtime.bos_token, instance.runtime.eos_token
         if omit_bos and bos and text.startswith(bos):
             text = text[len(bos) :]
         if omit_eos and eos and text.endswith(eos):
             text = text[: -len(eos)]
         return TemplateResult(instance, text, tokens)
+
+    def _render_template(
+        self,
+        instance: Instance,
+        messages: Sequence[Mapping[str, Any]],
+        settings: ResolvedParams,
+        variables: Mapping[str, Any],
+    ) -> tuple[str, int]:
+        """The prompt text and its token count (in a worker thread)."""
+        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
+        checked = _checked(messages)
+        text = prompt.render(checked, add_generation_prompt=True)
+        return text, len(prompt.tokenize(checked, True))
 
     @asynccontextmanager
     async def run(self, prepared: PreparedPrediction) -> AsyncIterator[Prediction]:
@@ -312,8 +354,9 @@ class Predictor:
         self, model: ModelRef, texts: Sequence[str], *, ttl_seconds: float | None = None
     ) -> tuple[Instance, EmbeddingResult]:
         instance = await self.models.for_inference(model, ModelKind.EMBEDDING, ttl_seconds=ttl_seconds)
+        cleaned = [clean_text(text) for text in texts]  # lone surrogates: see parsers.unicode
         async with self.models.manager.use(instance):
-            return instance, await instance.runtime.embed(texts)
+            return instance, await instance.runtime.embed(cleaned)
 
     async def _draft(self, settings: ResolvedParams) -> DraftSpec | None:
         """The draft model's descriptor and settings (the engine loads it on first use)."""
@@ -328,6 +371,15 @@ class Predictor:
 
     async def _llm(self, model: ModelRef, ttl_seconds: float | None) -> Instance:
         return await self.models.for_inference(model, ModelKind.LLM, ttl_seconds=ttl_seconds)
+
+
+class _BuiltChat(NamedTuple):
+    text: str
+    fitted: FittedPrompt
+    extra_stops: tuple[str, ...]
+    grammar: str | None
+    trigger: str | None
+    output: OutputSpec
 
 
 class TemplateResult(NamedTuple):

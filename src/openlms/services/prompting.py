@@ -1,5 +1,6 @@
 """The chat prompt of one request: the model's template (or its override), custom Jinja variables, and
-the tools shaped for the model's tool format."""
+the tools shaped for the model's tool format. Rendering is bounded (`RenderLimits`) and, like tokenizing,
+is CPU work: the predictor calls these from a worker thread, never on the event loop."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
+from openlms.parsers.sandbox import RenderLimits
 from openlms.parsers.templates import ChatTemplate, ManualTemplate, resolve_template
+from openlms.parsers.unicode import clean_text
 from openlms.services.overflow import FittedPrompt
 from openlms.services.params import ResolvedParams
 from openlms.services.toolcalls import (
@@ -26,18 +29,22 @@ class ChatPrompt:
     template: ChatTemplate | ManualTemplate
     plan: ToolPlan
     variables: Mapping[str, Any]
+    limits: RenderLimits = RenderLimits()
 
     @property
     def extra_stops(self) -> tuple[str, ...]:
         return self.template.extra_stops
 
     def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool) -> str:
-        return self.template.render(
+        """The prompt text (lone surrogates replaced: see `parsers.unicode`)."""
+        text = self.template.render(
             messages_for_template(self.plan, messages),
             add_generation_prompt=add_generation_prompt,
             tools=template_tools(self.plan),
             variables=self.variables,
+            limits=self.limits,
         )
+        return clean_text(text)
 
     def tokenize(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> list[int]:
         prompt = self.render(messages, add_generation_prompt=add_generation_prompt)
@@ -57,6 +64,7 @@ def chat_prompt(
     descriptor: ModelDescriptor,
     settings: ResolvedParams,
     variables: Mapping[str, Any],
+    limits: RenderLimits,
 ) -> ChatPrompt:
     """The prompt of one request: the settings' template (else the model's), its Jinja `variables`, and
     the settings' tools planned for the template's tool format."""
@@ -69,4 +77,4 @@ def chat_prompt(
     )
     source = template.source if isinstance(template, ChatTemplate) else None
     plan = plan_tools(settings.tools, settings.tool_choice, source)
-    return ChatPrompt(runtime, template, plan, variables)
+    return ChatPrompt(runtime, template, plan, variables, limits)
