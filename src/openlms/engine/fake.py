@@ -77,7 +77,8 @@ class FakeBackend:
             on_progress(step / 4)
         if self.fail_load or descriptor.error:
             raise ModelLoadError(f"fake backend refused to load {descriptor.key}")
-        n_ctx = config.context_length or self.context_length
+        trained = descriptor.max_context_length or self.context_length
+        n_ctx = config.context_length or min(self.context_length, trained)  # as llama.cpp's runtimes
         return FakeRuntime(descriptor.kind, replace(config, context_length=n_ctx, eval_batch_size=512), self)
 
 

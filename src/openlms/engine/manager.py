@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from openlms.core.errors import IdentifierInUseError, ModelLoadError, ModelNotFoundError
+from openlms.core.errors import IdentifierInUseError, InvalidModelFileError, ModelNotFoundError
 from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.runtime import Backend, LoadProgress, ModelRuntime
 
@@ -171,7 +171,7 @@ class InstanceManager:
         on_progress: LoadProgress | None,
     ) -> Instance:
         if descriptor.error is not None:
-            raise ModelLoadError(f"Cannot load {descriptor.key}: {descriptor.error}")
+            raise InvalidModelFileError(f"Cannot load {descriptor.key}: {descriptor.error}", param="model")
         name = self._new_identifier(descriptor.key, identifier)
         loading = Loading(name, descriptor)
         self._loading[name] = loading

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from openlms.core.errors import (
+    InvalidModelFileError,
     InvalidRequestError,
     ModelNotFoundError,
     PresetNotFoundError,
@@ -21,6 +22,7 @@ from openlms.core.types import LoadConfig, LoadedInstance, ModelDescriptor, Mode
 from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.parsers.templates import PromptTemplateSpec
 from openlms.services.kvconfig import read_prediction
+from openlms.services.load_limits import LoadPlan, check_load
 from openlms.services.params import PredictionParams
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
@@ -135,6 +137,7 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
         config = await self._with_defaults(descriptor, LoadConfig())
+        self.check_load(descriptor, config)
         return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds, config=config)
 
     async def load(
@@ -149,6 +152,7 @@ class ModelService:
         """Load a downloaded model; fields the request leaves unset take the model's per-model defaults."""
         descriptor = await self.find_downloaded(query)
         config = await self._with_defaults(descriptor, config)
+        self.check_load(descriptor, config)
         instance = await self.manager.load(
             descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
         )
@@ -174,17 +178,39 @@ class ModelService:
             return existing, False
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
+        config = await self._with_defaults(descriptor, config)
+        self.check_load(descriptor, config)
         if self.manager.auto_evict and on_evict is not None:
             for other in self.manager.instances:
                 if other.jit:
                     on_evict(other)
         if on_start is not None:
             on_start(descriptor)
-        config = await self._with_defaults(descriptor, config)
         instance = await self.manager.get_or_load(
             descriptor, ttl_seconds=ttl_seconds, config=config, on_progress=on_progress
         )
         return instance, True
+
+    def check_load(
+        self, descriptor: ModelDescriptor, config: LoadConfig, *, param: str = "config"
+    ) -> LoadPlan:
+        """Refuse, before anything is loaded or evicted, a load of an unreadable or crafted file, a context
+        above the model's trained one, integers out of llama.cpp's ranges, or more memory than there is
+        (`load_limits`)."""
+        if descriptor.error is not None:
+            raise InvalidModelFileError(
+                f"Cannot load {descriptor.key}: {descriptor.error}. The file is corrupt, incomplete or not "
+                "supported; download it again or remove it.",
+                param="model",
+            )
+        return check_load(
+            descriptor,
+            self.catalog.metadata(descriptor),
+            config,
+            default_context=self.settings.default_context_length,
+            guardrails=self.settings.load_guardrails,
+            param=param,
+        )
 
     def find_loaded(self, query: str, kind: ModelKind | None = None) -> Instance | None:
         """A loaded instance by identifier, model key, or case-insensitive path prefix (of `kind`)."""
@@ -289,6 +315,8 @@ class ModelService:
         """Validate (the prompt template included) and replace a model's settings."""
         descriptor = await self.find_downloaded(query)
         config = parse_model_config(data)
+        if config.load.fields_set():
+            self.check_load(descriptor, with_load_defaults(LoadConfig(), config.load), param="load")
         if config.prediction.prompt_template is not None:
             PromptTemplateSpec.from_json(config.prediction.prompt_template, param=PROMPT_TEMPLATE_PARAM)
         await asyncio.to_thread(self.model_configs.put, descriptor.rel_path, config)

@@ -65,19 +65,19 @@ class _Camel(BaseModel):
 
 
 class LoadDefaults(_Camel):
-    context_length: int | None = Field(default=None, ge=64)
+    context_length: int | None = Field(default=None, ge=64, le=(1 << 32) - 1)  # services: <= the model's
     gpu: Literal["max", "off"] | float | None = None
     flash_attention: bool | None = None
     k_cache_type: KvCacheType | None = None
     v_cache_type: KvCacheType | None = None
     try_mmap: bool | None = None
     keep_model_in_memory: bool | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(1 << 31), le=(1 << 32) - 1)
     eval_batch_size: int | None = Field(default=None, ge=1, le=65536)
     rope_frequency_base: float | None = Field(default=None, gt=0)
     rope_frequency_scale: float | None = Field(default=None, gt=0)
-    num_experts: int | None = Field(default=None, ge=1)
-    n_threads: int | None = Field(default=None, ge=1)
+    num_experts: int | None = Field(default=None, ge=1, le=512)
+    n_threads: int | None = Field(default=None, ge=1, le=1024)
 
     def fields_set(self) -> dict[str, Any]:
         """The fields this config sets, by `LoadConfig` field name."""

@@ -19,6 +19,7 @@ import llama_cpp.llama_cpp as C
 
 from openlms.core.errors import InferenceError, ModelLoadError
 from openlms.core.types import KvCacheType, LoadConfig
+from openlms.engine.llama.failures import GGML_LOG_LEVEL_ERROR, I32_MAX, U32_MAX, LogTail, c_int, load_failure
 
 log = logging.getLogger("openlms.engine")
 
@@ -48,13 +49,17 @@ class LlamaBackend:
         # ggml's AMX weight repacking dies with SIGILL on VMs that advertise AMX without running it.
         self.avoid_extra_buffers = "AMX_INT8 = 1" in self.system_info
         self.gpu_offload = bool(C.llama_supports_gpu_offload())
-        self._log_callback = C.llama_log_callback(_forward_llama_log)
+        self.errors = LogTail()
+        self._log_callback = C.llama_log_callback(self._forward_log)
         C.llama_log_set(self._log_callback, ctypes.c_void_p(0))
 
-
-def _forward_llama_log(level: int, text: bytes | None, _user: ctypes.c_void_p) -> None:
-    if text and log.isEnabledFor(logging.DEBUG):
-        log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+    def _forward_log(self, level: int, text: bytes | None, _user: ctypes.c_void_p) -> None:
+        if not text:
+            return
+        if level == GGML_LOG_LEVEL_ERROR:
+            self.errors.add(text.decode("utf-8", "replace").strip())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
 
 
 def default_threads() -> int:
@@ -81,7 +86,8 @@ class LlamaModel:
     ) -> None:
         lib = backend()
         params = C.llama_model_default_params()
-        params.n_gpu_layers = _gpu_layers(config, n_layers) if lib.gpu_offload else 0
+        gpu_layers = _gpu_layers(config, n_layers) if lib.gpu_offload else 0
+        params.n_gpu_layers = c_int("n_gpu_layers", gpu_layers, -1, I32_MAX)
         params.load_mode = _load_mode(config)
         if lib.avoid_extra_buffers:
             params.use_extra_bufts = False
@@ -91,14 +97,12 @@ class LlamaModel:
         if overrides is not None:
             params.kv_overrides = overrides
         self._overrides = overrides
+        mark = lib.errors.count
         ptr = C.llama_model_load_from_file(str(path).encode("utf-8"), params)
         if not ptr:
             if self._keep.aborted:
                 raise ModelLoadError(f"Loading {path.name} was cancelled.")
-            raise ModelLoadError(
-                f"llama.cpp could not load {path}: the file is corrupt, truncated, of an unsupported "
-                "architecture, or there is not enough memory."
-            )
+            raise load_failure(path, lib.errors.since(mark))
         self.ptr = ptr
         self.vocab = C.llama_model_get_vocab(ptr)
         self.n_vocab = int(C.llama_vocab_n_tokens(self.vocab))
@@ -212,11 +216,11 @@ class LlamaContext:
 
     def __init__(self, model: LlamaModel, params: ContextParams) -> None:
         p = C.llama_context_default_params()
-        p.n_ctx = params.n_ctx
-        p.n_batch = params.n_batch
+        p.n_ctx = c_int("context_length", params.n_ctx, 1, U32_MAX)
+        p.n_batch = c_int("eval_batch_size", params.n_batch, 1, U32_MAX)
         p.n_ubatch = params.n_batch if params.embeddings else min(params.n_batch, 512)
-        p.n_seq_max = params.n_seq_max
-        p.n_threads = p.n_threads_batch = params.n_threads
+        p.n_seq_max = c_int("n_seq_max", params.n_seq_max, 1, U32_MAX)
+        p.n_threads = p.n_threads_batch = c_int("n_threads", params.n_threads, 1, I32_MAX)
         p.embeddings = params.embeddings
         p.no_perf = True
         if params.embeddings:
@@ -235,11 +239,15 @@ class LlamaContext:
             p.rope_freq_base = params.rope_frequency_base
         if params.rope_frequency_scale:
             p.rope_freq_scale = params.rope_frequency_scale
+        mark = backend().errors.count
         ptr = C.llama_init_from_model(model.ptr, p)
         if not ptr:
+            said = (
+                "; ".join(backend().errors.since(mark)) or "not enough memory, or an unsupported cache type"
+            )
             raise ModelLoadError(
-                f"llama.cpp could not create a context of {params.n_ctx} tokens (not enough memory, or an "
-                "unsupported cache type). Try a smaller --context-length."
+                f"llama.cpp could not create a context of {params.n_ctx} tokens ({said}). "
+                "Try a smaller --context-length."
             )
         self.ptr = ptr
         self.model = model
@@ -403,6 +411,6 @@ def _kv_overrides(
     overrides = (C.llama_model_kv_override * 2)()
     overrides[0].tag = C.LLAMA_KV_OVERRIDE_TYPE_INT
     overrides[0].key = f"{arch}.expert_used_count".encode()
-    overrides[0].value.val_i64 = config.num_experts  # type: ignore[union-attr]
+    overrides[0].value.val_i64 = c_int("num_experts", config.num_experts, 1, I32_MAX)  # type: ignore[union-attr]
     overrides[1].key = b""  # terminator
     return overrides
