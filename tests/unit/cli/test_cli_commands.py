@@ -185,6 +185,14 @@ def test_estimate_uses_the_default_context(invoke: Invoke) -> None:
     assert "GPU" not in result.stdout
 
 
+def test_estimate_refuses_a_context_above_the_model_maximum(invoke: Invoke) -> None:
+    result = invoke(
+        ["load", "text-embedding-nomic-embed-text-v1.5", "--estimate-only", "--context-length", "9999"]
+    )
+    assert result.exit_code != 0
+    assert "maximum context length is 2048" in result.output and "--context-length 2048" in result.output
+
+
 def test_unload(invoke: Invoke, server: FakeServer) -> None:
     assert invoke(["unload", "--all"]).stdout == "No models to unload.\n"
     assert invoke(["unload"]).stdout == "No models to unload.\n"

@@ -185,4 +185,10 @@ def _print_estimate(
 
     if model is None:
         raise CliError(f"No model matching '{query}' was found. Run `lms ls` to see model keys.")
+    limit = model.max_context_length
+    if limit and context_length > limit:  # the server refuses such a load (services/load_limits.py)
+        raise CliError(
+            f"The model's maximum context length is {limit} tokens; {context_length} was asked for. "
+            f"Use --context-length {limit} or less."
+        )
     click.echo(render_estimate(model, estimate_memory(model, context_length, gpu)))
