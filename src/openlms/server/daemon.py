@@ -152,6 +152,8 @@ def serve(settings: Settings, sockets: list[socket.socket]) -> None:
     from openlms.server.app import create_app
 
     app = create_app(settings)
+    from openlms.server.guard.http_protocol import MAX_HEADER_BYTES, guarded_http_protocol
+
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -160,6 +162,10 @@ def serve(settings: Settings, sockets: list[socket.socket]) -> None:
         timeout_graceful_shutdown=5,
         ws_max_size=WS_MAX_BYTES,
         lifespan="on",
+        # Limits (issue 10): idle keep-alive connections, header size and a header deadline (slow loris).
+        timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
+        http=guarded_http_protocol(),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     server = uvicorn.Server(config)
     log.info("openlms server listening on http://%s:%d", settings.host, settings.port)
