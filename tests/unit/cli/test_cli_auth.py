@@ -83,6 +83,7 @@ def test_start_passes_require_auth_and_warns_for_the_network(real_app: CliApp, h
     result = run(real_app, ["server", "start", "--port", str(port), "--require-auth"])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+    assert "none exists yet: create one with `lms token create" in result.stdout
     log = (home / "server-logs").glob("*.log")
     assert any(f"--port {port} --require-auth" in path.read_text() for path in log)
     assert run(real_app, ["server", "stop"]).exit_code == 0

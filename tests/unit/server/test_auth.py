@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from openlms.core.settings import Settings
 from openlms.core.tokens import CreatedToken, TokenStore, local_secret_file, split_token
 from openlms.engine.fake import FakeBackend
+from openlms.server.guard.auth import warn_if_exposed
 from tests.unit.server.conftest import make_app
 
 ROUTES = [
@@ -211,3 +212,11 @@ def test_sdk_revoked_token_is_refused(sdk: TestClient, home: Path, token: Create
     token_id, secret = split_token(token.token) or ("", "")
     TokenStore(Settings(home=home).tokens_file).revoke(token_id)
     assert handshake(sdk, token_id, secret)["success"] is False
+
+
+def test_a_network_bind_without_auth_is_warned_about(tmp_path: Path) -> None:
+    exposed = warn_if_exposed(Settings(home=tmp_path, host="0.0.0.0"))
+    assert exposed is not None and "0.0.0.0" in exposed and "--require-auth" in exposed
+    assert warn_if_exposed(Settings(home=tmp_path, host="0.0.0.0", require_auth=True)) is None
+    assert warn_if_exposed(Settings(home=tmp_path, host="127.0.0.1")) is None
+    assert warn_if_exposed(Settings(home=tmp_path, host="::1")) is None

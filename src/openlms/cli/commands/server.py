@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from openlms.cli.discovery import (
     is_openlms_process,
     remove_server_file,
 )
+
+if TYPE_CHECKING:
+    from openlms.core.settings import Settings
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "none")
 _QUIET_LEVELS = frozenset({"warn", "warning", "error", "none"})
@@ -93,6 +97,8 @@ def start(
     click.echo("Starting server...")
     address = serverctl.spawn_and_wait(app, settings, options)
     click.echo(f"Success! Server is now running on port {address.port}")
+    if settings.require_auth:
+        _hint_tokens(settings)
 
 
 @server.command("stop", help="Stop the local server. Exits 0 when none is running.")
@@ -165,6 +171,20 @@ def _warn_if_exposed(host: str, *, require_auth: bool) -> None:
         "`lms token create`, or bind to 127.0.0.1.",
         err=True,
     )
+
+
+def _hint_tokens(settings: Settings) -> None:
+    from openlms.core.tokens import TokenError, read_tokens
+
+    try:
+        count = len(read_tokens(settings.tokens_file))
+    except TokenError as exc:
+        click.echo(f"Warning: {exc}", err=True)
+        return
+    if count == 0:
+        click.echo(
+            "API tokens are required, and none exists yet: create one with `lms token create --name <name>`."
+        )
 
 
 def _is_loopback(host: str) -> bool:
