@@ -31,7 +31,6 @@ import llama_cpp.llama_cpp as C
 from openlms.core.errors import InvalidRequestError
 from openlms.parsers.grammar_pieces import BOUNDS, gbnf_literal, inclusive_bounds, safe_pattern
 from openlms.parsers.schema_gbnf import GbnfConverter
-from openlms.parsers.unicode import clean_text
 
 _UNSUPPORTED_WORDS = """not if then else patternProperties propertyNames dependentRequired dependentSchemas
     dependencies contains minContains maxContains uniqueItems unevaluatedProperties unevaluatedItems
@@ -195,9 +194,7 @@ def _convert(
 
 
 def _checked(rules: str, root: str | None, param: str | None) -> str:
-    """`rules` if llama.cpp parses them (with `root ::= <root>` added where given); lone surrogates from
-    the schema become U+FFFD."""
-    rules = clean_text(rules)
+    """`rules` if llama.cpp parses them (with `root ::= <root>` added where given)."""
     text = rules if root is None else f"root ::= {root}\n{rules}"
     sampler = C.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
     if not sampler:

@@ -44,7 +44,7 @@ from openlms.parsers.output.events import (
 from openlms.parsers.output.reasoning import prompt_opens_reasoning
 from openlms.parsers.output.registry import ToolFormat
 from openlms.parsers.sandbox import RenderLimits
-from openlms.parsers.unicode import clean_text
+from openlms.parsers.unicode import check_unicode
 from openlms.services.logbus import LogBus, model_input_event, model_output_event, prediction_stats
 from openlms.services.models import ModelRef, ModelService
 from openlms.services.overflow import FittedPrompt, Truncation, fit
@@ -215,6 +215,7 @@ class Predictor:
         variables: Mapping[str, Any],
     ) -> _BuiltChat:
         """The chat's prompt, fitted to the context, and how its output is read (in a worker thread)."""
+        check_request_text(messages, settings)
         prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
         grammar, trigger = _one_grammar(settings.structured, prompt.plan)
         fitted = fit(
@@ -240,7 +241,8 @@ class Predictor:
         check_counts(self.models.settings, completion.params)
         instance = await self._llm(completion.model, completion.ttl_seconds)
         settings, _ = self._resolve(instance, completion.params, completion.preset)
-        prompt = clean_text((settings.system_prompt or "") + completion.prompt)
+        check_unicode(completion.prompt, "prompt")
+        prompt = (settings.system_prompt or "") + completion.prompt
         runtime = instance.runtime
         tokens = await asyncio.to_thread(runtime.tokenize, prompt, add_special=True, parse_special=True)
         fitted = fit(
@@ -264,8 +266,6 @@ class Predictor:
         """The engine's request: the prompt's tokens with the resolved sampling, limits, stops (the
         settings' and then the template's own), overflow policy and draft model, plus `options`."""
         stops = settings.stops + tuple(s for s in template_stops if s not in settings.stops)
-        if isinstance(options.get("grammar"), str):
-            options["grammar"] = clean_text(options["grammar"])
         return GenerationRequest(
             tuple(tokens),
             settings.sampling,
@@ -314,6 +314,7 @@ class Predictor:
         variables: Mapping[str, Any],
     ) -> tuple[str, int]:
         """The prompt text and its token count (in a worker thread)."""
+        check_request_text(messages, settings)
         prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
         checked = _checked(messages)
         text = prompt.render(checked, add_generation_prompt=True)
@@ -354,9 +355,9 @@ class Predictor:
         self, model: ModelRef, texts: Sequence[str], *, ttl_seconds: float | None = None
     ) -> tuple[Instance, EmbeddingResult]:
         instance = await self.models.for_inference(model, ModelKind.EMBEDDING, ttl_seconds=ttl_seconds)
-        cleaned = [clean_text(text) for text in texts]  # lone surrogates: see parsers.unicode
+        check_unicode(list(texts), "input")
         async with self.models.manager.use(instance):
-            return instance, await instance.runtime.embed(cleaned)
+            return instance, await instance.runtime.embed(texts)
 
     async def _draft(self, settings: ResolvedParams) -> DraftSpec | None:
         """The draft model's descriptor and settings (the engine loads it on first use)."""
@@ -398,6 +399,15 @@ def _output_spec(plan: ToolPlan, reasoning: bool, opens_reasoning: bool) -> Outp
         starts_in_reasoning=opens_reasoning,
         reasoning_in_channels=plan.format.parses_reasoning,
     )
+
+
+def check_request_text(messages: Sequence[Mapping[str, Any]], settings: ResolvedParams) -> None:
+    """A 400 naming the field for a lone UTF-16 surrogate in what goes into the prompt or the grammar."""
+    check_unicode(list(messages), "messages")
+    check_unicode(settings.tools, "tools")
+    check_unicode(settings.tool_choice, "tool_choice")
+    check_unicode(settings.stops, "stop")
+    check_unicode(settings.system_prompt, "system_prompt")
 
 
 def with_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> list[dict[str, Any]]:

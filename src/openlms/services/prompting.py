@@ -12,7 +12,7 @@ from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
 from openlms.parsers.sandbox import RenderLimits
 from openlms.parsers.templates import ChatTemplate, ManualTemplate, resolve_template
-from openlms.parsers.unicode import clean_text
+from openlms.parsers.unicode import check_unicode
 from openlms.services.overflow import FittedPrompt
 from openlms.services.params import ResolvedParams
 from openlms.services.toolcalls import (
@@ -36,7 +36,8 @@ class ChatPrompt:
         return self.template.extra_stops
 
     def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool) -> str:
-        """The prompt text (lone surrogates replaced: see `parsers.unicode`)."""
+        """The prompt text (one with a lone surrogate, which only the template can have put there once the
+        request was checked, is refused: see `parsers.unicode`)."""
         text = self.template.render(
             messages_for_template(self.plan, messages),
             add_generation_prompt=add_generation_prompt,
@@ -44,7 +45,8 @@ class ChatPrompt:
             variables=self.variables,
             limits=self.limits,
         )
-        return clean_text(text)
+        check_unicode(text, "promptTemplate")
+        return text
 
     def tokenize(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> list[int]:
         prompt = self.render(messages, add_generation_prompt=add_generation_prompt)

@@ -7,6 +7,7 @@ from typing import Any
 
 from openlms.core.errors import InvalidRequestError
 from openlms.parsers.grammar import check_json_schema, json_object_grammar, json_schema_grammar
+from openlms.parsers.unicode import check_unicode
 
 PARAM = "response_format"
 
@@ -30,6 +31,7 @@ def response_format_grammar(response_format: Mapping[str, Any] | None) -> str | 
 
 
 def schema_grammar(schema: Any, *, param: str = PARAM) -> str:
+    check_unicode(schema, param)
     return json_schema_grammar(check_json_schema(schema, param=param))
 
 

@@ -86,12 +86,56 @@ async def test_counts_over_the_limits_are_400s(
         assert setting in response.json()["error"]["message"]
 
 
-async def test_lone_surrogates_reach_the_model_as_replacement_characters(limited: httpx.AsyncClient) -> None:
-    body = '{"model": "tiny-chat", "messages": [{"role": "user", "content": "a\\ud800b"}]}'
-    headers = {"content-type": "application/json"}
-    response = await limited.post("/api/v1/apply-template", content=body, headers=headers)
+SURROGATE_BODIES = [
+    (
+        "/v1/chat/completions",
+        '{"model": "tiny-chat", "messages": [{"role": "user", "content": "a\\ud800"}]}',
+        "messages[0].content",
+    ),
+    (
+        "/api/v0/chat/completions",
+        '{"model": "tiny-chat", "messages": [{"role": "user", "content": "a\\ud800"}]}',
+        "messages[0].content",
+    ),
+    (
+        "/v1/chat/completions",
+        '{"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], '
+        '"tools": [{"type": "function", "function": {"name": "f\\ud800"}}]}',
+        "tools[0].function.name",
+    ),
+    (
+        "/v1/chat/completions",
+        '{"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], '
+        '"response_format": {"type": "json_schema", '
+        '"json_schema": {"name": "x", "schema": {"const": "\\udfff"}}}}',
+        "response_format.const",
+    ),
+    ("/v1/completions", '{"model": "tiny-chat", "prompt": "a\\ud800"}', "prompt"),
+    ("/api/v0/completions", '{"model": "tiny-chat", "prompt": "a\\ud800"}', "prompt"),
+    ("/v1/embeddings", '{"model": "text-embedding-tiny-embed", "input": "a\\ud800"}', "input[0]"),
+    ("/api/v0/embeddings", '{"model": "text-embedding-tiny-embed", "input": ["ok", "a\\ud800"]}', "input[1]"),
+    (
+        "/api/v1/apply-template",
+        '{"model": "tiny-chat", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        "messages[0].content",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "param"), SURROGATE_BODIES)
+async def test_lone_surrogates_are_400s_naming_the_field(
+    limited: httpx.AsyncClient, path: str, body: str, param: str
+) -> None:
+    response = await limited.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and "surrogate" in error["message"]
+
+
+async def test_surrogate_pairs_are_whole_characters(limited: httpx.AsyncClient) -> None:
+    body = '{"model": "tiny-chat", "messages": [{"role": "user", "content": "a\\ud83d\\ude00b"}]}'
+    response = await limited.post(
+        "/api/v1/apply-template", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200, response.text
-    prompt = response.json()["prompt"]
-    assert "a\ufffdb" in prompt and "\ud800" not in prompt
-    chat = await limited.post("/v1/chat/completions", content=body, headers=headers)
-    assert chat.status_code == 200, chat.text
+    assert "a\U0001f600b" in response.json()["prompt"]

@@ -10,7 +10,7 @@ import pytest
 
 from openlms.core.errors import InvalidRequestError
 from openlms.core.settings import Settings
-from openlms.parsers.unicode import clean_text
+from openlms.parsers.unicode import check_unicode, surrogate_path
 from openlms.services.params import PredictionParams
 from openlms.services.request_limits import check_counts
 
@@ -73,8 +73,14 @@ def test_over_a_limit_is_a_request_error_naming_the_setting(
     assert info.value.param == param
 
 
-def test_lone_surrogates_become_replacement_characters() -> None:
-    assert clean_text("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
-    assert clean_text("a\ud800b\udfffc").encode("utf-8") == "a\ufffdb\ufffdc".encode()
-    assert clean_text("plain") == "plain"
-    assert clean_text("emoji \U0001f600 ok") == "emoji \U0001f600 ok"
+def test_lone_surrogates_are_found_by_path() -> None:
+    messages = [
+        {"role": "user", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "a\ud800"}]},
+    ]
+    assert surrogate_path(messages, "messages") == "messages[1].content[0].text"
+    assert surrogate_path({"k\udfff": 1}, "tools") == "tools"
+    assert surrogate_path(["emoji \U0001f600", "\ufffd", {"a": [1, None, 2.5]}], "x") is None
+    with pytest.raises(InvalidRequestError, match="lone UTF-16 surrogate") as info:
+        check_unicode("x\udc00", "prompt")
+    assert info.value.param == "prompt"
