@@ -65,7 +65,7 @@ class _Camel(BaseModel):
 
 
 class LoadDefaults(_Camel):
-    context_length: int | None = Field(default=None, ge=64, le=(1 << 32) - 1)  # services: <= the model's
+    context_length: int | None = Field(default=None, ge=64)  # at most the model's own (services/load_limits)
     gpu: Literal["max", "off"] | float | None = None
     flash_attention: bool | None = None
     k_cache_type: KvCacheType | None = None
