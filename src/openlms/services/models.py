@@ -137,7 +137,7 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
         config = await self._with_defaults(descriptor, LoadConfig())
-        self.check_load(descriptor, config)
+        await self.check_load(descriptor, config)
         return await self.manager.get_or_load(descriptor, ttl_seconds=ttl_seconds, config=config)
 
     async def load(
@@ -152,7 +152,7 @@ class ModelService:
         """Load a downloaded model; fields the request leaves unset take the model's per-model defaults."""
         descriptor = await self.find_downloaded(query)
         config = await self._with_defaults(descriptor, config)
-        self.check_load(descriptor, config)
+        await self.check_load(descriptor, config)
         instance = await self.manager.load(
             descriptor, config, identifier=identifier, ttl_seconds=ttl_seconds, on_progress=on_progress
         )
@@ -179,7 +179,7 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
         config = await self._with_defaults(descriptor, config)
-        self.check_load(descriptor, config)
+        await self.check_load(descriptor, config)
         if self.manager.auto_evict and on_evict is not None:
             for other in self.manager.instances:
                 if other.jit:
@@ -191,7 +191,7 @@ class ModelService:
         )
         return instance, True
 
-    def check_load(
+    async def check_load(
         self, descriptor: ModelDescriptor, config: LoadConfig, *, param: str = "config"
     ) -> LoadPlan:
         """Refuse, before anything is loaded or evicted, a load of an unreadable or crafted file, a context
@@ -203,9 +203,10 @@ class ModelService:
                 "supported; download it again or remove it.",
                 param="model",
             )
+        meta = await asyncio.to_thread(self.catalog.metadata, descriptor)  # waits for a scan's lock
         return check_load(
             descriptor,
-            self.catalog.metadata(descriptor),
+            meta,
             config,
             default_context=self.settings.default_context_length,
             guardrails=self.settings.load_guardrails,
@@ -316,7 +317,7 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         config = parse_model_config(data)
         if config.load.fields_set():
-            self.check_load(descriptor, with_load_defaults(LoadConfig(), config.load), param="load")
+            await self.check_load(descriptor, with_load_defaults(LoadConfig(), config.load), param="load")
         if config.prediction.prompt_template is not None:
             PromptTemplateSpec.from_json(config.prediction.prompt_template, param=PROMPT_TEMPLATE_PARAM)
         await asyncio.to_thread(self.model_configs.put, descriptor.rel_path, config)
