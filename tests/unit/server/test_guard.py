@@ -170,3 +170,9 @@ async def test_loopback_routes_refuse_a_rebinding_host_even_when_allowed(
     assert_refused(rebound, "permission_denied")
     assert "local machine only" in rebound.json()["error"]["message"]
     assert local.status_code in (400, 404) and "local machine" not in local.text  # the file is missing
+
+
+def test_a_dual_stack_bind_sees_ipv4_clients_as_mapped_addresses() -> None:
+    network = HostPolicy.from_settings(Settings(host="::"))
+    assert network.allows("192.168.1.20:1234", "::ffff:192.168.1.20")
+    assert network.allows("[fe80::1]:1234", "fe80::1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -111,3 +112,33 @@ def _depth_exceeds(value: Any, limit: int, level: int = 1) -> bool:
         children = value.values() if isinstance(value, dict) else value
         return any(_depth_exceeds(child, limit, level + 1) for child in children)
     return False
+
+
+async def test_a_stalled_body_gets_408(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openlms.server.guard import limits
+
+    monkeypatch.setattr(limits, "BODY_STALL_S", 0.2)
+    reached: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+
+    chunks = [{"type": "http.request", "body": b'{"a": ', "more_body": True}]
+    stalled = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            return chunks.pop()
+        await stalled.wait()  # the client never sends the rest
+        raise AssertionError("unreachable")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    guard = limits.RequestLimits(app, limits.Limits(max_body=LIMIT, max_depth=64, max_ws=4))
+    scope = {"type": "http", "headers": [(b"transfer-encoding", b"chunked")]}
+    await guard(scope, receive, send)
+    assert sent[0]["status"] == 408 and b"request_timeout" in sent[1]["body"]
+    assert reached == []

@@ -26,6 +26,7 @@ NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 CURLY_TO_SQUARE = bytes.maketrans(b"{}", b"[]")
 SCAN_CHUNK = 1 << 20
 THREAD_ABOVE = 1 << 20  # bodies larger than this are scanned off the event loop
+BODY_STALL_S = 30.0  # longest wait for the next piece of a request body (a slow-loris body gets 408)
 
 
 def json_too_deep(body: bytes, max_depth: int) -> bool:
@@ -99,6 +100,10 @@ class RequestLimits:
         except TooLarge:
             await send_http_error(send, 413, self.too_large())
             return
+        except TimeoutError:
+            message = f"The request body stalled for {BODY_STALL_S:g} seconds."
+            await send_http_error(send, 408, body_of(message, "invalid_request_error", "request_timeout"))
+            return
         if messages is None:  # the client went away while sending
             return
         body = b"".join(m.get("body", b"") for m in messages)
@@ -130,11 +135,13 @@ def content_length(scope: Scope) -> int | None:
 
 
 async def read_body(receive: Receive, limit: int) -> list[Message] | None:
-    """The request's body messages, counting bytes; `TooLarge` past `limit`, None on a disconnect."""
+    """The request's body messages, counting bytes; `TooLarge` past `limit`, `TimeoutError` when the
+    client stalls for `BODY_STALL_S`, None on a disconnect."""
     messages: list[Message] = []
     size = 0
     while True:
-        message = await receive()
+        with anyio.fail_after(BODY_STALL_S):
+            message = await receive()
         if message["type"] != "http.request":
             return None
         size += len(message.get("body", b""))

@@ -73,7 +73,10 @@ class HostPolicy:
         name = host_name(host)
         if name in self.names or is_loopback(name):
             return True
-        return self.local_address_ok and local_address is not None and name == host_name(local_address)
+        if not self.local_address_ok or local_address is None:
+            return False
+        local = host_name(local_address)
+        return name in (local, local.removeprefix("::ffff:"))  # a dual-stack bind sees IPv4 as ::ffff:a.b.c.d
 
 
 def canonical_origin(value: str) -> str | None:
