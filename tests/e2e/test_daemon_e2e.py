@@ -49,8 +49,9 @@ def loaded_when_ready(srv: Server, count: int, timeout: float = 120.0) -> list[d
     """`lms ps --json` once `count` instances are listed (restoring runs in the background)."""
     deadline = time.monotonic() + timeout
     while True:
-        instances = srv.lms_json("ps")
-        assert isinstance(instances, list)
+        listed = srv.lms_json("ps")
+        assert isinstance(listed, list)
+        instances = [i for i in listed if i["status"] != "loading"]
         if len(instances) >= count or time.monotonic() > deadline:
             return instances
         time.sleep(0.5)

@@ -32,7 +32,7 @@ async def loaded(http: httpx.AsyncClient, *, count: int) -> list[dict[str, objec
     """The loaded instances once `count` are there (the restore runs in the background)."""
     for _ in range(500):
         models = (await http.get("/api/v1/models")).json()["models"]
-        instances = [i for m in models for i in m["loaded_instances"]]
+        instances = [i for m in models for i in m["loaded_instances"] if i["status"] != "loading"]
         if len(instances) >= count:
             return instances
         await asyncio.sleep(0.01)
