@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 DEFAULT_PORT = 1234
 HOME_ENV = "OPENLMS_HOME"  # the same variable as openlms.core.settings.HOME_ENV
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
+_START_SLACK_S = 2.0  # /proc's boot time has one-second precision
 
 
 def home_dir() -> Path:
@@ -73,6 +74,7 @@ class ServerRecord:
     path: Path
     sdk_port: int | None = None  # the second port (the lmstudio SDK's default), if it listens on one
     version: str | None = None  # the openlms version that runs it
+    started_at: float | None = None  # when the server wrote the record (epoch seconds)
 
     @property
     def url(self) -> str:
@@ -99,7 +101,19 @@ def read_server_file(home: Path) -> ServerRecord | None:
         path=path,
         sdk_port=sdk_port if isinstance(sdk_port, int) else None,
         version=version if isinstance(version, str) else None,
+        started_at=_epoch(data.get("started_at")),
     )
+
+
+def _epoch(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -145,12 +159,37 @@ def remove_server_file(record: ServerRecord) -> None:
         record.path.unlink()
 
 
+def process_start_time(pid: int) -> float | None:
+    """When `pid` started (epoch seconds), from /proc; None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22, after the command name
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_recycled(record: ServerRecord) -> bool:
+    """Whether the record's pid now belongs to a process started after the server wrote the record
+    (after a crash or a reboot, e.g. a container restarted with the home on a volume)."""
+    if record.started_at is None:
+        return False
+    started = process_start_time(record.pid)
+    return started is not None and started > record.started_at + _START_SLACK_S
+
+
 def find_running_server(home: Path) -> ServerRecord | None:
-    """The live server's record; a stale `server.json` (its pid is gone) is removed."""
+    """The live server's record; a stale `server.json` (its pid is gone, or now another process's) is
+    removed."""
     record = read_server_file(home)
     if record is None:
         return None
-    if pid_alive(record.pid):
+    if pid_alive(record.pid) and not _pid_recycled(record):
         return record
     remove_server_file(record)
     return None

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,8 @@ def write_server_file(
 ) -> Path:
     path = home / "openlms" / "server.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"pid": pid or os.getpid(), "host": host, "port": port, "started_at": "2025-01-01T00:00:00Z"}
+    started_at = datetime.now(UTC).isoformat()  # after this test process started, as a real record
+    record = {"pid": pid or os.getpid(), "host": host, "port": port, "started_at": started_at}
     path.write_text(json.dumps(record))
     return path
 

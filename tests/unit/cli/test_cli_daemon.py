@@ -72,6 +72,24 @@ def test_status_removes_a_stale_record(invoke: Invoke, home: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_pid_reused_after_a_crash_is_not_the_server(invoke: Invoke, home: Path) -> None:
+    """A record left by a crash whose pid now belongs to a newer process (e.g. a restarted container)."""
+    path = write_server_file(home)
+    record = json.loads(path.read_text())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        path.write_text(json.dumps({**record, "pid": other.pid, "started_at": "2025-01-01T00:00:00+00:00"}))
+        assert invoke(["server", "status", "--json"]).stdout == '{"running":false}\n'
+        assert not path.exists()
+        assert other.poll() is None  # never signalled
+        path.write_text(json.dumps({**record, "pid": other.pid}))  # written after it started: its record
+        assert invoke(["daemon", "status", "--json"]).stdout.startswith('{"status":"running"')
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_up_status_down(real_app: CliApp, home: Path) -> None:
     port = free_port()
     save_settings(home, port=port, sdk_port=0)
