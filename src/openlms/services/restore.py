@@ -2,9 +2,10 @@
 
 While the setting is on, the models loaded on purpose (`lms load`, `POST /api/v1/models/load`, the SDK's
 load) are written to `settings.loaded_models_file` whenever one is loaded or unloaded through the models
-service, and once more when the server stops: identifier, model key, load settings (the context length
-as loaded) and idle TTL. Just-in-time loads are left out: they come back on the next request that
-needs them. The write is atomic, so a server killed at any moment leaves the previous list or the new one.
+service, every `watch_interval_s` if the list changed otherwise (an idle TTL ran out), and once more when
+the server stops: identifier, model key, load settings (the context length as loaded) and idle TTL.
+Just-in-time loads are left out: they come back on the next request that needs them. The write is
+atomic, so a server killed at any moment leaves the previous list or the new one.
 
 On start, `restore()` loads each saved model again, in order, in the background: a model that is no
 longer downloaded is skipped with a warning, one that fails to load is logged, and neither stops the
@@ -32,6 +33,7 @@ from openlms.services.models import ModelService
 log = logging.getLogger("openlms.server")
 
 FORMAT_VERSION = 1
+WATCH_INTERVAL_S = 30.0
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LoadConfig))
 
 
@@ -111,11 +113,16 @@ def _entry(entry: Any) -> SavedModel | None:
 class ModelRestorer:
     """Saves the loaded models on every change (while the setting is on) and loads them again on start."""
 
-    def __init__(self, settings: Settings, models: ModelService) -> None:
+    def __init__(
+        self, settings: Settings, models: ModelService, *, watch_interval_s: float = WATCH_INTERVAL_S
+    ) -> None:
         self._settings = settings
         self._models = models
+        self._watch_interval_s = watch_interval_s
         self._restoring = False
+        self._written: str | None = None  # what the file holds, as this process last wrote it
         self._task: asyncio.Task[list[str]] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     def attach(cls, settings: Settings, models: ModelService) -> ModelRestorer:
@@ -133,13 +140,19 @@ class ModelRestorer:
         return self._settings.loaded_models_file
 
     def save(self) -> None:
-        """Write the current list (atomic); a failure is logged, never raised into a load or unload."""
+        """Write the current list if it changed (atomic); a failure is logged, never raised into a load
+        or unload."""
         if not self.enabled or self._restoring:
             return
+        text = dumps(snapshot(self._models.loaded()))
+        if text == self._written:
+            return
         try:
-            atomic_write_text(self.path, dumps(snapshot(self._models.loaded())))
+            atomic_write_text(self.path, text)
         except OSError as exc:
             log.warning("cannot save the list of loaded models to %s: %s", self.path, exc)
+            return
+        self._written = text
 
     def saved(self) -> list[SavedModel]:
         try:
@@ -154,6 +167,13 @@ class ModelRestorer:
         """Restore in the background (when the setting is on); the server answers meanwhile."""
         if self.enabled and self._task is None:
             self._task = asyncio.create_task(self.restore(), name="openlms-restore-models")
+            self._watcher = asyncio.create_task(self._watch(), name="openlms-save-loaded-models")
+
+    async def _watch(self) -> None:
+        """Unloads the models service does not see (an idle TTL ran out) reach the file too."""
+        while True:
+            await asyncio.sleep(self._watch_interval_s)
+            self.save()
 
     async def restore(self) -> list[str]:
         """Load the saved models again; returns the identifiers loaded."""
@@ -193,6 +213,11 @@ class ModelRestorer:
 
     async def close(self) -> None:
         """Stop a restore in progress (the saved list stays as it was), else save the list once more."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()

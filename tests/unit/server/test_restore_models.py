@@ -16,7 +16,10 @@ from fastapi import FastAPI
 from openlms.core.settings import Settings
 from openlms.core.types import LoadConfig
 from openlms.engine.fake import FakeBackend
-from openlms.services.restore import SavedModel, dumps, loads
+from openlms.engine.manager import InstanceManager
+from openlms.services.models import ModelService
+from openlms.services.restore import ModelRestorer, SavedModel, dumps, loads
+from openlms.store import ModelCatalog
 from tests.unit.server.conftest import make_app
 
 
@@ -133,3 +136,27 @@ def test_round_trip_keeps_the_load_settings() -> None:
     config = LoadConfig(context_length=2048, gpu="off", flash_attention=True, k_cache_type="q8_0", seed=7)
     saved = [SavedModel("a", "k", config, 120.0), SavedModel("b", "k", LoadConfig())]
     assert loads(dumps(saved)) == saved
+
+
+async def test_a_model_unloaded_by_its_ttl_leaves_the_saved_list(home: Path, fake: FakeBackend) -> None:
+    now = [1000.0]
+    settings = Settings(home=home, restore_loaded_models=True)
+    manager = InstanceManager(fake, clock=lambda: now[0])
+    models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
+    restorer = ModelRestorer(settings, models, watch_interval_s=0.01)
+    models.loaded_listeners.append(restorer.save)
+    restorer.start()
+    try:
+        await models.load("tiny-chat", LoadConfig(), ttl_seconds=5)
+        await models.load("tiny-chat", LoadConfig(), identifier="kept")
+        assert [s.identifier for s in loads(saved_file(home).read_text())] == ["tiny-chat", "kept"]
+        now[0] += 10
+        assert await manager.expire_idle() == ["tiny-chat"]  # the engine's reaper, not the service
+        for _ in range(500):
+            if [s.identifier for s in loads(saved_file(home).read_text())] == ["kept"]:
+                break
+            await asyncio.sleep(0.01)
+        assert [s.identifier for s in loads(saved_file(home).read_text())] == ["kept"]
+    finally:
+        await restorer.close()
+        await manager.close()
