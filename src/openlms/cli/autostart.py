@@ -4,8 +4,9 @@ The files are built by pure functions (`systemd_unit`, `launchd_plist`) from a `
 be generated and checked on any OS; `install` / `uninstall` write or remove the one for this platform and
 ask `systemctl --user` or `launchctl` to enable or disable it when they are there to ask.
 
-The service runs `python -m openlms.server` in the foreground with the same Python the CLI uses and the
-`OPENLMS_*` environment in effect (the home above all), so it serves with the last used settings. It is
+The service runs `python -m openlms.server --sdk-port-optional` in the foreground with the same Python
+the CLI uses and the `OPENLMS_*` environment in effect (the home above all), so it serves with the last
+used settings (without the SDK port, and a warning in its log, if another program holds it). It is
 restarted after a crash (not after `lms daemon down` or `lms server stop`, which exit cleanly).
 """
 

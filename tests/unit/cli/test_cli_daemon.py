@@ -241,7 +241,7 @@ def test_install_writes_and_enables_a_systemd_user_unit(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Installed {unit}\nEnabled: the server starts when you log in")
     text = unit.read_text()
-    assert 'ExecStart="/opt/py thon/bin/python" -m openlms.server\n' in text
+    assert 'ExecStart="/opt/py thon/bin/python" -m openlms.server --sdk-port-optional\n' in text
     assert f"Environment=OPENLMS_HOME={home}\n" in text
     assert "Restart=on-failure\n" in text and "WantedBy=default.target\n" in text
     assert fake_systemctl.read_text().splitlines() == [

@@ -132,7 +132,8 @@ def install(ctx: click.Context) -> None:
 
     settings = serverctl.effective_settings(serverctl.StartOptions())
     spec = autostart.ServiceSpec(
-        command=get_app(ctx).server_command,
+        # Unattended starts serve without the SDK port rather than not at all when another program has it.
+        command=(*get_app(ctx).server_command, "--sdk-port-optional"),
         environment=autostart.service_environment(home_dir()),
         stdout_log=serverctl.stdout_log_file(settings),
     )
