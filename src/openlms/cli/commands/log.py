@@ -7,6 +7,9 @@ model event a blank line and `key: value` lines, the prompt or reply on the line
 `--json` prints each event as one JSON object per line (the header then goes to stderr).
 
 Never starts a server: without one, it says so and exits 1. Ctrl+C exits quietly with 0.
+
+`--source server` follows the server's records as the server emits them, not its log file, so the file's
+rotation by size (`log_max_bytes`, `log_backups`) never interrupts or repeats what it shows.
 """
 
 from __future__ import annotations
