@@ -78,7 +78,10 @@ class RenderBudget:
     def weigh(self, value: Any) -> Any:
         """`value`, after checking the deadline and that its weight is within the size limit."""
         self.check_time()
-        if isinstance(value, str | list | tuple | dict | set | frozenset):
+        if isinstance(value, str):
+            if len(value) > self.limits.max_chars:
+                self.check_size(len(value))
+        elif isinstance(value, list | tuple | dict | set | frozenset):
             self.check_size(weight(value, self.limits.max_chars, self))
         elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
             _too_big_number()
@@ -87,6 +90,8 @@ class RenderBudget:
 
 def weight(value: Any, limit: int, budget: RenderBudget | None = None) -> int:
     """Characters and items reachable from `value` (each reference counted), stopping past `limit`."""
+    if isinstance(value, str):
+        return len(value)
     total = 0
     stack = [value]
     while stack and total <= limit:
@@ -108,7 +113,7 @@ def weight(value: Any, limit: int, budget: RenderBudget | None = None) -> int:
 
 
 def budget_of(context: Context) -> RenderBudget:
-    budget = context.get(BUDGET_KEY)
+    budget = context.parent.get(BUDGET_KEY)  # the render's own variables, where render() put it
     if not isinstance(budget, RenderBudget):  # rendered without a budget: the defaults apply
         raise TemplateLimitError("The chat template was rendered without limits.")
     return budget
@@ -162,9 +167,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = budget_of(context)
+        if operator == "+" and type(left) is str and type(right) is str:  # the common case, kept fast
+            budget.check_size(len(left) + len(right))
+            return left + right
         budget.check_time()
-        _check_binop(budget, operator, left, right)
-        return budget.weigh(super().call_binop(context, operator, left, right))
+        _check_binop(budget, operator, left, right)  # refused before it is built
+        result = super().call_binop(context, operator, left, right)
+        return budget.weigh(result) if operator == "%" else result
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget = budget_of(context)
