@@ -8,17 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from openlms import __version__
 from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
 from openlms.server import errors, guard
-from openlms.server.guard.policy import cors_origins
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
-from openlms.server.openai.convert import TRUNCATION_HEADER
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.prompt import router as prompt_router
@@ -66,15 +63,6 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app = FastAPI(title="openlms", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.openlms = state
     app.state.logbus = logbus
-    allowed_origins = cors_origins(settings)
-    if allowed_origins:  # `cors`: any origin; else the allowed_origins (the guard refuses the others)
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=allowed_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=[TRUNCATION_HEADER],  # a web client can see that its prompt was cut
-        )
     errors.install(app)
     guard.install(app, settings)
 

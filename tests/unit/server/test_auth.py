@@ -220,3 +220,14 @@ def test_a_network_bind_without_auth_is_warned_about(tmp_path: Path) -> None:
     assert warn_if_exposed(Settings(home=tmp_path, host="0.0.0.0", require_auth=True)) is None
     assert warn_if_exposed(Settings(home=tmp_path, host="127.0.0.1")) is None
     assert warn_if_exposed(Settings(home=tmp_path, host="::1")) is None
+
+
+async def test_a_browser_app_allowed_by_cors_can_read_a_401(home: Path, fake: FakeBackend) -> None:
+    """CORS wraps the token check: without its headers a browser would hide the 401's message."""
+    app = make_app(home, fake, require_auth=True, cors=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:1234") as client:
+            response = await client.get("/v1/models", headers={"Origin": "http://localhost:5173"})
+    assert_401(response, invalid=False)
+    assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
