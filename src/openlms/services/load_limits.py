@@ -48,8 +48,10 @@ def check_load(
     guardrails: str,
     param: str = "config",
     memory: SystemMemory | None = None,
+    reclaimable_bytes: int = 0,
 ) -> LoadPlan:
-    """Raise `InvalidRequestError` / `InsufficientMemoryError` for a load that must not start."""
+    """Raise `InvalidRequestError` / `InsufficientMemoryError` for a load that must not start.
+    `reclaimable_bytes`: what the models this load evicts first (JIT auto-evict) will give back."""
     context = _context_length(descriptor, config, default_context, param)
     check_ranges(config, param=param)
     _check_experts(descriptor, meta, config, param)
@@ -59,7 +61,7 @@ def check_load(
         meta, context, k_cache_type=config.k_cache_type, v_cache_type=config.v_cache_type
     )
     if guardrails != "off":
-        _check_memory(descriptor, estimate, guardrails, memory or system_memory(), param)
+        _check_memory(descriptor, estimate, guardrails, memory or system_memory(), param, reclaimable_bytes)
     return LoadPlan(context, estimate)
 
 
@@ -108,10 +110,16 @@ def _check_experts(
 
 
 def _check_memory(
-    descriptor: ModelDescriptor, estimate: LoadEstimate, guardrails: str, memory: SystemMemory, param: str
+    descriptor: ModelDescriptor,
+    estimate: LoadEstimate,
+    guardrails: str,
+    memory: SystemMemory,
+    param: str,
+    reclaimable_bytes: int,
 ) -> None:
     strict = guardrails == "strict"
-    limit = (memory.available_bytes if strict else memory.total_bytes) - MARGIN_BYTES
+    available = memory.available_bytes + reclaimable_bytes
+    limit = (available if strict else memory.total_bytes) - MARGIN_BYTES
     if estimate.total_bytes <= limit:
         return
     where = "available now" if strict else "in this machine"

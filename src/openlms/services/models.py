@@ -4,7 +4,7 @@ model's own settings (per-model load defaults, prompt template, model.yaml varia
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +25,7 @@ from openlms.services.kvconfig import read_prediction
 from openlms.services.load_limits import LoadPlan, check_load
 from openlms.services.params import PredictionParams
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
+from openlms.store.memory import estimate_load
 from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
 from openlms.store.model_yaml import jinja_variables
 from openlms.store.presets import Preset, PresetStore
@@ -179,11 +180,11 @@ class ModelService:
         descriptor = await self.find_downloaded(query)
         _check_kind(query, descriptor, kind)
         config = await self._with_defaults(descriptor, config)
-        await self.check_load(descriptor, config)
-        if self.manager.auto_evict and on_evict is not None:
-            for other in self.manager.instances:
-                if other.jit:
-                    on_evict(other)
+        evicted = [other for other in self.manager.instances if other.jit] if self.manager.auto_evict else []
+        await self.check_load(descriptor, config, reclaimable=evicted)
+        if on_evict is not None:
+            for other in evicted:
+                on_evict(other)
         if on_start is not None:
             on_start(descriptor)
         instance = await self.manager.get_or_load(
@@ -192,7 +193,12 @@ class ModelService:
         return instance, True
 
     async def check_load(
-        self, descriptor: ModelDescriptor, config: LoadConfig, *, param: str = "config"
+        self,
+        descriptor: ModelDescriptor,
+        config: LoadConfig,
+        *,
+        param: str = "config",
+        reclaimable: Sequence[Instance] = (),
     ) -> LoadPlan:
         """Refuse, before anything is loaded or evicted, a load of an unreadable or crafted file, a context
         above the model's trained one, integers out of llama.cpp's ranges, or more memory than there is
@@ -211,7 +217,23 @@ class ModelService:
             default_context=self.settings.default_context_length,
             guardrails=self.settings.load_guardrails,
             param=param,
+            reclaimable_bytes=await self._memory_of(reclaimable),
         )
+
+    async def _memory_of(self, instances: Sequence[Instance]) -> int:
+        """The estimated memory of loaded instances (what evicting them gives back)."""
+        total = 0
+        for instance in instances:
+            meta = await asyncio.to_thread(self.catalog.metadata, instance.descriptor)
+            if meta is not None:
+                config = instance.load_config
+                total += estimate_load(
+                    meta,
+                    instance.context_length,
+                    k_cache_type=config.k_cache_type,
+                    v_cache_type=config.v_cache_type,
+                ).total_bytes
+        return total
 
     def find_loaded(self, query: str, kind: ModelKind | None = None) -> Instance | None:
         """A loaded instance by identifier, model key, or case-insensitive path prefix (of `kind`)."""

@@ -138,3 +138,22 @@ def test_the_service_refuses_unreadable_files_with_a_4xx_error(tmp_path: Path) -
 
     assert status_of(InvalidModelFileError("x"))[0] == 422
     assert status_of(InsufficientMemoryError("x"))[0] == 400
+
+
+def test_memory_the_jit_eviction_gives_back_counts_as_available(tiny: Tiny) -> None:
+    """A JIT load that evicts the other JIT model first (auto-evict) may use that model's memory."""
+    descriptor, meta = tiny
+    need = estimate_load(meta, 2048).total_bytes
+    tight = SystemMemory(total_bytes=64 * GIB, available_bytes=MARGIN_BYTES + need // 2)
+    with pytest.raises(InsufficientMemoryError):
+        check(tiny, LoadConfig(context_length=2048), tight)
+    plan = check_load(
+        descriptor,
+        meta,
+        LoadConfig(context_length=2048),
+        default_context=4096,
+        guardrails="strict",
+        memory=tight,
+        reclaimable_bytes=need,
+    )
+    assert plan.context_length == 2048
