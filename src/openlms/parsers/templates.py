@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Literal, NoReturn
 
@@ -42,6 +42,9 @@ BUILTIN_BY_ARCHITECTURE: Mapping[str, str] = {
 }
 # Extra stop strings a built-in template needs (turn ends that the vocab may not mark as end-of-generation).
 BUILTIN_STOPS: Mapping[str, tuple[str, ...]] = {"gemma": ("<end_of_turn>",), "chatml": ("<|im_end|>",)}
+# Longest template source compiled: real chat templates are under 20 kB; compiling costs ~1 s per 100 kB.
+MAX_TEMPLATE_CHARS = 128 * 1024
+COMPILED_TEMPLATES = 32  # compiled templates kept (models' own and recent overrides)
 # Keys of older LM Studio `jinjaPromptTemplate` objects that are accepted and ignored.
 _LEGACY_JINJA_KEYS = frozenset({"bosToken", "eosToken", "inputConfig"})
 
@@ -266,12 +269,22 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-@cache
+@lru_cache(maxsize=COMPILED_TEMPLATES)
 def _compile(source: str) -> jinja2.Template:
+    """The compiled template (compiling takes about 10 µs a character, so sources are bounded)."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateLimitError(
+            f"The chat template is {len(source)} characters long; at most {MAX_TEMPLATE_CHARS} are accepted."
+        )
     try:
         return _environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"The chat template is not valid Jinja: {exc}") from exc
+    except (RecursionError, SyntaxError, MemoryError, ValueError, OverflowError) as exc:
+        # nesting deeper than Python compiles (IndentationError, RecursionError in the parser)
+        raise TemplateError(
+            f"The chat template is too deeply nested to compile ({type(exc).__name__})."
+        ) from exc
 
 
 def _raise_exception(message: str) -> None:
@@ -319,7 +332,7 @@ def _jinja(data: object, param: str) -> str | None:
         _bad(f"{param}.template", "must not be empty")
     try:
         _compile(source)
-    except TemplateError as exc:
+    except (TemplateError, TemplateLimitError) as exc:
         _bad(f"{param}.template", f"is not valid Jinja ({exc.message})")
     return source
 

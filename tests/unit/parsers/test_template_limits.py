@@ -8,7 +8,13 @@ import pytest
 
 from openlms.core.errors import InvalidRequestError, TemplateLimitError
 from openlms.parsers.sandbox import RenderLimits
-from openlms.parsers.templates import ChatTemplate, TemplateError, resolve_template
+from openlms.parsers.templates import (
+    MAX_TEMPLATE_CHARS,
+    ChatTemplate,
+    PromptTemplateSpec,
+    TemplateError,
+    resolve_template,
+)
 
 LIMITS = RenderLimits(timeout_s=0.5, max_chars=100_000)
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -115,3 +121,32 @@ def test_limits_apply_per_render() -> None:
     with pytest.raises(TemplateLimitError):
         slow.render(MESSAGES, limits=LIMITS)
     assert ChatTemplate("{{ messages[0].content }}").render(MESSAGES, limits=LIMITS) == "hi"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",
+        "{% if 1 %}" * 200 + "x" + "{% endif %}" * 200,
+        "{% for a in [1] %}" * 100 + "x" + "{% endfor %}" * 100,
+    ],
+    ids=["parentheses", "ifs", "loops"],
+)
+def test_a_template_nested_too_deeply_to_compile_is_a_template_error(source: str) -> None:
+    with pytest.raises(TemplateError, match="too deeply nested"):
+        ChatTemplate(source).render(MESSAGES, limits=LIMITS)
+
+
+def test_a_huge_template_source_is_refused_before_compiling() -> None:
+    source = "{{ messages[0].content }}" * (MAX_TEMPLATE_CHARS // 10)
+    with pytest.raises(TemplateLimitError, match="characters long"):
+        ChatTemplate(source).render(MESSAGES, limits=LIMITS)
+    override = {"type": "jinja", "jinjaPromptTemplate": {"template": source}}
+    with pytest.raises(InvalidRequestError, match="characters long") as info:
+        PromptTemplateSpec.from_json(override)
+    assert info.value.param == "promptTemplate.jinjaPromptTemplate.template"
+
+
+def test_recursive_loops_still_work() -> None:
+    source = "{% for x in [[1, [2]], [3]] recursive %}{{ x if x is number else loop(x) }}{% endfor %}"
+    assert ChatTemplate(source).render(MESSAGES, limits=LIMITS) == "123"
