@@ -187,6 +187,11 @@ async def _load_stream(
                     yield {"event": "progress", "data": dumps({"progress": round(value, 4)})}
             else:
                 getter.cancel()
+        while not progress.empty():  # updates queued while the load finished
+            value = progress.get_nowait()
+            if value > last:
+                last = value
+                yield {"event": "progress", "data": dumps({"progress": round(value, 4)})}
         instance = task.result()
         yield {"event": "loaded", "data": dumps(load_response(instance, time.perf_counter() - started))}
     except OpenLMSError as exc:
