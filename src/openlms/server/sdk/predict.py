@@ -135,8 +135,9 @@ class PredictEndpoints:
 
     async def predict(self, channel: Channel, parameter: Any) -> None:
         obj = as_object(parameter, "creationParameter")
-        config = client_config(obj.get("predictionConfigStack"))
-        # off the event loop: the history's file parts are read from the uploads on disk
+        # off the event loop: the config's schema becomes a grammar and its template is compiled; the
+        # history's file parts are read from the uploads on disk
+        config = await asyncio.to_thread(client_config, obj.get("predictionConfigStack"))
         request = await asyncio.to_thread(
             self._request, channel.client, obj, config.params, config.completion_mode
         )
@@ -155,7 +156,7 @@ class PredictEndpoints:
 
     async def apply_prompt_template(self, _client: Client, parameter: Any) -> dict[str, Any]:
         obj = as_object(parameter)
-        params = client_config(obj.get("predictionConfigStack")).params
+        params = (await asyncio.to_thread(client_config, obj.get("predictionConfigStack"))).params
         given = obj.get("opts")
         opts: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
         tools = opts.get("toolDefinitions") or params.tools
