@@ -70,13 +70,14 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
         variables: Mapping[str, Any] | None = None,
-        limits: RenderLimits | None = None,
+        limits: RenderLimits | RenderBudget | None = None,
     ) -> str:
-        """The prompt text; `limits` bounds the render's time and size (a `TemplateLimitError` past them),
+        """The prompt text; `limits` bounds the render's time and size (a `TemplateLimitError` past them;
+        a `RenderBudget` already started is shared with the renders before and after this one),
         and any other failure of the template is a `TemplateError` (both are the request's fault)."""
         template = _compile(self.source)
         context: dict[str, Any] = dict(variables or {})
-        budget = (limits or RenderLimits()).start()
+        budget = limits if isinstance(limits, RenderBudget) else (limits or RenderLimits()).start()
         context.update(
             messages=[dict(m) for m in messages],
             add_generation_prompt=add_generation_prompt,
@@ -203,7 +204,7 @@ class ManualTemplate:
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
         variables: Mapping[str, Any] | None = None,
-        limits: RenderLimits | None = None,
+        limits: RenderLimits | RenderBudget | None = None,
     ) -> str:
         out: list[str] = []
         for index, message in enumerate(messages):

@@ -10,7 +10,7 @@ from typing import Any
 
 from openlms.core.types import ModelDescriptor
 from openlms.engine.runtime import ModelRuntime
-from openlms.parsers.sandbox import RenderLimits
+from openlms.parsers.sandbox import RenderBudget, RenderLimits
 from openlms.parsers.templates import ChatTemplate, ManualTemplate, resolve_template
 from openlms.parsers.unicode import check_unicode
 from openlms.services.overflow import FittedPrompt
@@ -29,7 +29,7 @@ class ChatPrompt:
     template: ChatTemplate | ManualTemplate
     plan: ToolPlan
     variables: Mapping[str, Any]
-    limits: RenderLimits = RenderLimits()
+    budget: RenderBudget  # one request's renders share one deadline (the overflow cut renders several times)
 
     @property
     def extra_stops(self) -> tuple[str, ...]:
@@ -43,7 +43,7 @@ class ChatPrompt:
             add_generation_prompt=add_generation_prompt,
             tools=template_tools(self.plan),
             variables=self.variables,
-            limits=self.limits,
+            limits=self.budget,
         )
         check_unicode(text, "promptTemplate")
         return text
@@ -79,4 +79,4 @@ def chat_prompt(
     )
     source = template.source if isinstance(template, ChatTemplate) else None
     plan = plan_tools(settings.tools, settings.tool_choice, source)
-    return ChatPrompt(runtime, template, plan, variables, limits)
+    return ChatPrompt(runtime, template, plan, variables, limits.start())

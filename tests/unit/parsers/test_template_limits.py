@@ -4,10 +4,12 @@ error, never an unexpected exception."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from openlms.core.errors import InvalidRequestError, TemplateLimitError
-from openlms.parsers.sandbox import RenderLimits
+from openlms.parsers.sandbox import RenderBudget, RenderLimits
 from openlms.parsers.templates import (
     MAX_TEMPLATE_CHARS,
     ChatTemplate,
@@ -150,3 +152,12 @@ def test_a_huge_template_source_is_refused_before_compiling() -> None:
 def test_recursive_loops_still_work() -> None:
     source = "{% for x in [[1, [2]], [3]] recursive %}{{ x if x is number else loop(x) }}{% endfor %}"
     assert ChatTemplate(source).render(MESSAGES, limits=LIMITS) == "123"
+
+
+def test_a_started_budget_is_shared_by_the_renders_that_use_it() -> None:
+    """One request's renders (the overflow cut renders several times) share one deadline."""
+    spent = RenderBudget(time.monotonic() - 1, LIMITS)
+    with pytest.raises(TemplateLimitError, match="template_timeout_s"):
+        ChatTemplate("{{ messages[0].content }}").render(MESSAGES, limits=spent)
+    fresh = LIMITS.start()
+    assert ChatTemplate("{{ messages[0].content }}").render(MESSAGES, limits=fresh) == "hi"
