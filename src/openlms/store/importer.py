@@ -8,7 +8,8 @@
   `<models>/<publisher>/<folder name>-GGUF/<folder name>-F16.gguf` (only `mode="copy"` applies).
 
 An existing destination is never overwritten. Files appear atomically: copies go through a hidden
-temporary file in the destination folder; moves, hard links and symbolic links are single operations.
+temporary file in the destination folder (one that a crash left is removed by the next import of that
+file, once an hour old); moves, hard links and symbolic links are single operations.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Literal
 
 from openlms.core.fsutil import contained_path
 from openlms.store import naming
-from openlms.store._files import fsync_file, temp_sibling
+from openlms.store._files import fsync_file, remove_stale_siblings, temp_sibling
 from openlms.store.convert_bert import ConversionError, check_bert_folder, convert_bert_folder
 from openlms.store.gguf_meta import GGUF_MAGIC, GGUFFormatError, read_gguf_metadata
 
@@ -121,6 +122,7 @@ def _transfer(source: Path, target: Path, mode: ImportMode) -> None:
 
 
 def _copy(source: Path, target: Path) -> None:
+    remove_stale_siblings(target)  # what a crash during an earlier copy of this file left
     with temp_sibling(target) as tmp:
         shutil.copyfile(source, tmp)
         fsync_file(tmp)
@@ -165,6 +167,7 @@ def _import_folder(
     target = dest_dir / f"{name}-F16.gguf"
     if target.exists():
         raise ModelImportError(f"{target} already exists; not overwriting it")
+    remove_stale_siblings(target, (".tmp",))
     try:
         return convert_bert_folder(source, target, outtype="f16", name=name)
     except ConversionError as exc:

@@ -6,7 +6,9 @@ in the middle of a copy is a clear error that leaves nothing behind (no model li
 from __future__ import annotations
 
 import errno
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,20 @@ def test_a_full_disk_during_a_move_across_file_systems_keeps_the_source(
     with pytest.raises(ModelImportError, match="No space left on device"):
         import_model(source, models, mode="move")
     assert source.exists() and ModelCatalog(models).models() == []
+
+
+def test_a_copy_left_by_a_crash_is_removed_by_the_next_import(source: Path, models: Path) -> None:
+    """A crash in the middle of a copy leaves a hidden temporary file (never listed); the next import of
+    that file removes it once it is an hour old, and leaves a fresh one (a copy in progress) alone."""
+    folder = models / "local" / "Cool-Model-7B-GGUF"
+    folder.mkdir(parents=True)
+    stale = folder / f".{source.name}.crashed.part"
+    fresh = folder / f".{source.name}.running.part"
+    stale.write_bytes(b"half a model")
+    fresh.write_bytes(b"a copy in progress")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    assert ModelCatalog(models).models() == []
+    target = import_model(source, models)
+    assert target.read_bytes() == source.read_bytes()
+    assert not stale.exists() and fresh.exists()
