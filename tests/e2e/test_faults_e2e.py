@@ -35,6 +35,8 @@ import pytest
 from bench.harness import find_model
 from tests.support.server import CHAT_MODEL, LMS, Server, free_port, start_server
 
+pytestmark = [pytest.mark.e2e]
+
 MESSAGES = [{"role": "user", "content": "Say hi."}]
 
 

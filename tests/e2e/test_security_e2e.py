@@ -36,6 +36,8 @@ from websockets.typing import Origin
 
 from tests.support.server import CHAT_MODEL, Server, free_port
 
+pytestmark = [pytest.mark.e2e]
+
 EVIL = "http://evil.example"
 MESSAGES = [{"role": "user", "content": "Say hi."}]
 SANDBOX_ESCAPES = [

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.soak import KINDS, soak
 from tests.support.server import Server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENTS = 16
 DROP_EVERY = 4  # 4 dropping clients: one of each kind
