@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import default_models_dir, free_port, start_server
+from harness import default_models_dir, find_model, free_port, start_server
+
+from openlms.core.types import ContextOverflowPolicy
+from openlms.services.overflow import fit, reserve_for_reply
 
 ENDLESS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 
@@ -55,6 +58,41 @@ def _set_prediction(http: httpx.Client, model: str, prediction: dict[str, Any]) 
     http.put(
         "/api/v1/models/config", params={"model": model}, json={"prediction": prediction}
     ).raise_for_status()
+
+
+def overflow_cut(model_key: str) -> dict[str, Any]:
+    import llama_cpp
+
+    from openlms.parsers.sandbox import RenderLimits
+    from openlms.parsers.templates import ChatTemplate
+
+    path = find_model(default_models_dir(), model_key).path
+    vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    template = ChatTemplate(str(vocab.metadata["tokenizer.chat_template"]))
+
+    def tokenize(messages: Any, add_generation_prompt: bool) -> list[int]:
+        text = template.render(messages, add_generation_prompt=add_generation_prompt, limits=RenderLimits())
+        return vocab.tokenize(text.encode(), add_bos=False, special=True)
+
+    def old(messages: list[dict[str, str]], n_ctx: int) -> None:
+        kept, budget = list(messages), n_ctx - reserve_for_reply(n_ctx, None)
+        while len(tokenize(kept, True)) > budget and len(kept) - 1 > 2:
+            del kept[2]
+
+    out: dict[str, Any] = {}
+    for n_turns in (100, 200, 400, 1000):
+        messages = _messages(n_turns)
+        start = time.perf_counter()
+        fit(messages, tokenize, n_ctx=1024, policy=ContextOverflowPolicy.TRUNCATE_MIDDLE, max_tokens=None)
+        new_s = time.perf_counter() - start
+        row = {"new_s": new_s}
+        if n_turns <= 400:
+            start = time.perf_counter()
+            old(messages, 1024)
+            old_s = time.perf_counter() - start
+            row.update(old_s=old_s, speedup=old_s / new_s)
+        out[f"{len(messages)}_messages"] = row
+    return out
 
 
 def truncate_middle(http: httpx.Client, model: str) -> dict[str, float]:
@@ -94,11 +132,14 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    cut = overflow_cut(args.model)
+    print(json.dumps({"overflow_cut": cut}, indent=2))
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), default_models_dir(), free_port())
         try:
             with httpx.Client(base_url=server.url, timeout=600) as http:
                 report = {
+                    "overflow_cut": cut,
                     "truncate_middle": truncate_middle(http, args.model),
                     "event_loop": event_loop(http, server.url, args.model),
                 }
