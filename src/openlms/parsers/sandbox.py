@@ -9,7 +9,7 @@ A render runs in a worker thread, and a thread cannot be killed, so the template
 - every call (functions, methods, macros: recursion included) checks the deadline and its result's size;
 - the operators that can build a huge value in one step (`*`, `**`, `%`, `+`) and the filters and string
   methods that take a width or repeat their input (`center`, `indent`, `batch`, `slice`, `format`,
-  `replace`, `join`, `ljust`, `zfill`, ...) are refused before they allocate more than the limit;
+  `replace`, `join`, `ljust`, `zfill`, `lipsum()`, ...) are refused before they allocate more than the limit;
 - every output expression is weighed (`finalize`) before it is turned into text, and the rendered text is
   counted as it is produced.
 
@@ -32,6 +32,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import generate_lorem_ipsum
 
 from openlms.core.errors import TemplateLimitError
 
@@ -154,6 +155,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
         self.filters.update(_bounded_filters())
+        self.globals["lipsum"] = _lipsum
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
@@ -199,6 +201,15 @@ def _guard_loop(context: Context, iterable: Iterable[Any]) -> Iterator[Any]:
     for item in iterable:
         budget.check_time()
         yield item
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    """Jinja's `lipsum`, bounded: it loops `n` times in Python, where no guard can stop it."""
+    if not all(_is_int(v) and 0 <= v <= 1000 for v in (n, min, max)):
+        raise TemplateLimitError(
+            "The chat template asked lipsum() for more than 1000 paragraphs or words (template_max_chars)."
+        )
+    return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
 
 
 @pass_context

@@ -54,6 +54,7 @@ HUGE = {
     "replace": "{% set s = 'a' * 10000 %}{{ s | replace('a', s) }}",
     "tojson": "{% set s = 'a' * 90000 %}{{ ([s] * 100) | tojson }}",
     "batch fill": "{{ range(2) | batch(1000000000, 'x') | list | length }}",
+    "lipsum": "{{ lipsum(100000000) }}",
     "indent": "{% set s = '\n' * 10000 %}{{ s | indent(1000000) }}",
 }
 
