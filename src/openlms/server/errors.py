@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from openlms.core import errors as e
 
 log = logging.getLogger("openlms.server")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # (status, OpenAI error type) per domain error class; the most specific class wins (MRO order).
 STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
@@ -39,7 +42,14 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
 def error_body(
     message: str, type_: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    param = param if param is None else encodable(param)
+    return {"error": {"message": encodable(message), "type": type_, "param": param, "code": code}}
+
+
+def encodable(text: str) -> str:
+    """`text` with lone UTF-16 surrogates (echoed from a client's request) as U+FFFD: a JSON answer is
+    UTF-8, which has no form for them, so an error quoting one would itself fail as a 500."""
+    return _SURROGATE.sub("\ufffd", text) if not text.isascii() else text
 
 
 def status_of(exc: e.OpenLMSError) -> tuple[int, str]:
@@ -60,11 +70,12 @@ SAMPLE_SIZE = 10
 
 def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
     """A domain error as the SDK's `SerializedLMSExtendedError` (rpcError / channelError)."""
-    error: dict[str, Any] = {"title": exc.message, "rootTitle": exc.message}
+    title = encodable(exc.message)
+    error: dict[str, Any] = {"title": title, "rootTitle": title}
     if isinstance(exc, e.ModelNotFoundError):
         error["displayData"] = {
             "code": "generic.noModelMatchingQuery",
-            "query": {"identifier": exc.query},
+            "query": {"identifier": encodable(exc.query)},
             "loadedModelsSample": exc.available[:SAMPLE_SIZE],
             "totalLoadedModels": len(exc.available),
         }
@@ -83,7 +94,7 @@ def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
 
 
 def sdk_unexpected_error(exc: Exception) -> dict[str, Any]:
-    title = f"Internal error: {exc}"
+    title = encodable(f"Internal error: {exc}")
     return {"title": title, "rootTitle": title}
 
 

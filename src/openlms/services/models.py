@@ -21,6 +21,7 @@ from openlms.core.settings import Settings
 from openlms.core.types import LoadConfig, LoadedInstance, ModelDescriptor, ModelKind
 from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.parsers.templates import PromptTemplateSpec
+from openlms.parsers.unicode import check_unicode
 from openlms.services.kvconfig import read_prediction
 from openlms.services.load_limits import LoadPlan, check_load
 from openlms.services.params import PredictionParams
@@ -268,6 +269,7 @@ class ModelService:
 
     async def tokenize(self, instance: Instance, text: str, *, special: bool) -> list[int]:
         """`text`'s tokens (`special`: with the model's BOS/CLS/SEP); resets the instance's idle TTL."""
+        check_unicode(text, "text")
         async with self.manager.use(instance):
             return await asyncio.to_thread(
                 instance.runtime.tokenize, text, add_special=special, parse_special=False

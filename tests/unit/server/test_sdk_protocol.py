@@ -254,6 +254,13 @@ def test_tokenize_and_count(llm: Socket) -> None:
     assert len(tokens["tokens"]) == count["tokenCount"] == 3
 
 
+@pytest.mark.parametrize("endpoint", ["tokenize", "countTokens"])
+def test_a_lone_surrogate_to_tokenize_is_an_error_naming_it(llm: Socket, endpoint: str) -> None:
+    load(llm)
+    reply = llm.call(endpoint, {"specifier": query(CHAT), "inputString": "a\ud800b"})
+    assert "lone UTF-16 surrogate" in reply["error"]["title"]
+
+
 # -- predict ------------------------------------------------------------------------------------------
 
 

@@ -78,9 +78,7 @@ def completion_request(req: CompletionRequest) -> services.CompletionRequest:
 def _stops(stop: str | list[str] | None) -> tuple[str, ...] | None:
     if stop is None:
         return None
-    stops = [stop] if isinstance(stop, str) else stop
-    if len(stops) > 16:
-        raise InvalidRequestError("'stop' may hold at most 16 strings.", param="stop")
+    stops = [stop] if isinstance(stop, str) else stop  # services check the count (max_stop_strings)
     return tuple(s for s in stops if s)
 
 
