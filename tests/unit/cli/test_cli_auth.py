@@ -93,3 +93,12 @@ def test_start_passes_require_auth_and_warns_for_the_network(real_app: CliApp, h
     assert exposed.exit_code == 0, exposed.output
     assert "WARNING: the server listens on 0.0.0.0" in exposed.stderr
     assert run(real_app, ["server", "stop"]).exit_code == 0
+
+
+def test_start_passes_restore_models(real_app: CliApp, home: Path) -> None:
+    port = free_port()
+    result = run(real_app, ["server", "start", "--port", str(port), "--restore-models"])
+    assert result.exit_code == 0, result.output
+    log = (home / "server-logs").glob("*.log")
+    assert any(f"--port {port} --restore-models" in path.read_text() for path in log)
+    assert run(real_app, ["server", "stop"]).exit_code == 0

@@ -61,6 +61,11 @@ def server() -> None:
     default=None,
     help="Require an API token (`lms token create`) on every request. Default: the last used.",
 )
+@click.option(
+    "--restore-models/--no-restore-models",
+    default=None,
+    help="Load again, on start, the models loaded when the server last stopped. Default: the last used.",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -72,6 +77,7 @@ def start(
     jit_ttl: int | None,
     sdk_port: int | None,
     require_auth: bool | None,
+    restore_models: bool | None,
 ) -> None:
     from openlms.cli import serverctl
 
@@ -85,6 +91,7 @@ def start(
         jit_ttl=jit_ttl,
         sdk_port=sdk_port,
         require_auth=require_auth,
+        restore_models=restore_models,
     )
     settings = serverctl.effective_settings(options)
     running = serverctl.find_server(app, settings)
