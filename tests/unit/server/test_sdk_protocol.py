@@ -517,3 +517,10 @@ def test_reasoning_fragments_are_typed(llm: Socket, fake: FakeBackend) -> None:
     ]
     assert {f["reasoningType"] for f in plain} == {"none"}
     assert "".join(f["content"] for f in plain).startswith("<think>")
+
+
+def test_a_frame_nested_too_deeply_is_a_warning_and_the_socket_keeps_serving(llm: Socket) -> None:
+    llm.ws.send_text("[" * 100_000 + "]" * 100_000)  # json.loads would raise RecursionError
+    warning = llm.ws.receive_json()
+    assert warning["type"] == "communicationWarning" and "max_json_depth" in warning["warning"]
+    assert "result" in llm.call("listLoaded")

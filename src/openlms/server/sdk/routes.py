@@ -99,12 +99,15 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
 
 def mount(app: FastAPI, predictor: Predictor) -> None:
     auth = Authenticator()
+    max_depth = predictor.models.settings.max_json_depth
     for name, namespace in namespaces(predictor).items():
-        app.add_api_websocket_route(f"/{name}", _endpoint(namespace, auth))
+        app.add_api_websocket_route(f"/{name}", _endpoint(namespace, auth, max_depth))
 
 
-def _endpoint(namespace: Namespace, auth: Authenticator) -> Callable[[WebSocket], Awaitable[None]]:
+def _endpoint(
+    namespace: Namespace, auth: Authenticator, max_depth: int
+) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(websocket: WebSocket) -> None:
-        await serve_websocket(websocket, namespace, auth)
+        await serve_websocket(websocket, namespace, auth, max_json_depth=max_depth)
 
     return endpoint

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from openlms.core.errors import OpenLMSError
 from openlms.server.errors import sdk_error, sdk_unexpected_error
 from openlms.server.guard.auth import AUTH_SCOPE_KEY, AuthContext
+from openlms.server.guard.limits import json_too_deep
 
 log = logging.getLogger("openlms.server.sdk")
 
@@ -101,8 +102,11 @@ class Authenticator:
 class Connection:
     """One authenticated websocket: reads frames, runs calls and channels as tasks, writes replies."""
 
-    def __init__(self, websocket: WebSocket, namespace: Namespace, client: Client) -> None:
+    def __init__(
+        self, websocket: WebSocket, namespace: Namespace, client: Client, *, max_json_depth: int = 64
+    ) -> None:
         self.websocket = websocket
+        self.max_json_depth = max_json_depth
         self.namespace = namespace
         self.client = client
         self.channels: dict[int, Channel] = {}
@@ -136,9 +140,15 @@ class Connection:
                     await task
 
     async def dispatch(self, text: str) -> None:
+        if json_too_deep(text.encode("utf-8", "surrogatepass"), self.max_json_depth):
+            await self.warn(
+                f"Received a frame nested deeper than {self.max_json_depth} levels (the max_json_depth "
+                "setting); it was ignored."
+            )
+            return
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.warn("Received a frame that is not valid JSON.")
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -235,13 +245,17 @@ class Connection:
             await self.send({"type": "channelError", "channelId": channel.id, "error": error})
 
 
-async def serve_websocket(websocket: WebSocket, namespace: Namespace, auth: Authenticator) -> None:
+async def serve_websocket(
+    websocket: WebSocket, namespace: Namespace, auth: Authenticator, *, max_json_depth: int = 64
+) -> None:
     """Accept, authenticate (one reply frame), then serve frames until the client goes away."""
     await websocket.accept()
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             text = await websocket.receive_text()
         try:
+            if json_too_deep(text.encode("utf-8", "surrogatepass"), max_json_depth):
+                raise ValueError("too deep")
             checked: Client | str = auth.check(json.loads(text), websocket.scope.get(AUTH_SCOPE_KEY))
         except ValueError:
             checked = "The authentication message is not valid JSON."
@@ -257,4 +271,4 @@ async def serve_websocket(websocket: WebSocket, namespace: Namespace, auth: Auth
         await websocket.close(code=1008)
         return
     await websocket.send_text(json.dumps({"success": True}))
-    await Connection(websocket, namespace, checked).serve()
+    await Connection(websocket, namespace, checked, max_json_depth=max_json_depth).serve()
