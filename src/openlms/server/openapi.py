@@ -61,11 +61,30 @@ def ok(model: type[BaseModel], description: str = "Success") -> dict[int | str, 
     return {200: {"model": model, "description": description}}
 
 
+def sse_event(description: str, events: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The schema of one server-sent event (OpenAPI 3.2's SSE shape: `event`, `data`, `id`, `retry`)."""
+    event: dict[str, Any] = {"type": "string"} | ({"enum": list(events)} if events else {})
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["data"],
+        "properties": {
+            "event": event,
+            "data": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
+
+
 def ok_or_stream(
-    model: type[BaseModel], stream_description: str, description: str = "Success"
+    model: type[BaseModel],
+    stream_description: str,
+    events: tuple[str, ...] = (),
+    description: str = "Success",
 ) -> dict[int | str, dict[str, Any]]:
     """A JSON answer, or server-sent events when the request sets `"stream": true`."""
-    sse = {"schema": {"type": "string", "description": stream_description}}
+    sse = {"schema": sse_event(stream_description, events)}
     return {200: {"model": model, "description": description, "content": {"text/event-stream": sse}}}
 
 
@@ -73,14 +92,10 @@ def responses(success: dict[int | str, dict[str, Any]], *codes: int) -> dict[int
     return success | errors(*codes)
 
 
-def sse_only(description: str) -> dict[int | str, dict[str, Any]]:
+def sse_only(description: str, events: tuple[str, ...] = ()) -> dict[int | str, dict[str, Any]]:
     """A route whose success is only a server-sent event stream (no JSON body)."""
-    return {
-        200: {
-            "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
-    }
+    content = {"text/event-stream": {"schema": sse_event(description, events)}}
+    return {200: {"description": description, "content": content}}
 
 
 # ---------------------------------------------------------------------------------------------------

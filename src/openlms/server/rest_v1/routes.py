@@ -149,7 +149,9 @@ def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
 @router.post(
     "/models/load",
     response_model=None,
-    responses=doc.responses(doc.ok_or_stream(doc.V1LoadResponse, doc.LOAD_STREAM), 404, 409, 500),
+    responses=doc.responses(
+        doc.ok_or_stream(doc.V1LoadResponse, doc.LOAD_STREAM, ("progress", "loaded", "error")), 404, 409, 500
+    ),
 )
 async def load(body: LoadRequest, state: State) -> Response | dict[str, Any]:
     config = body.config.to_load_config()
