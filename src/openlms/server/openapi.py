@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openlms.server.openai.convert import TRUNCATION_HEADER
 from openlms.store.model_config import ModelConfig
 
 # ---------------------------------------------------------------------------------------------------
@@ -86,6 +87,18 @@ def ok_or_stream(
     """A JSON answer, or server-sent events when the request sets `"stream": true`."""
     sse = {"schema": sse_event(stream_description, events)}
     return {200: {"model": model, "description": description, "content": {"text/event-stream": sse}}}
+
+
+def prediction(model: type[BaseModel], stream_description: str) -> dict[int | str, dict[str, Any]]:
+    """A chat or text completion (JSON or a stream) and its errors; a cut prompt is named in a header."""
+    success = ok_or_stream(model, stream_description)
+    success[200]["headers"] = {
+        TRUNCATION_HEADER: {
+            "description": "Set when the prompt was cut to fit: `policy=...; messages=N; tokens=N`",
+            "schema": {"type": "string"},
+        }
+    }
+    return responses(success, 404, 500, 503)
 
 
 def responses(success: dict[int | str, dict[str, Any]], *codes: int) -> dict[int | str, dict[str, Any]]:

@@ -37,7 +37,7 @@ async def list_models(state: State) -> dict[str, Any]:
 @router.post(
     "/v1/chat/completions",
     response_model=None,
-    responses=doc.responses(doc.ok_or_stream(doc.ChatCompletion, doc.CHAT_STREAM), 404, 500, 503),
+    responses=doc.prediction(doc.ChatCompletion, doc.CHAT_STREAM),
 )
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(convert.chat_request(body))
@@ -57,7 +57,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
 @router.post(
     "/v1/completions",
     response_model=None,
-    responses=doc.responses(doc.ok_or_stream(doc.TextCompletion, doc.TEXT_STREAM), 404, 500, 503),
+    responses=doc.prediction(doc.TextCompletion, doc.TEXT_STREAM),
 )
 async def completions(body: CompletionRequest, state: State) -> Response:
     completion = convert.completion_request(body)

@@ -107,7 +107,7 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses=doc.responses(doc.ok_or_stream(doc.V0ChatCompletion, doc.CHAT_STREAM), 404, 500, 503),
+    responses=doc.prediction(doc.V0ChatCompletion, doc.CHAT_STREAM),
 )
 async def chat_completions(body: ChatCompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(convert.chat_request(body))
@@ -118,7 +118,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
 @router.post(
     "/completions",
     response_model=None,
-    responses=doc.responses(doc.ok_or_stream(doc.V0TextCompletion, doc.TEXT_STREAM), 404, 500, 503),
+    responses=doc.prediction(doc.V0TextCompletion, doc.TEXT_STREAM),
 )
 async def completions(body: CompletionRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_completion(convert.completion_request(body))
