@@ -8,6 +8,7 @@ catalog lists such a file with an `error` instead of failing the whole scan.
 
 from __future__ import annotations
 
+import os
 import struct
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -23,7 +24,9 @@ from openlms.store.gguf_meta import GGUFFormatError, GGUFMetadata, parse_gguf_me
 from tests.support.tiny_gguf import write_tiny_llama_gguf
 
 PEAK_LIMIT = 32 * 2**20  # bytes: a header reader needs far less, whatever the counts claim
+# Fixed examples in CI (a new finding must not fail someone else's submission); new ones elsewhere.
 FUZZ = settings(
+    derandomize=bool(os.environ.get("CI")),
     max_examples=150,
     deadline=None,
     database=None,
