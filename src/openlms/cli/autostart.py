@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openlms.core.fsutil import atomic_write_bytes, atomic_write_text
+
 SYSTEMD_UNIT_NAME = "openlms.service"
 LAUNCHD_LABEL = "ai.openlms.server"
 _SYSTEMCTL_TIMEOUT_S = 15.0
@@ -157,8 +159,7 @@ def systemd_user_available() -> tuple[bool, str]:
 
 
 def install_systemd(spec: ServiceSpec, path: Path) -> Outcome:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(systemd_unit(spec), encoding="utf-8")
+    atomic_write_text(path, systemd_unit(spec))
     enable = f"systemctl --user daemon-reload && systemctl --user enable {SYSTEMD_UNIT_NAME}"
     available, why = systemd_user_available()
     if not available:
@@ -198,8 +199,7 @@ def uninstall_systemd(path: Path) -> Outcome | None:
 
 
 def install_launchd(spec: ServiceSpec, path: Path, *, load_now: bool) -> Outcome:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(launchd_plist(spec))
+    atomic_write_bytes(path, launchd_plist(spec))
     command = f"launchctl load -w {path}"
     if not load_now:
         return Outcome(

@@ -133,7 +133,18 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # it exists, under another user
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process that its parent (not us) has not reaped yet: dead, though its pid exists.
+    Linux only (`/proc/<pid>/stat`, the state after the command name); elsewhere False."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return bool(fields) and fields[0] in (b"Z", b"X")
 
 
 def is_openlms_process(pid: int) -> bool:
