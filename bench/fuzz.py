@@ -94,7 +94,8 @@ def _tame_numbers(obj: dict[str, Any], caps: dict[str, int]) -> None:
     very thing an invalid request is about."""
     for key, cap in caps.items():
         value = obj.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and (value > cap or value == -1):
+        number = isinstance(value, int | float) and not isinstance(value, bool)  # 8.0 is a valid integer too
+        if number and (value > cap or value == -1):
             obj[key] = cap
 
 
