@@ -45,6 +45,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+# Bugs found by this fuzzer and reported, stepped around so that a run still covers the rest (remove each
+# line, and its use in `tame`, once fixed): `max_tokens: 0` generates until the context is full (engine:
+# the generator checks `predicted == max_tokens` after the first token); loading the embedding model with
+# `context_length` 300 or 511 (not 64) aborts the process in llama.cpp (GGML_ASSERT ggml_can_mul_mat).
+KNOWN_BUGS = ("max_tokens 0 is unlimited", "embedding context_length aborts llama.cpp")
 EXCLUDED = {("GET", "/api/v1/logs/stream")}  # endless by design (tests/e2e/test_log_stream_e2e.py)
 CHAT_MODEL, BASE_MODEL, EMBEDDING_MODEL = (
     "smollm2-135m-instruct",
@@ -69,10 +74,12 @@ class FuzzReport:
     connection_errors: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # answers that break the OpenAPI document
     accepted_invalid: list[str] = field(default_factory=list)  # invalid data answered 2xx
+    server_died: str | None = None  # the request after which the server stopped answering
     chat_after: bool | None = None
 
     def failed(self) -> bool:
-        return bool(self.server_errors or self.hangs or self.connection_errors or not self.chat_after)
+        died = self.server_died is not None
+        return bool(self.server_errors or self.hangs or self.connection_errors or died or not self.chat_after)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +92,8 @@ class FuzzReport:
             "connection_errors": self.connection_errors,
             "broken": self.broken,
             "accepted_invalid": self.accepted_invalid,
+            "server_died": self.server_died,
+            "stepped_around": list(KNOWN_BUGS),
             "chat_after": self.chat_after,
         }
 
@@ -102,6 +111,8 @@ def _tame_numbers(obj: dict[str, Any], caps: dict[str, int]) -> None:
 def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathesis.Case:
     """Keep a generated request short and harmless (see the module's docstring); invalid stays invalid."""
     body, path = case.body, case.operation.path
+    if model is not None and isinstance(case.query, dict) and "model" in case.query:
+        case.query["model"] = model
     if isinstance(body, dict):
         if model is not None and "model" in body:
             body["model"] = model
@@ -109,14 +120,18 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
             if "max_completion_tokens" not in body:
                 body.setdefault("max_tokens", MAX_TOKENS)
             _tame_numbers(body, {"max_tokens": MAX_TOKENS, "max_completion_tokens": MAX_TOKENS})
+            for key in ("max_tokens", "max_completion_tokens"):
+                if body.get(key) == 0:  # KNOWN_BUGS: 0 generates until the context is full
+                    body[key] = MAX_TOKENS
         config = body.get("config") if path.endswith("/load") else body.get("load")
         if isinstance(config, dict):
             caps = {"context_length": MAX_CONTEXT, "contextLength": MAX_CONTEXT, "eval_batch_size": MAX_BATCH}
             _tame_numbers(config, caps | {"evalBatchSize": MAX_BATCH, "nThreads": 2})
+            if EMBEDDING_MODEL in (body.get("model"), (case.query or {}).get("model")):
+                config.pop("context_length", None)  # KNOWN_BUGS: some lengths abort llama.cpp
+                config.pop("contextLength", None)
         if path.endswith("/import") and isinstance(body.get("path"), str):
             body["path"] = str(scratch / body["path"].replace("/", "_").replace("\x00", "")[:100])
-    if model is not None and isinstance(case.query, dict) and "model" in case.query:
-        case.query["model"] = model
     return case
 
 
@@ -169,10 +184,12 @@ class Fuzzer:
         except requests.Timeout:
             self.report.hangs.append(f"{label}: {case.as_curl_command(base_url=self.base_url)}")
             return
-        except requests.ConnectionError as exc:  # the server went away (or closed the connection)
+        except requests.ConnectionError as exc:  # the server closed the connection, or died
             self.report.connection_errors.append(
                 f"{label} {exc}: {case.as_curl_command(base_url=self.base_url)}"
             )
+            if not alive(self.base_url):
+                raise ServerDied(self.report.connection_errors[-1]) from exc
             return
         self.report.requests += 1
         self.report.by_operation[label] += 1
@@ -229,9 +246,18 @@ class Fuzzer:
             for op in schema.get_all_operations()
             if (op.ok().method.upper(), op.ok().path) not in EXCLUDED
         ]
+        started = time.perf_counter()
+        try:
+            self._rounds(operations, target, progress)
+        except ServerDied as died:
+            self.report.server_died = str(died)
+        self.report.seconds = time.perf_counter() - started
+        self.report.chat_after = chat_works(self.base_url)
+        return self.report
+
+    def _rounds(self, operations: list[Any], target: int, progress: Callable[[str], None]) -> None:
         modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
         per_round = max(1, math.ceil(target / (len(operations) * len(modes))))
-        started = time.perf_counter()
         rounds = 0
         while self.report.requests < target:
             rounds += 1
@@ -245,9 +271,17 @@ class Fuzzer:
                 progress(f"{self.report.requests} requests, {len(self.report.server_errors)} 5xx")
             if self.report.requests == before:
                 break
-        self.report.seconds = time.perf_counter() - started
-        self.report.chat_after = chat_works(self.base_url)
-        return self.report
+
+
+class ServerDied(Exception):
+    """The server stopped answering: the rest of the run would only count refused connections."""
+
+
+def alive(base_url: str) -> bool:
+    try:
+        return requests.get(f"{base_url}/lmstudio-greeting", timeout=30).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def chat_works(base_url: str) -> bool:

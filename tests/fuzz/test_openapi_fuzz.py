@@ -40,6 +40,7 @@ def test_generated_requests_are_answered_as_documented(server: Server, tmp_path:
     assert report.server_errors == []
     assert report.hangs == []
     assert report.connection_errors == []
+    assert report.server_died is None
     assert report.broken == []
     assert report.accepted_invalid == []
     assert report.chat_after
