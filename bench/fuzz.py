@@ -117,8 +117,8 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
         if model is not None and "model" in body:
             body["model"] = model
         if path.endswith("completions"):
-            if "max_completion_tokens" not in body:
-                body.setdefault("max_tokens", MAX_TOKENS)
+            if body.get("max_completion_tokens") is None and body.get("max_tokens") is None:
+                body["max_tokens"] = MAX_TOKENS  # none (or null): until the model stops, maybe minutes
             _tame_numbers(body, {"max_tokens": MAX_TOKENS, "max_completion_tokens": MAX_TOKENS})
             for key in ("max_tokens", "max_completion_tokens"):
                 if body.get(key) == 0:  # KNOWN_BUGS: 0 generates until the context is full
