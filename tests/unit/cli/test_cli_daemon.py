@@ -180,13 +180,14 @@ def test_the_real_server_binds_without_a_taken_sdk_port_only_when_told(busy_port
 def test_the_server_log_rotates_by_size(home: Path) -> None:
     settings = Settings(home=home, log_max_bytes=10_000, log_backups=2)
     root = logging.getLogger()
-    before = list(root.handlers)
+    before, level = list(root.handlers), root.level
     server_daemon.setup_logging(settings)
     added = [h for h in root.handlers if h not in before]
     try:
         for n in range(600):
             logging.getLogger("openlms.server").warning("line %04d %s", n, "x" * 60)
     finally:
+        root.setLevel(level)  # setup_logging sets the root level: later tests expect the default
         for handler in added:
             root.removeHandler(handler)
             handler.close()

@@ -34,7 +34,9 @@ async def port() -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     protocol = guarded_http_protocol(header_timeout_s=DEADLINE, max_header_bytes=8192)
-    config = uvicorn.Config(app, http=protocol, lifespan="off", log_level="warning", timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app, http=protocol, lifespan="off", log_config=None, log_level="warning", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 import struct
-import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,20 @@ def test_real_smollm_matches_gguf_reader(smollm_path: Path) -> None:
     assert meta.chat_template and "<|im_start|>" in meta.chat_template
 
 
-def test_gemma_metadata_is_fast(gemma_path: Path) -> None:
-    read_gguf_metadata(gemma_path)  # warm the page cache
-    start = time.perf_counter()
-    meta = read_gguf_metadata(gemma_path)
-    elapsed = time.perf_counter() - start
+def test_gemma_metadata_is_read_in_bounded_memory(gemma_path: Path) -> None:
+    """The 262,144-token vocabulary is counted, not decoded into Python strings (its speed is measured
+    by the bench, not here)."""
+    tracemalloc.start()
+    try:
+        meta = read_gguf_metadata(gemma_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert (meta.architecture, meta.quantization, meta.size_label) == ("gemma3", "Q4_K_M", "270M")
     assert meta.vocab_size == 262144
     assert meta.context_length == 32768
     assert meta.chat_template is None
-    assert elapsed < 0.15, f"{elapsed * 1000:.0f} ms"  # about 21 ms on a 2-vCPU VM
+    assert peak < 32 * 1024 * 1024, f"{peak / 1e6:.0f} MB"  # about 13 MB
 
 
 def test_parse_bytes_equals_read_file(tiny_llama: Path) -> None:
