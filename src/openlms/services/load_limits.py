@@ -28,6 +28,7 @@ I32_MAX: Final = (1 << 31) - 1
 MAX_BATCH: Final = 65536
 MAX_THREADS: Final = 1024
 MIN_CONTEXT: Final = 1
+UNQUANTIZED: Final = ("f32", "f16", "bf16")
 MARGIN_BYTES: Final = 256 << 20  # left free for the server itself and the rest of the machine
 
 
@@ -54,6 +55,7 @@ def check_load(
     `reclaimable_bytes`: what the models this load evicts first (JIT auto-evict) will give back."""
     context = _context_length(descriptor, config, default_context, param)
     check_ranges(config, param=param)
+    _check_v_cache(config, param)
     _check_experts(descriptor, meta, config, param)
     if meta is None:
         return LoadPlan(context, None)
@@ -92,6 +94,16 @@ def _context_length(descriptor: ModelDescriptor, config: LoadConfig, default: in
             param=f"{param}.context_length",
         )
     return asked
+
+
+def _check_v_cache(config: LoadConfig, param: str) -> None:
+    """llama.cpp keeps a quantized V cache only with flash attention (it refuses the context otherwise)."""
+    if config.flash_attention is False and config.v_cache_type not in (None, *UNQUANTIZED):
+        raise InvalidRequestError(
+            f"A quantized V cache ({config.v_cache_type}) needs flash attention: leave flash_attention "
+            "unset or true, or use an f16 V cache.",
+            param=f"{param}.flash_attention",
+        )
 
 
 def _check_experts(

@@ -157,3 +157,13 @@ def test_memory_the_jit_eviction_gives_back_counts_as_available(tiny: Tiny) -> N
         reclaimable_bytes=need,
     )
     assert plan.context_length == 2048
+
+
+def test_a_quantized_v_cache_without_flash_attention_is_refused(tiny: Tiny) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check(tiny, LoadConfig(v_cache_type="q8_0", flash_attention=False))
+    assert info.value.param == "config.flash_attention"
+    assert (
+        check(tiny, LoadConfig(context_length=512, v_cache_type="q8_0")) == 512
+    )  # auto: llama.cpp enables it
+    assert check(tiny, LoadConfig(context_length=512, v_cache_type="f16", flash_attention=False)) == 512
