@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -145,3 +147,29 @@ def test_every_kv_cache_type_has_its_ggml_type() -> None:
     from openlms.engine.llama.native import GGML_TYPES
 
     assert sorted(GGML_TYPES) == sorted(KV_CACHE_TYPES)
+
+
+@pytest.mark.parametrize("context_length", [40, 100])  # the tiny BERT is trained on 128
+def test_an_embedding_model_loads_with_a_context_not_a_multiple_of_64(
+    tmp_path: Path, context_length: int
+) -> None:
+    """llama.cpp aborted the whole process (a ggml assert) for such a context: run it in a child process."""
+    path = write_tiny_bert_gguf(tmp_path / "tiny-bert-F32.gguf")
+    script = f"""
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from openlms.core.types import LoadConfig, ModelKind
+from openlms.engine.llama.runtime import LlamaBackend
+from tests.unit.engine.test_llama_runtime import describe
+config = LoadConfig(context_length={context_length})
+rt = LlamaBackend().load(describe(Path({str(path)!r}), ModelKind.EMBEDDING), config, lambda p: None)
+result = asyncio.run(rt.embed(["the cat sat " * 5, "x"]))
+print("embedded", rt.context_length, len(result.vectors))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=Path.cwd()
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"embedded {context_length} 2" in done.stdout

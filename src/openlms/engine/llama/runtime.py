@@ -44,6 +44,7 @@ from openlms.engine.scheduler import EventStream, Job, Worker
 DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 512
 EMBED_SEQ_MAX = 16
+EMBED_BATCH_ALIGN = 64
 
 
 class LlamaBackend:
@@ -230,8 +231,11 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
 
     def __init__(self, model: LlamaModel, config: LoadConfig, threads: int) -> None:
         n_ctx = min(config.context_length or model.n_ctx_train or 512, model.n_ctx_train or 512)
+        # One input is one ubatch; llama.cpp's graph for a ubatch that is not a multiple of 64 tokens fails
+        # an assert in ggml (the process aborts: a BERT model loaded with a context of 300 did).
+        n_batch = -(-n_ctx // EMBED_BATCH_ALIGN) * EMBED_BATCH_ALIGN
         params = ContextParams(
-            n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
+            n_ctx=n_ctx, n_batch=n_batch, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
         )
         super().__init__(model, "openlms-embedding", params, config)
         # llama.cpp pads the context of each of the EMBED_SEQ_MAX sequences (to 256 tokens), so its n_ctx is
