@@ -17,7 +17,11 @@ _IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 def check_counts(
     settings: Settings, params: PredictionParams, messages: Sequence[Mapping[str, Any]] | None = None
 ) -> None:
-    """Raise an InvalidRequestError for the first count over its limit."""
+    """Raise an InvalidRequestError for the first count over its limit (or a max_tokens of 0)."""
+    if params.max_tokens == 0:  # not "no limit" (-1 or unset), and a prediction writes at least a token
+        raise InvalidRequestError(
+            "max_tokens must be at least 1 (or -1 / unset for no limit).", param="max_tokens"
+        )
     if messages is not None:
         _at_most(len(messages), settings.max_messages, "messages", "max_messages", "messages")
     _at_most(len(params.tools or ()), settings.max_tools, "tools", "max_tools", "tools")

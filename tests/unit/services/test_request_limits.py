@@ -84,3 +84,11 @@ def test_lone_surrogates_are_found_by_path() -> None:
     with pytest.raises(InvalidRequestError, match="lone UTF-16 surrogate") as info:
         check_unicode("x\udc00", "prompt")
     assert info.value.param == "prompt"
+
+
+def test_max_tokens_zero_is_refused_not_unlimited() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check_counts(Settings(), PredictionParams(max_tokens=0))
+    assert info.value.param == "max_tokens"
+    check_counts(Settings(), PredictionParams(max_tokens=1))
+    check_counts(Settings(), PredictionParams())
