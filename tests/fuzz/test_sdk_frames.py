@@ -199,15 +199,6 @@ def test_frames_before_the_handshake(client: TestClient, namespace: str, first: 
     version_works(client)
 
 
-BUG_BINARY = (
-    "bug (reported): a binary frame raises KeyError('text') in WebSocket.receive_text: socket dropped"
-)
-BUG_CHANNEL_ID = (
-    "bug (reported): an unhashable channelId raises TypeError in Connection.dispatch: socket dropped"
-)
-
-
-@pytest.mark.xfail(reason=BUG_BINARY, strict=False)
 @pytest.mark.parametrize("authenticated", [False, True])
 def test_binary_frames(client: TestClient, authenticated: bool) -> None:
     """A binary frame is not the protocol: refused like bad JSON (a warning, or a refused handshake)."""
@@ -223,7 +214,6 @@ def test_binary_frames(client: TestClient, authenticated: bool) -> None:
     version_works(client)
 
 
-@pytest.mark.xfail(reason=BUG_CHANNEL_ID, strict=False)
 @pytest.mark.parametrize("kind", ["channelSend", "channelClose"])
 def test_unhashable_channel_id(client: TestClient, kind: str) -> None:
     with client.websocket_connect(f"{WS}/llm") as ws:

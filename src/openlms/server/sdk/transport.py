@@ -127,8 +127,11 @@ class Connection:
     async def serve(self) -> None:
         try:
             while True:
-                text = await self.websocket.receive_text()
-                await self.dispatch(text)
+                text = await receive_text(self.websocket)
+                if text is None:
+                    await self.warn("Received a binary frame; the protocol's frames are JSON text.")
+                else:
+                    await self.dispatch(text)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -157,11 +160,11 @@ class Connection:
         elif kind == "channelCreate":
             self._start_channel(frame)
         elif kind == "channelSend":
-            channel = self.channels.get(frame.get("channelId", -1))
+            channel = self._channel(frame)
             if channel is not None:
                 channel.deliver(frame.get("message"))
         elif kind == "channelClose":
-            channel = self.channels.get(frame.get("channelId", -1))
+            channel = self._channel(frame)
             if channel is not None:
                 channel.cancelled.set()
         elif kind == "keepAlive":
@@ -172,6 +175,10 @@ class Connection:
             pass
         else:
             await self.warn(f"Received a frame of unknown type {kind!r}.")
+
+    def _channel(self, frame: Mapping[str, Any]) -> Channel | None:
+        channel_id = frame.get("channelId")
+        return self.channels.get(channel_id) if isinstance(channel_id, int) else None
 
     async def warn(self, warning: str) -> None:
         log.warning("SDK protocol (%s): %s", self.namespace.name, warning)
@@ -252,7 +259,7 @@ async def serve_websocket(
     await websocket.accept()
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
-            text = await websocket.receive_text()
+            text = await receive_text(websocket) or "binary"  # a binary frame is not valid JSON text
         try:
             if json_too_deep(text.encode("utf-8", "surrogatepass"), max_json_depth):
                 raise ValueError("too deep")
@@ -272,3 +279,12 @@ async def serve_websocket(
         return
     await websocket.send_text(json.dumps({"success": True}))
     await Connection(websocket, namespace, checked, max_json_depth=max_json_depth).serve()
+
+
+async def receive_text(websocket: WebSocket) -> str | None:
+    """The next frame's text; None for a binary frame. Raises WebSocketDisconnect when the client left."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
