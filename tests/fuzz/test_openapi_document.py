@@ -72,8 +72,6 @@ async def test_successes_have_a_schema(
 ) -> None:
     spec, _, _ = document
     for (method, path), op in _operations(spec).items():
-        if path == "/lmstudio-greeting":  # declared in server/app.py: {"lmstudio": true}, untyped there
-            continue
         content = op["responses"]["200"]["content"]
         if path == "/api/v1/logs/stream":
             assert set(content) == {"text/event-stream"}
@@ -103,3 +101,14 @@ async def test_streams_and_request_bodies(
     assert "promptTemplate" in body["properties"]["prediction"]["properties"]
     chat = operations[("POST", "/v1/chat/completions")]["requestBody"]["content"]["application/json"]
     assert chat["schema"] == {"$ref": "#/components/schemas/ChatCompletionRequest"}
+
+
+async def test_token_schemes_are_documented_and_required_with_auth(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path, require_auth=True), backend=FakeBackend(reply=lambda p: "ok"))
+    spec = app.openapi()
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
+    assert spec["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert spec["paths"]["/lmstudio-greeting"]["get"]["security"] == []  # the SDK's probe stays open
+    open_app = create_app(Settings(home=tmp_path), backend=FakeBackend(reply=lambda p: "ok"))
+    assert "security" not in open_app.openapi()

@@ -13,7 +13,7 @@ from openlms import __version__
 from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
-from openlms.server import errors, guard
+from openlms.server import errors, guard, openapi
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
@@ -66,7 +66,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     errors.install(app)
     guard.install(app, settings)
 
-    @app.get("/lmstudio-greeting")
+    @app.get(
+        "/lmstudio-greeting", response_model=None, responses=openapi.responses(openapi.ok(openapi.Greeting))
+    )
     async def greeting() -> dict[str, Any]:
         return {"lmstudio": True}
 
@@ -76,4 +78,5 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(prompt_router)
     app.include_router(logs_router)
     mount_sdk(app, state.predictor)  # the lmstudio SDK's websockets
+    openapi.install_security(app, required=settings.require_auth)
     return app

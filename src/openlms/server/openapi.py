@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from openlms.server.openai.convert import TRUNCATION_HEADER
@@ -404,3 +405,31 @@ def model_config_body() -> dict[str, Any]:
 
 
 MODEL_CONFIG_RESPONSES = responses(ok(ModelConfig, "The per-model settings (camelCase)"), 404, 500)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Authentication (Require Authentication, docs/auth.md)
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (`lms token create`)."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "The same token."},
+}
+
+
+def install_security(app: FastAPI, *, required: bool) -> None:
+    """Document the token schemes; every operation but the greeting requires one when `required`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            if required:
+                schema["security"] = [{"bearer": []}, {"apiKey": []}]
+                greeting = schema.get("paths", {}).get("/lmstudio-greeting", {}).get("get")
+                if greeting is not None:
+                    greeting["security"] = []  # the SDK's probe stays open
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
