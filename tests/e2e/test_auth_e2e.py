@@ -4,6 +4,8 @@ tokens made with `lms token` while it runs, and the real clients (openai, httpx,
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,19 @@ def test_lmstudio_sdk_15_with_the_token_in_the_host(server: Server, token: str) 
         assert CHAT_MODEL in keys
         result = client.llm.model(CHAT_MODEL).respond("Say hi.", config={"maxTokens": 4, "temperature": 0})
         assert result.stats.predicted_tokens_count > 0
+
+
+def test_lmstudio_sdk_15_default_client_with_the_token_in_the_host(server: Server, token: str) -> None:
+    """The convenience API (`lms.llm()`, ...) after `configure_default_client` (docs/auth.md): in a child
+    process, since the SDK's default client is global and made once."""
+    script = (
+        "import lmstudio as lms\n"
+        f"lms.configure_default_client({token + '@127.0.0.1:' + str(server.port)!r})\n"
+        "print(sorted(m.model_key for m in lms.list_downloaded_models()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert CHAT_MODEL in done.stdout
 
 
 class _Sdk16Client(lms.Client):
