@@ -134,6 +134,16 @@ class Settings(BaseSettings):
         description="Refuse a model load whose estimated memory (weights + KV cache) does not fit: strict "
         "(in the memory available now), relaxed (in the machine's total memory) or off.",
     )
+    # Engine v2 (issue 11).
+    prompt_cache_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Host memory (MB) that keeps the KV cache of recent prompts, so that a conversation "
+        "served again after another one skips its cached prefix (0: off; least recently used out first).",
+    )
+    metrics: bool = Field(
+        default=True, description="Serve Prometheus metrics at GET /metrics (as guarded as every route)."
+    )
     # Running as a service.
     restore_loaded_models: bool = Field(
         default=False,
