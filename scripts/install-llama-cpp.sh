@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install a portable CPU build of llama-cpp-python (the version pinned in pyproject.toml) into a venv.
+# Install llama-cpp-python (the version pinned in pyproject.toml) into a venv, built for this machine:
+# CUDA when nvcc and an NVIDIA GPU are present, Metal on Apple Silicon, the portable CPU build otherwise.
 #   scripts/install-llama-cpp.sh            # into ./.venv (created if missing)
 #   scripts/install-llama-cpp.sh PYTHON     # into the venv of that python
 # The wheel is built once with CMake flags from scripts/llama_cmake_args.py and kept in
@@ -17,6 +18,6 @@ if [[ -z $py ]]; then
   ensure_venv
   py=$VPY
 fi
-step "llama-cpp-python (portable CPU build)"
+step "llama-cpp-python (llama.cpp build for this machine)"
 ensure_llama "$py"
 finish

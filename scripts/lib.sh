@@ -61,19 +61,20 @@ ensure_venv() {
   fi
 }
 
-ensure_llama() {  # ensure_llama [PYTHON]: portable llama-cpp-python in PYTHON's venv (default .venv)
-  local py=${1:-$VPY} tool="$ROOT/scripts/llama_cmake_args.py" ver args key prefix stamp
-  if ! { ver=$("$py" "$tool" --pin) && args=$("$py" "$tool") && key=$("$py" "$tool" --key); }; then
+ensure_llama() {  # ensure_llama [PYTHON]: llama-cpp-python for this machine (CPU, CUDA or Metal) in PYTHON's venv
+  local py=${1:-$VPY} tool="$ROOT/scripts/llama_cmake_args.py" ver backend args key prefix stamp
+  if ! { ver=$("$py" "$tool" --pin) && backend=$("$py" "$tool" --backend) && args=$("$py" "$tool") &&
+    key=$("$py" "$tool" --key); }; then
     die "cannot work out the llama.cpp build flags" "see the error above (scripts/llama_cmake_args.py)"
   fi
   prefix=$("$py" -c 'import sys; print(sys.prefix)')
   stamp="$prefix/.openlms-llama-wheel"
-  info "llama-cpp-python $ver; CMAKE_ARGS=$args"
+  info "llama-cpp-python $ver; backend $backend; CMAKE_ARGS=$args"
   if [[ -f $stamp && $(<"$stamp") == "$key" ]] &&
     "$py" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$ver')" 2>/dev/null; then
     info "already installed (wheel key $key)"
   else
-    _llama_wheel "$py" "$ver" "$args" "$key"
+    _llama_wheel "$py" "$ver" "$args" "$key" "$backend"
     pip_q "$py" install --no-deps --force-reinstall "$WHEEL" || die "installing $WHEEL failed"
     pip_q "$py" install 'numpy>=1.20.0' 'jinja2>=2.11.3' 'diskcache>=5.6.1' 'typing-extensions>=4.5.0' ||
       die "installing llama-cpp-python's dependencies failed" "check access to the package index"
@@ -84,14 +85,16 @@ ensure_llama() {  # ensure_llama [PYTHON]: portable llama-cpp-python in PYTHON's
   echo "$key" >"$stamp"
 }
 
+_ncpu() { nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2; }  # nproc is GNU-only (not macOS)
+
 _llama_wheel() {  # sets WHEEL to the cached wheel for this key; builds it from the sdist on a miss
-  local py=$1 ver=$2 args=$3 key=$4 cache=${OPENLMS_WHEEL_CACHE:-$HOME/.cache/openlms/wheels} tmp t0=$SECONDS
+  local py=$1 ver=$2 args=$3 key=$4 backend=${5:-cpu} cache=${OPENLMS_WHEEL_CACHE:-$HOME/.cache/openlms/wheels} tmp t0=$SECONDS
   WHEEL=$(compgen -G "$cache/$key/llama_cpp_python-$ver-*.whl" | head -n 1) || true
   if [[ -n $WHEEL ]]; then info "cached wheel: $WHEEL"; return; fi
   mkdir -p "$cache" && tmp=$(mktemp -d "$cache/.build-$key.XXXXXX") && chmod 755 "$tmp"
-  info "no cached wheel for key $key: building from source (about 4-8 min on 2 cores)"
+  info "no cached wheel for key $key: building from source (CPU: about 4-8 min on 2 cores; CUDA: longer)"
   info "build log: $tmp/build.log"
-  if ! env -u SOURCE_DATE_EPOCH CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+  if ! env -u SOURCE_DATE_EPOCH CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="$(_ncpu)" \
     "$py" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
     "llama-cpp-python==$ver" -w "$tmp" >"$tmp/build.log" 2>&1; then
     tail -n 25 "$tmp/build.log" >&2
@@ -99,10 +102,12 @@ _llama_wheel() {  # sets WHEEL to the cached wheel for this key; builds it from 
       "it needs a C/C++ compiler and cmake (Debian: apt-get install build-essential cmake)" \
       "and access to the package index for the sdist and its build tools"
   fi
-  printf 'llama-cpp-python==%s\nCMAKE_ARGS=%s\npython=%s\nmachine=%s\nbuilt=%s in %ss\n' "$ver" "$args" \
+  printf 'llama-cpp-python==%s\nbackend=%s\nCMAKE_ARGS=%s\npython=%s\nmachine=%s\nbuilt=%s in %ss\n' "$ver" \
+    "$backend" "$args" \
     "$("$py" -c 'import sys; print(sys.implementation.cache_tag)')" "$(uname -m)" "$(date -u +%FT%TZ)" \
     "$((SECONDS - t0))" >"$tmp/build-info.txt"
-  mv -T "$tmp" "$cache/$key" 2>/dev/null || rm -rf "$tmp"  # a parallel run may have stored it first
+  # rename(2) fails on an existing folder: a parallel run may have stored it first (GNU mv -T, portably)
+  "$py" -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$tmp" "$cache/$key" 2>/dev/null || rm -rf "$tmp"
   WHEEL=$(compgen -G "$cache/$key/llama_cpp_python-$ver-*.whl" | head -n 1) ||
     die "no wheel in $cache/$key after the build" "remove that folder and run again"
   info "built in $((SECONDS - t0))s, cached: $WHEEL"
@@ -110,7 +115,8 @@ _llama_wheel() {  # sets WHEEL to the cached wheel for this key; builds it from 
 
 ensure_openlms() {  # ensure_openlms [EXTRAS]: pip install -e ".[EXTRAS]" unless already done for this pyproject
   local extras=${1:-} hash stamp
-  hash=$(sha256sum pyproject.toml | cut -c1-16)
+  hash=$("$VPY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' \
+    pyproject.toml)  # sha256sum is not on macOS
   stamp="$VENV/.openlms-editable${extras:+-$extras}"
   if [[ -f $stamp && $(<"$stamp") == "$hash" ]] && "$VPY" - "$ROOT" <<'EOF' 2>/dev/null; then
 import os, sys, openlms

@@ -27,7 +27,7 @@ step "Checking Python"
 ensure_python
 step "Python virtual environment (.venv)"
 ensure_venv
-step "llama-cpp-python (portable CPU build)"
+step "llama-cpp-python (llama.cpp build for this machine)"
 ensure_llama
 step "openlms (pip install -e .)"
 ensure_openlms

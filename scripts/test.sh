@@ -11,7 +11,7 @@ step "Checking Python"
 ensure_python
 step "Python virtual environment (.venv)"
 ensure_venv
-step "llama-cpp-python (portable CPU build)"
+step "llama-cpp-python (llama.cpp build for this machine)"
 ensure_llama
 step "openlms with test extras (pip install -e '.[test]')"
 ensure_openlms test
