@@ -13,7 +13,7 @@ from openlms import __version__
 from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
-from openlms.server import errors, guard, openapi
+from openlms.server import errors, guard, metrics, openapi
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.state.logbus = logbus
     errors.install(app)
     guard.install(app, settings)
+    metrics.install(app, state)  # GET /metrics (docs/metrics.md), unless the `metrics` setting is off
 
     @app.get(
         "/lmstudio-greeting", response_model=None, responses=openapi.responses(openapi.ok(openapi.Greeting))

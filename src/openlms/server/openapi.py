@@ -112,6 +112,13 @@ def sse_only(description: str, events: tuple[str, ...] = ()) -> dict[int | str, 
     return {200: {"description": description, "content": content}}
 
 
+def text_only(description: str) -> dict[int | str, dict[str, Any]]:
+    """A route whose success is plain text (such as `/metrics`), with the errors every route has."""
+    return responses(
+        {200: {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # Shared and OpenAI-compatible (/v1)
 

@@ -175,6 +175,9 @@ def _caller_names(event: ParsedEvent, names: Mapping[str, str]) -> ParsedEvent:
     return event
 
 
+PredictionObserver = Callable[[str, GenerationStats], None]  # (instance identifier, its stats)
+
+
 class Predictor:
     """Prepare (resolve the model, JIT-load it, render and tokenize the prompt: every error a request can
     cause is raised here), then run (mark the instance busy and stream the events)."""
@@ -182,6 +185,7 @@ class Predictor:
     def __init__(self, models: ModelService, bus: LogBus | None = None) -> None:
         self.models = models
         self.bus = bus
+        self.observers: list[PredictionObserver] = []  # told of every finished prediction (metrics)
 
     async def prepare_chat(self, chat: ChatRequest) -> PreparedPrediction:
         check_counts(self.models.settings, chat.params, chat.messages)
@@ -332,6 +336,12 @@ class Predictor:
             finally:
                 await events.aclose()
                 self._publish_output(prediction)
+                self._observe(prediction)
+
+    def _observe(self, prediction: Prediction) -> None:
+        if prediction.stats is not None:
+            for observer in self.observers:
+                observer(prediction.instance.identifier, prediction.stats)
 
     def _publish_input(self, prepared: PreparedPrediction) -> None:
         if self.bus is not None and self.bus.wants("model"):
