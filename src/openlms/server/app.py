@@ -34,7 +34,11 @@ log = logging.getLogger("openlms.server")
 def default_backend(settings: Settings) -> Backend:
     from openlms.engine.llama.runtime import LlamaBackend
 
-    return LlamaBackend(default_context_length=settings.default_context_length, n_threads=settings.n_threads)
+    return LlamaBackend(
+        default_context_length=settings.default_context_length,
+        n_threads=settings.n_threads,
+        prompt_cache_mb=settings.prompt_cache_mb,
+    )
 
 
 def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI:

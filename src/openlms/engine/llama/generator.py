@@ -10,7 +10,7 @@ and generation goes on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openlms.core.errors import ContextLengthExceededError, InvalidRequestError
@@ -26,6 +26,7 @@ from openlms.core.types import (
     StopReason,
 )
 from openlms.engine.llama.native import LlamaContext, LlamaModel
+from openlms.engine.llama.prompt_cache import PromptCache, common_prefix
 from openlms.engine.llama.sampler import SamplerChain
 from openlms.engine.scheduler import Cancellation
 from openlms.engine.textstream import StopMatcher, Utf8Stream
@@ -35,17 +36,12 @@ Emit = Callable[[GenerationEvent], None]
 
 @dataclass
 class SequenceCache:
-    """What sequence 0 of the KV cache holds now, token by token, for prefix reuse."""
+    """What sequence 0 of the KV cache holds now, token by token, for prefix reuse; `store` keeps the
+    states of other recent conversations in host RAM (None: off)."""
 
     tokens: list[int] = field(default_factory=list)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    store: PromptCache | None = None
+    prompt_len: int = 0  # how many of `tokens` were the last request's prompt (the rest: its answer)
 
 
 class Generation:
@@ -109,6 +105,8 @@ class Generation:
         """Evaluate the prompt, reusing the longest prefix already in the KV cache. Returns reused count."""
         cached = self.cache.tokens
         keep = min(common_prefix(cached, tokens), len(tokens) - 1)  # re-evaluate >= 1 token for logits
+        if self.cache.store is not None:
+            keep = self._switch_state(self.cache.store, tokens, keep)
         if keep < len(cached) and not self.ctx.keep_prefix(keep):
             self.ctx.clear()
             keep = 0
@@ -123,7 +121,31 @@ class Generation:
             self.ctx.decode(chunk, keep + start, logits_last=last)
             cached.extend(chunk)
             self.emit(PromptProgress(min(1.0, (start + len(chunk)) / len(todo))))
+        self.cache.prompt_len = len(tokens)
         return keep
+
+    def _switch_state(self, store: PromptCache, tokens: list[int], keep: int) -> int:
+        """Before cutting the live sequence at `keep`: restore the saved state sharing a longer prefix
+        with `tokens` if there is one, and save the live sequence if that, or the cut, would lose a
+        worthwhile part of it. Returns how many leading tokens of the (new) live sequence to keep."""
+        cached = self.cache.tokens
+        key, shared = store.best(tokens)
+        shared = min(shared, len(tokens) - 1)
+        if shared - keep < store.min_tokens:
+            # another conversation cuts into the last prompt (not only into its answer, which a
+            # regenerate or a re-rendered follow-up drops): keep it for when that conversation comes back
+            if keep < self.cache.prompt_len - 1 and len(cached) - keep >= store.min_tokens:
+                store.save(self.ctx, cached)
+            return keep
+        state = store.take(key)
+        if tuple(cached) != state.tokens[: len(cached)]:  # not already part of the state restored
+            store.save(self.ctx, cached)
+        if not self.ctx.load_state(state.data):  # llama.cpp refused it: the sequence is empty
+            cached.clear()
+            return 0
+        cached[:] = state.tokens
+        self.cache.prompt_len = len(state.tokens)
+        return shared
 
     def _decode_loop(
         self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
@@ -172,6 +194,7 @@ class Generation:
             self.ctx.clear()
             self.kept = 0
         del self.cache.tokens[self.kept :]
+        self.cache.prompt_len = min(self.cache.prompt_len, self.kept)
 
     def _stats(
         self,

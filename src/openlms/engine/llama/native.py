@@ -348,6 +348,25 @@ class LlamaContext:
     def clear(self) -> None:
         C.llama_memory_clear(self.memory, True)
 
+    def state_size(self, seq_id: int = 0) -> int:
+        """Bytes `save_state` would copy for one sequence (its KV cells and their positions)."""
+        return int(C.llama_state_seq_get_size(self.ptr, seq_id))
+
+    def save_state(self, size: int, seq_id: int = 0) -> ctypes.Array[ctypes.c_char] | None:
+        """A host copy of one sequence's KV state (`size` from `state_size`); None if llama.cpp failed."""
+        buf = ctypes.create_string_buffer(size)
+        dst = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
+        written = int(C.llama_state_seq_get_data(self.ptr, dst, size, seq_id))
+        return buf if written == size else None
+
+    def load_state(self, data: ctypes.Array[ctypes.c_char], seq_id: int = 0) -> bool:
+        """Replace one sequence's KV with a copy from `save_state`; False (sequence emptied) on failure."""
+        src = ctypes.cast(data, ctypes.POINTER(ctypes.c_uint8))
+        if C.llama_state_seq_set_data(self.ptr, src, len(data), seq_id) == 0:
+            C.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+            return False
+        return True
+
     def close(self) -> None:
         if self.ptr:
             C.llama_batch_free(self._batch)

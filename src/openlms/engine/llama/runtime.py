@@ -18,6 +18,7 @@ from openlms.core.errors import (
     OpenLMSError,
     WrongModelTypeError,
 )
+from openlms.core.offload import offloadable_layers
 from openlms.core.types import (
     Done,
     DraftSpec,
@@ -31,6 +32,7 @@ from openlms.core.types import (
 from openlms.engine.llama.draft import Drafter
 from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
+from openlms.engine.llama.prompt_cache import PromptCache
 from openlms.engine.llama.speculative import SpeculativeGeneration
 from openlms.engine.runtime import (
     LoadProgress,
@@ -48,13 +50,19 @@ EMBED_BATCH_ALIGN = 64
 
 
 class LlamaBackend:
-    """Loads GGUF models with llama.cpp. `default_context_length` applies when a load does not set one."""
+    """Loads GGUF models with llama.cpp. `default_context_length` applies when a load does not set one;
+    each LLM instance keeps up to `prompt_cache_mb` of other conversations' KV states (0: off)."""
 
     def __init__(
-        self, *, default_context_length: int = DEFAULT_CONTEXT, n_threads: int | None = None
+        self,
+        *,
+        default_context_length: int = DEFAULT_CONTEXT,
+        n_threads: int | None = None,
+        prompt_cache_mb: int = 0,
     ) -> None:
         self.default_context_length = default_context_length
         self.n_threads = n_threads or default_threads()
+        self.prompt_cache_bytes = prompt_cache_mb * 1024 * 1024
         self._lib = backend()
 
     @property
@@ -85,13 +93,16 @@ class LlamaBackend:
             descriptor.path,
             config,
             architecture=descriptor.architecture,
-            n_layers=descriptor.n_layers,
+            n_layers=offloadable_layers(descriptor.n_layers),  # llama.cpp's count: blocks + output
             on_progress=progress,
         )
         try:
             if descriptor.kind is ModelKind.EMBEDDING:
                 return LlamaEmbeddingRuntime(model, config, threads)
-            return LlamaLlmRuntime(model, config, threads, self.default_context_length)
+            runtime = LlamaLlmRuntime(model, config, threads, self.default_context_length)
+            if self.prompt_cache_bytes > 0:
+                runtime.cache.store = PromptCache(self.prompt_cache_bytes)
+            return runtime
         except BaseException:
             model.close()
             raise
