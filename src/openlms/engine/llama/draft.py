@@ -14,6 +14,7 @@ import llama_cpp.llama_cpp as C
 import numpy as np
 
 from openlms.core.errors import InvalidRequestError
+from openlms.core.offload import offloadable_layers
 from openlms.core.types import LoadConfig, ModelDescriptor
 from openlms.engine.llama.generator import SequenceCache
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel
@@ -75,7 +76,7 @@ class Drafter:
                 gpu=config.gpu, try_mmap=config.try_mmap, keep_model_in_memory=config.keep_model_in_memory
             ),
             architecture=descriptor.architecture,
-            n_layers=descriptor.n_layers,
+            n_layers=offloadable_layers(descriptor.n_layers),  # llama.cpp's count: blocks + output
             on_progress=lambda _: True,
         )
         try:
