@@ -1,0 +1,65 @@
+"""GET /metrics on the real server: a chat through the `openai` client and one through the `lmstudio`
+SDK on the default model, then the scrape parsed with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import httpx
+import lmstudio as lms
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.sdk import greedy, host_of
+from tests.support.server import CHAT_MODEL, Server
+
+pytestmark = [pytest.mark.e2e]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(server: Server) -> Samples:
+    reply = httpx.get(f"{server.url}/metrics", timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
+
+
+def test_openai_and_sdk_chats_show_in_metrics(server: Server) -> None:
+    with lms.Client(host_of(server)) as client:
+        llm = client.llm.model(CHAT_MODEL)
+        result = llm.respond("What is the capital of France?", config=greedy(8))
+        model = llm.identifier
+    sdk = result.stats
+    assert sdk.prompt_tokens_count is not None and sdk.predicted_tokens_count is not None
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="lm-studio", max_retries=0) as oai:
+        chat = oai.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": "Name a colour."}],
+            temperature=0,
+            max_tokens=8,
+        )
+    assert chat.usage is not None
+
+    samples = scrape(server)
+    assert total(samples, "openlms_predictions_total", model=model) == 2
+    prompt = sdk.prompt_tokens_count + chat.usage.prompt_tokens
+    predicted = sdk.predicted_tokens_count + chat.usage.completion_tokens
+    assert total(samples, "openlms_prompt_tokens_total", model=model) == prompt
+    assert total(samples, "openlms_predicted_tokens_total", model=model) == predicted
+    assert total(samples, "openlms_time_to_first_token_seconds_count", model=model) == 2
+    assert total(samples, "openlms_time_to_first_token_seconds_sum", model=model) > 0
+    assert total(samples, "openlms_http_requests_total", api="openai", status="200") == 1
+    assert total(samples, "openlms_sdk_calls_total", kind="channel") >= 2  # the load and the prediction
+    assert total(samples, "openlms_requests_processing", model=model) == 0
+    assert total(samples, "openlms_requests_queued", model=model) == 0
+    assert total(samples, "openlms_context_length_tokens", model=model) > 0
+    assert total(samples, "openlms_models_loaded") >= 1
