@@ -163,6 +163,8 @@ def instance_lines(instance: LoadedInstance) -> list[str]:
         lines.append(f"  • Architecture: {pretty_architecture(instance.architecture)}")
     if instance.context_length:
         lines.append(f"  • Context length: {instance.context_length}")
+    if instance.gpu not in (None, "off", 0.0) and instance.gpu_layers != 0:  # LM Studio's CPU-only shape
+        lines.append(f"  • GPU offload: {gpu_offload_label(instance.gpu, instance.gpu_layers)}")
     status = instance.status
     if instance.active_requests:
         status += f" ({plural(instance.active_requests, 'active request')})"
@@ -173,6 +175,14 @@ def instance_lines(instance: LoadedInstance) -> list[str]:
         )
         lines.append(f"  • TTL: {format_duration(instance.ttl_seconds)}{idle}")
     return lines
+
+
+def gpu_offload_label(gpu: str | float, layers: int | None) -> str:
+    """`off (CPU only)`, `max (31 layers)`, `0.5 (16 layers)`."""
+    if gpu == "off" or layers == 0:
+        return "off (CPU only)"
+    setting = gpu if isinstance(gpu, str) else f"{gpu:g}"
+    return setting if layers is None else f"{setting} ({plural(layers, 'layer')})"
 
 
 def render_status(port: int | None, instances: Sequence[LoadedInstance] | None) -> str:

@@ -53,6 +53,8 @@ class LoadedInstance:
     ttl_seconds: int | None
     idle_seconds: float | None
     context_length: int | None
+    gpu: str | float | None = None  # the effective gpu setting: "off" when the server has no GPU backend
+    gpu_layers: int | None = None  # layers offloaded to the GPU
 
     def to_json(self) -> dict[str, Any]:
         """The shape `lms ps --json` prints."""
@@ -70,6 +72,8 @@ class LoadedInstance:
             "contextLength": self.context_length,
             "jit": self.jit,
             "idleSeconds": self.idle_seconds,
+            "gpu": self.gpu,
+            "gpuLayers": self.gpu_layers,
         }
 
 
@@ -143,7 +147,15 @@ def _instance(model: ModelInfo, data: Mapping[str, Any]) -> LoadedInstance:
         ttl_seconds=_int(data, "ttl_seconds"),
         idle_seconds=_float(data, "idle_seconds"),
         context_length=_int(config, "context_length"),
+        gpu=_gpu(config.get("gpu")),
+        gpu_layers=_int(config, "gpu_layers"),
     )
+
+
+def _gpu(value: Any) -> str | float | None:
+    if isinstance(value, str) or value is None:
+        return value
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,15 @@ TEXT_STREAM = (
 # LM Studio REST API v0 (/api/v0)
 
 
+class V0GpuOffload(_Open):
+    """What a loaded model really runs where (a llama.cpp build without a GPU backend: off, cpu, 0)."""
+
+    gpu: Literal["max", "off"] | float | None = Field(description="the effective gpu load setting")
+    device: Literal["gpu", "cpu", "split"]
+    gpu_layers: int | None = Field(description="layers on the GPU (llama.cpp's count: blocks + output)")
+    total_layers: int | None
+
+
 class V0Model(_Open):
     id: str
     object: Literal["model"]
@@ -250,6 +259,7 @@ class V0Model(_Open):
     max_context_length: int | None
     capabilities: list[str]
     loaded_context_length: int | None = None
+    gpu_offload: V0GpuOffload | None = None
     error: str | None = None
 
 
@@ -311,6 +321,7 @@ class V1InstanceConfig(_Open):
     num_experts: int | None = None
     offload_kv_cache_to_gpu: bool | None = None
     gpu: Literal["max", "off"] | float | None = None
+    gpu_layers: int | None = Field(default=None, description="layers offloaded to the GPU (0 on a CPU build)")
 
 
 class V1Instance(_Open):

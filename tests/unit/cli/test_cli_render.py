@@ -197,6 +197,8 @@ def test_instance_json_shape() -> None:
         "contextLength": 4096,
         "jit": False,
         "idleSeconds": 12.5,
+        "gpu": "off",
+        "gpuLayers": None,
     }
 
 

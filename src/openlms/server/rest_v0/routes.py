@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from openlms.core.errors import ModelNotFoundError
+from openlms.core.offload import offload_of
 from openlms.core.types import GenerationStats, ModelKind
 from openlms.server import openapi as doc
 from openlms.server.openai import convert
@@ -41,7 +42,11 @@ def model_entry(view: ModelView) -> dict[str, Any]:
         "capabilities": ["tool_use"] if d.trained_for_tool_use else [],
     }
     if view.loaded:
-        entry["loaded_context_length"] = view.instances[0].context_length
+        instance = view.instances[0]
+        entry["loaded_context_length"] = instance.context_length
+        # What really runs where: a llama.cpp build without a GPU backend reads "off" / cpu / 0 layers.
+        offload = offload_of(instance.load_config.gpu, d.n_layers)
+        entry["gpu_offload"] = {"gpu": instance.load_config.gpu, **offload.to_json()}
     if d.error:
         entry["error"] = d.error
     return entry

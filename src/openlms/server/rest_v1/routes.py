@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
+from openlms.core.offload import offload_of
 from openlms.core.types import KvCacheType, LoadConfig, LoadedInstance, ModelKind
 from openlms.server import openapi as doc
 from openlms.server.errors import domain_error_body
@@ -83,7 +84,8 @@ def instance_config(instance: LoadedInstance) -> dict[str, Any]:
             "flash_attention": bool(cfg.flash_attention),
             "num_experts": cfg.num_experts or 0,
             "offload_kv_cache_to_gpu": cfg.gpu not in ("off", 0, 0.0),
-            "gpu": cfg.gpu,
+            "gpu": cfg.gpu,  # the effective setting: "off" when llama.cpp has no GPU backend
+            "gpu_layers": offload_of(cfg.gpu, instance.descriptor.n_layers).gpu_layers,
         }
     return out
 
