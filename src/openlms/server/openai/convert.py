@@ -160,11 +160,13 @@ def truncation_headers(truncation: Truncation | None) -> dict[str, str]:
     return {TRUNCATION_HEADER: value}
 
 
-def usage(stats: GenerationStats) -> dict[str, int]:
+def usage(stats: GenerationStats) -> dict[str, Any]:
     return {
         "prompt_tokens": stats.prompt_tokens,
         "completion_tokens": stats.predicted_tokens,
         "total_tokens": stats.total_tokens,
+        # prompt tokens not recomputed: the live KV cache's prefix, or a conversation's saved state
+        "prompt_tokens_details": {"cached_tokens": stats.cached_prompt_tokens},
     }
 
 

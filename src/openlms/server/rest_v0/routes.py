@@ -93,6 +93,7 @@ def extras(state: AppState, prepared: PreparedPrediction, stats: GenerationStats
             "prompt_truncated_tokens": truncation.dropped_tokens if truncation else 0,
             "prompt_truncated_messages": truncation.dropped_messages if truncation else 0,
             "context_shift_tokens": stats.context_shift_tokens,
+            "cached_tokens": stats.cached_prompt_tokens,  # prompt tokens reused, not recomputed
             **draft_stats(stats),
         },
         "model_info": {
