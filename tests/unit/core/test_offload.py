@@ -6,7 +6,8 @@ import pytest
 
 from openlms.core.offload import Offload, n_gpu_layers, offload_of, offloadable_layers
 from openlms.core.types import GpuSetting, LoadConfig
-from openlms.engine.llama.native import _gpu_layers
+from openlms.engine.llama.native import _gpu_layers, backend
+from openlms.engine.llama.runtime import LlamaBackend, _gpu_backend
 
 
 def test_offloadable_layers_count_the_output_layer() -> None:
@@ -48,3 +49,14 @@ def test_offload_of_reports_what_runs_where() -> None:
     assert offload_of("max", None) == Offload("gpu", None, None)
     assert offload_of(0.5, None) == Offload("cpu", 0, None)
     assert offload_of(0.5, 30).to_json() == {"device": "split", "gpu_layers": 16, "total_layers": 31}
+
+
+def test_the_runtime_name_says_which_gpu_backend_only_when_it_offloads() -> None:
+    assert _gpu_backend("CUDA : ARCHS = 900 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1") == "cuda"
+    assert _gpu_backend("Metal : EMBED_LIBRARY = 1 | CPU : NEON = 1") == "metal"
+    assert _gpu_backend("CPU : SSE3 = 1") == "gpu"
+    name = LlamaBackend().name
+    if backend().gpu_offload:
+        assert f"-{_gpu_backend(backend().system_info)}-" in name
+    else:  # this CPU-only build: nothing in the name suggests a GPU
+        assert not any(gpu in name for gpu in ("cuda", "metal", "vulkan", "rocm", "sycl", "gpu"))

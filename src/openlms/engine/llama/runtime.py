@@ -74,7 +74,8 @@ class LlamaBackend:
             if "AVX2 = 1" in self._lib.system_info
             else "cpu"
         )
-        return f"llama.cpp-{platform.system().lower()}-{platform.machine()}-{simd}"
+        gpu = f"{_gpu_backend(self._lib.system_info)}-" if self._lib.gpu_offload else ""
+        return f"llama.cpp-{platform.system().lower()}-{platform.machine()}-{gpu}{simd}"
 
     @property
     def version(self) -> str:
@@ -318,6 +319,15 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
         self.ctx.clear()
         self.ctx.encode_sequences(batch)
         return [_normalise(self.ctx.sequence_embedding(i)) for i in range(len(batch))]
+
+
+def _gpu_backend(system_info: str) -> str:
+    """The GPU backend llama.cpp lists first in its system info ("CUDA : ARCHS = 900 | ..."), for the
+    runtime name as LM Studio's "...-nvidia-cuda-avx2"; "gpu" when none is named."""
+    for name in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL"):
+        if f"{name} :" in system_info:
+            return name.lower()
+    return "gpu"
 
 
 def _normalise(vector: list[float]) -> list[float]:
