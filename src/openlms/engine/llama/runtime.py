@@ -101,7 +101,7 @@ class LlamaBackend:
             if descriptor.kind is ModelKind.EMBEDDING:
                 return LlamaEmbeddingRuntime(model, config, threads)
             runtime = LlamaLlmRuntime(model, config, threads, self.default_context_length)
-            if self.prompt_cache_bytes > 0:
+            if self.prompt_cache_bytes > 0 and not model.is_recurrent:  # recurrent: cannot cut a state
                 runtime.cache.store = PromptCache(self.prompt_cache_bytes)
             return runtime
         except BaseException:
@@ -223,6 +223,8 @@ class LlamaLlmRuntime(_RuntimeBase):
 
     def close(self) -> None:
         def free() -> None:
+            if self.cache.store is not None:
+                self.cache.store.clear()
             if self._drafter is not None:
                 self._drafter.close()
             self.ctx.close()
