@@ -12,7 +12,7 @@ import llama_cpp.llama_cpp as C
 import numpy as np
 import pytest
 
-from openlms.core.types import DraftSpec, GenerationRequest, LoadConfig, SamplingParams
+from openlms.core.types import ContextOverflowPolicy, DraftSpec, GenerationRequest, LoadConfig, SamplingParams
 from openlms.engine.llama.prompt_cache import PromptCache
 from openlms.engine.llama.runtime import LlamaBackend
 from openlms.engine.runtime import ModelRuntime
@@ -21,6 +21,7 @@ from tests.unit.engine.test_llama_runtime import describe, run
 
 TINY_CONTEXT = 1024
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, logit_bias={EOS_ID: -100.0, 2: -100.0})
+MIDDLE = ContextOverflowPolicy.TRUNCATE_MIDDLE
 SHARED = 20  # leading tokens every conversation shares (a system prompt)
 
 
@@ -149,3 +150,21 @@ async def test_a_state_bigger_than_the_budget_is_not_kept(cached_llm: ModelRunti
         _, done, _ = await run(cached_llm, GenerationRequest(conversation(seed), GREEDY, max_tokens=4))
     assert len(inner.cache.store) == 0 and inner.cache.store.used == 0
     assert done.stats.cached_prompt_tokens == SHARED + 1
+
+
+async def test_a_shifted_conversation_is_never_restored_past_its_kept_tokens(tiny_llama: Path) -> None:
+    backend = LlamaBackend(prompt_cache_mb=64)
+    config = LoadConfig(context_length=256)
+    rt = await asyncio.to_thread(backend.load, describe(tiny_llama), config, lambda p: None)
+    try:
+        a, b = conversation(30, 100), conversation(31, 100)
+        long = GenerationRequest(a, GREEDY, max_tokens=rt.context_length + 50, keep_tokens=4, overflow=MIDDLE)
+        _, done, _ = await run(rt, long)
+        assert done.stats.context_shift_tokens > 0
+        await run(rt, GenerationRequest(b, GREEDY, max_tokens=8))
+        request = GenerationRequest([*a, 290, 291], GREEDY, max_tokens=16)
+        text, done, _ = await run(rt, request)
+        assert done.stats.cached_prompt_tokens <= SHARED + 1  # nothing computed with dropped tokens in view
+        assert text == await cold_text(tiny_llama, request)
+    finally:
+        await asyncio.to_thread(rt.close)
