@@ -138,8 +138,9 @@ class Settings(BaseSettings):
     prompt_cache_mb: int = Field(
         default=1024,
         ge=0,
-        description="Host memory (MB) that keeps the KV cache of recent prompts, so that a conversation "
-        "served again after another one skips its cached prefix (0: off; least recently used out first).",
+        description="Host memory (MB) per loaded model that keeps the KV cache of recent prompts, so that "
+        "a conversation served again after another one skips its cached prefix (0: off; least recently used "
+        "out first).",
     )
     metrics: bool = Field(
         default=True, description="Serve Prometheus metrics at GET /metrics (as guarded as every route)."
