@@ -49,7 +49,7 @@ from openlms.services.logbus import LogBus, model_input_event, model_output_even
 from openlms.services.models import ModelRef, ModelService
 from openlms.services.overflow import FittedPrompt, Truncation, fit
 from openlms.services.params import PredictionParams, ResolvedParams, resolve
-from openlms.services.prompting import chat_prompt
+from openlms.services.prompting import ChatPrompt, chat_prompt
 from openlms.services.request_limits import check_counts
 from openlms.services.toolcalls import ToolPlan, check_history_calls
 
@@ -219,8 +219,7 @@ class Predictor:
         variables: Mapping[str, Any],
     ) -> _BuiltChat:
         """The chat's prompt, fitted to the context, and how its output is read (in a worker thread)."""
-        check_request_text(messages, settings)
-        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
+        prompt = self._chat_prompt(instance, messages, settings, variables)
         grammar, trigger = _one_grammar(settings.structured, prompt.plan)
         fitted = fit(
             with_system_prompt(_checked(messages), settings.system_prompt),
@@ -234,6 +233,17 @@ class Predictor:
         opens_reasoning = prompt_opens_reasoning(text) and (grammar is None or trigger is not None)
         output = _output_spec(prompt.plan, settings.reasoning_parsing, opens_reasoning)
         return _BuiltChat(text, fitted, prompt.extra_stops, grammar, trigger, output)
+
+    def _chat_prompt(
+        self,
+        instance: Instance,
+        messages: Sequence[Mapping[str, Any]],
+        settings: ResolvedParams,
+        variables: Mapping[str, Any],
+    ) -> ChatPrompt:
+        """The request's text checked, then the model's chat prompt for these settings."""
+        check_request_text(messages, settings)
+        return chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
 
     @property
     def limits(self) -> RenderLimits:
@@ -318,8 +328,7 @@ class Predictor:
         variables: Mapping[str, Any],
     ) -> tuple[str, int]:
         """The prompt text and its token count (in a worker thread)."""
-        check_request_text(messages, settings)
-        prompt = chat_prompt(instance.runtime, instance.descriptor, settings, variables, self.limits)
+        prompt = self._chat_prompt(instance, messages, settings, variables)
         checked = _checked(messages)
         text = prompt.render(checked, add_generation_prompt=True)
         return text, len(prompt.tokenize(checked, True))
