@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from openlms.core.fsutil import atomic_write_bytes, atomic_write_text, contained_path
+from openlms.store._files import STALE_SECONDS  # leftovers younger than this may be a write in progress
 
 log = logging.getLogger("openlms.store")
 
 UPLOADS_DIR: Final = Path("openlms") / "uploads"
 META_SUFFIX: Final = ".json"
-STALE_SECONDS: Final = 3600  # leftovers younger than this may belong to a write in progress
 _IDENTIFIER = re.compile(r"[0-9]{1,20} - [0-9a-f]{8}\.[a-z0-9]{1,5}")
 _CLIENT_DIR = re.compile(r"[0-9a-f]{32}")
 
