@@ -6,7 +6,6 @@ Tests inject an `httpx.MockTransport` through `CliApp.transport`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -163,22 +162,16 @@ def transport_reason(exc: httpx.TransportError) -> str:
 def auth_headers(base_url: str) -> dict[str, str]:
     """The token `lms` sends: for a server on this machine, the home's local secret (written by a
     server that requires tokens, accepted from loopback only), else LM_API_TOKEN / LMSTUDIO_API_TOKEN."""
-    from openlms.cli.discovery import home_dir
+    from openlms.cli.discovery import home_dir, is_loopback_host
     from openlms.core.tokens import local_secret_file, read_local_secret, token_from_environment
 
-    token = read_local_secret(local_secret_file(home_dir())) if _is_local(base_url) else None
+    token = (
+        read_local_secret(local_secret_file(home_dir()))
+        if is_loopback_host(httpx.URL(base_url).host)
+        else None
+    )
     token = token or token_from_environment()
     return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _is_local(base_url: str) -> bool:
-    host = httpx.URL(base_url).host
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def error_message(response: httpx.Response) -> str:

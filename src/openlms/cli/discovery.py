@@ -8,6 +8,7 @@ and `server.json` location follow docs/http-api.md (`$OPENLMS_HOME` or `~/.lmstu
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -62,6 +63,16 @@ def url_host(host: str) -> str:
 
 def local_url(host: str, port: int) -> str:
     return f"http://{url_host(host)}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a bind address or a URL's host, `[v6]` or bare) is localhost or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

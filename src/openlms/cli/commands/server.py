@@ -12,6 +12,7 @@ from openlms.cli.discovery import (
     ServerRecord,
     find_running_server,
     home_dir,
+    is_loopback_host,
     is_openlms_process,
     remove_server_file,
 )
@@ -170,7 +171,7 @@ def _status_details(record: ServerRecord | None) -> list[str]:
 
 def _warn_if_exposed(host: str, *, require_auth: bool) -> None:
     """A loud warning on stderr for a server on the network that requires no API token."""
-    if require_auth or _is_loopback(host):
+    if require_auth or is_loopback_host(host):
         return
     click.echo(
         f"WARNING: the server listens on {host} (the network) and requires no API token: anyone who can "
@@ -192,17 +193,6 @@ def _hint_tokens(settings: Settings) -> None:
         click.echo(
             "API tokens are required, and none exists yet: create one with `lms token create --name <name>`."
         )
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _requires_auth() -> bool:
