@@ -18,7 +18,7 @@ FRACTION, ZERO_FRACTION = r'("." [0-9]{1,15})?', r'("." "0"{1,15})?'
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 _CLASS_ESCAPES = {"d": [(48, 57)], "w": [(48, 57), (65, 90), (95, 95), (97, 122)], "s": [(32, 32)]}
 _UNSAFE = ((0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C), (0x7F, 0x7F))  # never raw inside a JSON string
-_META_ESCAPES = set("[]()|{}*+?")  # the converter (schema_gbnf) turns `\X` into a literal X for these
+META_ESCAPES = frozenset("[]()|{}*+?")  # `\X` in a pattern is the literal X for these (schema_gbnf)
 
 
 def gbnf_literal(text: str) -> str:
@@ -132,7 +132,7 @@ def safe_pattern(pattern: str) -> str:
             continue
         if ch == "\\":
             nxt = pattern[i + 1 : i + 2]
-            out.append("\\" + nxt if nxt in _META_ESCAPES else _class_text(_escape(nxt), negate=False))
+            out.append("\\" + nxt if nxt in META_ESCAPES else _class_text(_escape(nxt), negate=False))
             i += 2
             continue
         if ch == '"' or not ch.isprintable():

@@ -25,6 +25,7 @@ from typing import Any
 
 from openlms.parsers.grammar_pieces import (
     BOUNDS,
+    META_ESCAPES,
     gbnf_literal,
     inclusive_bounds,
     int_range,
@@ -37,7 +38,6 @@ SAFE_CHAR = r'[^"\\\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 SAFE_DOT = r'[^"\\\x00-\x1F\x7F]'
 INVALID_RULE_CHARS = re.compile(r"[^a-zA-Z0-9-]+")
 NON_LITERAL = frozenset("|.()[]{}*+?")
-ESCAPED_IN_REGEXPS_ONLY = frozenset("[]()|{}*+?")  # `\X` in a pattern is the literal X for these
 
 
 def repetition(
@@ -428,7 +428,7 @@ class _PatternConverter:
         while self.i < length:
             i = self.i
             if pattern[i] == "\\" and i < length - 1:
-                if pattern[i + 1] in ESCAPED_IN_REGEXPS_ONLY:
+                if pattern[i + 1] in META_ESCAPES:
                     literal += pattern[i + 1]
                 else:
                     literal += pattern[i : i + 2]
