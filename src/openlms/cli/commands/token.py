@@ -101,12 +101,9 @@ def _when(moment: datetime | None) -> str:
 
 
 def _settings() -> Settings:
-    from openlms.core.settings import load_settings
+    from openlms.cli.serverctl import StartOptions, effective_settings
 
-    try:
-        return load_settings()
-    except ValueError as exc:
-        raise CliError(f"Invalid openlms settings: {exc}") from None
+    return effective_settings(StartOptions())
 
 
 def _store(settings: Settings) -> TokenStore:
