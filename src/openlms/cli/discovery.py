@@ -150,12 +150,19 @@ def pid_alive(pid: int) -> bool:
 def _is_zombie(pid: int) -> bool:
     """A killed process that its parent (not us) has not reaped yet: dead, though its pid exists.
     Linux only (`/proc/<pid>/stat`, the state after the command name); elsewhere False."""
+    fields = _proc_stat_fields(pid)
+    if not fields:
+        return False
+    return fields[0] in (b"Z", b"X")
+
+
+def _proc_stat_fields(pid: int) -> list[bytes] | None:
+    """`/proc/<pid>/stat`'s fields after the command name (the state first); None without it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
-        return False
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return bool(fields) and fields[0] in (b"Z", b"X")
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()
 
 
 def is_openlms_process(pid: int) -> bool:
@@ -183,14 +190,16 @@ def remove_server_file(record: ServerRecord) -> None:
 
 def process_start_time(pid: int) -> float | None:
     """When `pid` started (epoch seconds), from /proc; None where there is no /proc."""
+    fields = _proc_stat_fields(pid)
+    if fields is None:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         boot = next(
             float(line.split()[1])
             for line in Path("/proc/stat").read_text().splitlines()
             if line.startswith("btime ")
         )
-        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22, after the command name
+        ticks = int(fields[19])  # field 22, counting the pid and the command name
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
