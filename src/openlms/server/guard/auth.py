@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -39,7 +38,7 @@ from openlms.core.tokens import (
     read_or_create_local_secret,
     split_token,
 )
-from openlms.server.errors import error_body
+from openlms.server.guard.responses import body_of, send_http_error
 from openlms.server.loopback import is_loopback
 
 log = logging.getLogger("openlms.server.auth")
@@ -165,14 +164,8 @@ def _is_open(scope: Scope) -> bool:
 
 
 async def _send_401(send: Send, message: str) -> None:
-    payload = json.dumps(error_body(message, "invalid_request_error", code="invalid_api_key")).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"www-authenticate", b'Bearer realm="openlms"'),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    payload = body_of(message, "invalid_request_error", "invalid_api_key")
+    await send_http_error(send, 401, payload, ((b"www-authenticate", b'Bearer realm="openlms"'),))
 
 
 def warn_if_exposed(settings: Settings) -> str | None:

@@ -20,8 +20,14 @@ def body_of(message: str, type_: str, code: str) -> bytes:
     return json.dumps(error_body(message, type_, code=code)).encode()
 
 
-async def send_http_error(send: Send, status: int, payload: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+def _json_headers(payload: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+
+
+async def send_http_error(
+    send: Send, status: int, payload: bytes, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    headers = [*_json_headers(payload), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -30,7 +36,7 @@ async def refuse_websocket(scope: Scope, receive: Receive, send: Send, status: i
     """Refuse a websocket handshake: an HTTP `status` with `payload`, or a 1008 close."""
     await receive()  # "websocket.connect"
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        headers = _json_headers(payload)
         await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": payload})
     else:
