@@ -51,7 +51,7 @@ def machine_names(settings: Settings) -> frozenset[str]:
 
 
 def is_network_bind(settings: Settings) -> bool:
-    return not is_loopback(host_name(settings.host)) and host_name(settings.host) != "localhost"
+    return not is_loopback(host_name(settings.host))  # is_loopback counts `localhost`
 
 
 @dataclass(frozen=True)
