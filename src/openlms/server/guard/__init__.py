@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openlms.core.settings import Settings
-from openlms.server.guard import auth, network
+from openlms.server.guard import auth, limits, network
 from openlms.server.guard.policy import cors_origins
 from openlms.server.openai.convert import TRUNCATION_HEADER
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     # Starlette runs the middleware added last first.
-    network.install_limits(app, settings)
+    limits.install(app, settings)
     auth.install(app, settings)
     install_cors(app, settings)
     network.install_origin_and_host(app, settings)

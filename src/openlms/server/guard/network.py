@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openlms.core.settings import Settings
-from openlms.server.guard import limits
 from openlms.server.guard.policy import HostPolicy, OriginPolicy
 from openlms.server.guard.responses import body_of, refuse
 
@@ -64,7 +63,3 @@ def install_origin_and_host(app: FastAPI, settings: Settings) -> None:
         hosts=HostPolicy.from_settings(settings),
         origins=OriginPolicy.from_settings(settings),
     )
-
-
-def install_limits(app: FastAPI, settings: Settings) -> None:
-    limits.install(app, settings)
