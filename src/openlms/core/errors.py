@@ -12,8 +12,10 @@ Tree:
     ├── PermissionDeniedError          a local-only operation asked from another machine
     ├── ModelLoadError                 llama.cpp could not load a file (corrupt, out of memory)
     ├── ModelUnloadedError             the instance went away while a request used it
+    ├── ServerBusyError                a loaded model's prediction queue is full (503, Retry-After)
     └── EngineError                    an unexpected failure inside the engine
-        └── InferenceError             llama.cpp failed to evaluate a batch (decode, encode, pooling)
+        ├── InferenceError             llama.cpp failed to evaluate a batch (decode, encode, pooling)
+        └── ModelCrashedError          the model's worker process died (its requests end with this)
 """
 
 from __future__ import annotations
@@ -137,3 +139,21 @@ class TemplateLimitError(InvalidRequestError):
     `template_max_chars`), and was stopped."""
 
     code = "template_limit_exceeded"
+
+
+class ServerBusyError(OpenLMSError):
+    """A loaded model already runs its `parallel` predictions and its queue holds
+    `max_queued_predictions` more: try again later (HTTP 503 with `Retry-After`)."""
+
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after_s = retry_after_s
+
+
+class ModelCrashedError(EngineError):
+    """The worker process that ran a loaded model died (a llama.cpp abort, out of memory, a kill).
+    Only that model's requests fail; the model is unloaded and can be loaded again."""
+
+    code = "model_crashed"

@@ -142,6 +142,17 @@ class Settings(BaseSettings):
         "a conversation served again after another one skips its cached prefix (0: off; least recently used "
         "out first).",
     )
+    max_queued_predictions: int = Field(
+        default=32,
+        ge=0,
+        description="Predictions that may wait for a free slot of one loaded model (beyond its `parallel` "
+        "running ones); more are refused with 503 and Retry-After.",
+    )
+    isolate_models: bool = Field(
+        default=True,
+        description="Run each loaded model in its own worker process, so that a crash inside llama.cpp "
+        "ends only that model's requests.",
+    )
     metrics: bool = Field(
         default=True, description="Serve Prometheus metrics at GET /metrics (as guarded as every route)."
     )

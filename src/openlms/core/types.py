@@ -101,6 +101,19 @@ class LoadConfig:
     rope_frequency_scale: float | None = None
     num_experts: int | None = None
     n_threads: int | None = None
+    parallel: int | None = None  # predictions served at once (continuous batching); None: engine default 4
+
+
+@dataclass(frozen=True, slots=True)
+class EngineUsage:
+    """A loaded model's work right now: predictions running in its slots, waiting for one, and its KV
+    cache (cells in use / size, across all sequences)."""
+
+    running: int = 0
+    queued: int = 0
+    parallel: int = 1
+    kv_used: int = 0
+    kv_size: int = 0
 
 
 class LoadedInstance(Protocol):
@@ -122,6 +135,9 @@ class LoadedInstance(Protocol):
 
     @property
     def queued(self) -> int: ...  # requests waiting behind the one in progress
+
+    @property
+    def usage(self) -> EngineUsage: ...  # running/queued predictions and KV cache use
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from openlms.core.errors import IdentifierInUseError, InvalidModelFileError, ModelNotFoundError
-from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
+from openlms.core.types import EngineUsage, LoadConfig, ModelDescriptor, ModelKind
 from openlms.engine.runtime import Backend, LoadProgress, ModelRuntime
 
 log = logging.getLogger("openlms.engine")
@@ -61,8 +61,12 @@ class Instance:
 
     @property
     def queued(self) -> int:
-        """Requests waiting behind the one in progress."""
-        return max(0, self.active - 1) if self.active else self.runtime.queued
+        """Predictions waiting for a free slot."""
+        return self.runtime.usage.queued
+
+    @property
+    def usage(self) -> EngineUsage:
+        return self.runtime.usage
 
 
 @dataclass

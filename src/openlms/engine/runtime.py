@@ -14,6 +14,7 @@ from openlms.core.errors import InvalidRequestError
 from openlms.core.types import (
     DraftSpec,
     EmbeddingResult,
+    EngineUsage,
     Fragment,
     GenerationEvent,
     GenerationRequest,
@@ -55,6 +56,12 @@ class ModelRuntime(Protocol):
     @property
     def busy(self) -> bool: ...
 
+    @property
+    def usage(self) -> EngineUsage:
+        """Predictions running and queued, and KV cache use (thread-safe, cheap: read by listings and
+        /metrics)."""
+        ...
+
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]: ...
 
     def detokenize(self, tokens: Sequence[int]) -> str: ...
@@ -81,6 +88,10 @@ class WorkerBacked:
     def busy(self) -> bool:
         return self.worker.busy
 
+    @property
+    def usage(self) -> EngineUsage:
+        return EngineUsage(running=int(self.worker.busy), queued=self.worker.queued)
+
 
 class Backend(Protocol):
     def load(
@@ -98,6 +109,7 @@ class Backend(Protocol):
     def version(self) -> str: ...
 
 
+DEFAULT_PARALLEL = 4  # LM Studio 0.4's "Max Concurrent Predictions" default
 FRAGMENT_INTERVAL_S = 0.025  # text reaches the event loop at most ~40 times a second while it streams fast
 
 
