@@ -42,6 +42,7 @@ from openlms.core.types import (
 from openlms.engine.runtime import (
     LoadProgress,
     ModelRuntime,
+    DEFAULT_PARALLEL,
     WorkerBacked,
     generation_channel,
     validate_draft,
@@ -79,7 +80,16 @@ class FakeBackend:
             raise ModelLoadError(f"fake backend refused to load {descriptor.key}")
         trained = descriptor.max_context_length or self.context_length
         n_ctx = config.context_length or min(self.context_length, trained)  # as llama.cpp's runtimes
-        return FakeRuntime(descriptor.kind, replace(config, context_length=n_ctx, eval_batch_size=512), self)
+        return FakeRuntime(
+            descriptor.kind,
+            replace(
+                config,
+                context_length=n_ctx,
+                eval_batch_size=512,
+                parallel=config.parallel or DEFAULT_PARALLEL,
+            ),
+            self,
+        )
 
 
 class FakeRuntime(WorkerBacked):

@@ -38,6 +38,7 @@ def default_backend(settings: Settings) -> Backend:
         default_context_length=settings.default_context_length,
         n_threads=settings.n_threads,
         prompt_cache_mb=settings.prompt_cache_mb,
+        max_queued=settings.max_queued_predictions,
     )
 
 

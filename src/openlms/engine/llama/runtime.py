@@ -35,6 +35,7 @@ from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel,
 from openlms.engine.llama.prompt_cache import PromptCache
 from openlms.engine.llama.speculative import SpeculativeGeneration
 from openlms.engine.runtime import (
+    DEFAULT_PARALLEL,
     LoadProgress,
     ModelRuntime,
     WorkerBacked,
@@ -59,8 +60,10 @@ class LlamaBackend:
         default_context_length: int = DEFAULT_CONTEXT,
         n_threads: int | None = None,
         prompt_cache_mb: int = 0,
+        max_queued: int = 32,
     ) -> None:
         self.default_context_length = default_context_length
+        self.max_queued = max_queued  # predictions that may wait for a slot; more: ServerBusyError
         self.n_threads = n_threads or default_threads()
         self.prompt_cache_bytes = prompt_cache_mb * 1024 * 1024
         self._lib = backend()
@@ -347,4 +350,5 @@ def _effective(config: LoadConfig, n_ctx: int, n_batch: int, threads: int) -> Lo
         gpu="off" if not backend().gpu_offload else (config.gpu if config.gpu is not None else "max"),
         flash_attention=bool(config.flash_attention),
         n_threads=threads,
+        parallel=config.parallel or DEFAULT_PARALLEL,
     )
