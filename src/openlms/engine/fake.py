@@ -40,9 +40,9 @@ from openlms.core.types import (
     StopReason,
 )
 from openlms.engine.runtime import (
+    DEFAULT_PARALLEL,
     LoadProgress,
     ModelRuntime,
-    DEFAULT_PARALLEL,
     WorkerBacked,
     generation_channel,
     validate_draft,

@@ -29,9 +29,7 @@ def json_call(head: str, tail: str, *, args_key: str = "arguments") -> CallGramm
     """Calls written as one JSON object `{"name": ..., args_key: {...}}` between the GBNF `head` and
     `tail` (either may be empty); with `many`, further calls follow after up to two spaces or newlines."""
 
-    def grammar(
-        tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int
-    ) -> str:
+    def grammar(tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int) -> str:
         rules, call = tool_call_grammar(tools, args_key=args_key)
         block = " ".join(part for part in (head, call, tail) if part)
         root = f"( {block} ) ( [ \\n]{{0,2}} ( {block} ) )*" if many else block
@@ -40,9 +38,7 @@ def json_call(head: str, tail: str, *, args_key: str = "arguments") -> CallGramm
     return grammar
 
 
-def harmony_call(
-    tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int
-) -> str:
+def harmony_call(tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int) -> str:
     """gpt-oss: the commentary channel addressed to the function, JSON arguments, `<|call|>` (one call)."""
 
     def head(name: str) -> str:
@@ -54,9 +50,7 @@ def harmony_call(
 _MISTRAL_JSON = json_call('"[TOOL_CALLS]" "["', '"]"')
 
 
-def mistral_call(
-    tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int
-) -> str:
+def mistral_call(tools: Sequence[ToolSpec], template_source: str | None, *, many: bool, max_text: int) -> str:
     """`[TOOL_CALLS][{...}]`, or `[TOOL_CALLS]NAME[ARGS]{...}` (one call) where the template writes calls
     that way (Mistral's newer templates)."""
     if "[ARGS]" in (template_source or ""):
