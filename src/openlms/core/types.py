@@ -82,6 +82,7 @@ GpuSetting = float | Literal["max", "off"] | None  # ratio 0..1, all layers, non
 
 KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 KV_CACHE_TYPES: tuple[KvCacheType, ...] = get_args(KvCacheType)  # the one list of K/V cache types
+MAX_PARALLEL = 64  # the most predictions one loaded model may serve at once (`parallel`: 1..64)
 
 
 @dataclass(frozen=True, slots=True)
