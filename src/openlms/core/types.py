@@ -117,6 +117,17 @@ class EngineUsage:
     kv_size: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class CrashRecord:
+    """A loaded model whose worker process died: which instance, when (Unix time) and how it ended
+    ("killed by signal 9 (SIGKILL)", "exited with status 134"). Listings keep the last few."""
+
+    model_key: str
+    identifier: str
+    at: float
+    exit: str
+
+
 class LoadedInstance(Protocol):
     """What the layers above the engine may read of a loaded model instance (the engine's `Instance`
     satisfies it); the server sees instances only through this."""
