@@ -165,6 +165,8 @@ def instance_lines(instance: LoadedInstance) -> list[str]:
         lines.append(f"  • Context length: {instance.context_length}")
     if instance.gpu not in (None, "off", 0.0) and instance.gpu_layers != 0:  # LM Studio's CPU-only shape
         lines.append(f"  • GPU offload: {gpu_offload_label(instance.gpu, instance.gpu_layers)}")
+    if instance.parallel is not None:
+        lines.append(f"  • Parallel: {instance.parallel}")
     status = instance.status
     if instance.active_requests:
         status += f" ({plural(instance.active_requests, 'active request')})"

@@ -55,6 +55,7 @@ class LoadedInstance:
     context_length: int | None
     gpu: str | float | None = None  # the effective gpu setting: "off" when the server has no GPU backend
     gpu_layers: int | None = None  # layers offloaded to the GPU
+    parallel: int | None = None  # predictions served at once (None: an embedding model, or an old server)
 
     def to_json(self) -> dict[str, Any]:
         """The shape `lms ps --json` prints."""
@@ -66,8 +67,9 @@ class LoadedInstance:
             "sizeBytes": self.size_bytes,
             "architecture": self.architecture,
             "status": self.status,
-            "queued": self.queued_requests,
+            "parallel": self.parallel,
             "active": self.active_requests,
+            "queued": self.queued_requests,
             "ttl": self.ttl_seconds,
             "contextLength": self.context_length,
             "jit": self.jit,
@@ -149,6 +151,7 @@ def _instance(model: ModelInfo, data: Mapping[str, Any]) -> LoadedInstance:
         context_length=_int(config, "context_length"),
         gpu=_gpu(config.get("gpu")),
         gpu_layers=_int(config, "gpu_layers"),
+        parallel=_int(config, "parallel"),
     )
 
 

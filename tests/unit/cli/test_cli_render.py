@@ -191,8 +191,9 @@ def test_instance_json_shape() -> None:
         "sizeBytes": 98362432,
         "architecture": "llama",
         "status": "idle",
-        "queued": 0,
+        "parallel": None,  # the fake instance's config has none (an older server)
         "active": 0,
+        "queued": 0,
         "ttl": 60,
         "contextLength": 4096,
         "jit": False,

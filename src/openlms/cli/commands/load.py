@@ -13,6 +13,7 @@ from openlms.cli.app import CliApp, get_app, host_option
 from openlms.cli.errors import CliError
 from openlms.cli.render import format_size
 from openlms.cli.schema import LoadResult, ModelInfo, loaded_instances
+from openlms.core.types import MAX_PARALLEL
 
 if TYPE_CHECKING:
     from openlms.cli.client import ApiClient
@@ -59,6 +60,12 @@ def _gpu_option(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="How much to offload to the GPU: max, off, or 0 to 1.",
 )
 @click.option("--context-length", type=click.IntRange(min=1), metavar="N", help="Context length in tokens.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1, max=MAX_PARALLEL),
+    metavar="N",
+    help=f"Predictions the model serves at once (1 to {MAX_PARALLEL}; the server's default is 4).",
+)
 @click.option("--identifier", metavar="ID", help="The identifier to use for the model in API requests.")
 @click.option("--estimate-only", is_flag=True, help="Print a memory estimate and exit without loading.")
 @click.option("-y", "--yes", is_flag=True, help="No prompts: when several models match, load the first.")
@@ -70,6 +77,7 @@ def load(
     ttl: int | None,
     gpu: str | float | None,
     context_length: int | None,
+    parallel: int | None,
     identifier: str | None,
     estimate_only: bool,
     yes: bool,
@@ -84,7 +92,9 @@ def load(
             _print_estimate(model, model_key, context_length or _default_context(model, host_url), gpu)
             return
         key = model.key if model is not None else str(model_key)
-        body = load_body(key, identifier=identifier, ttl=ttl, gpu=gpu, context_length=context_length)
+        body = load_body(
+            key, identifier=identifier, ttl=ttl, gpu=gpu, context_length=context_length, parallel=parallel
+        )
         click.echo(f'Loading model "{key}"...')
         started = time.monotonic()
         result = _load_with_progress(app, client, body)
@@ -95,7 +105,13 @@ def load(
 
 
 def load_body(
-    key: str, *, identifier: str | None, ttl: int | None, gpu: str | float | None, context_length: int | None
+    key: str,
+    *,
+    identifier: str | None,
+    ttl: int | None,
+    gpu: str | float | None,
+    context_length: int | None,
+    parallel: int | None = None,
 ) -> dict[str, Any]:
     """The `POST /api/v1/models/load` body; only what the user set is sent."""
     body: dict[str, Any] = {"model": key}
@@ -108,6 +124,8 @@ def load_body(
         config["context_length"] = context_length
     if gpu is not None:
         config["gpu"] = gpu
+    if parallel is not None:
+        config["parallel"] = parallel
     if config:
         body["config"] = config
     return body
