@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.core.types import KV_CACHE_TYPES, LoadConfig, ModelKind
+from openlms.core.types import KV_CACHE_TYPES, MAX_PARALLEL, LoadConfig, ModelKind
 
 LOAD_PREFIXES = ("llm.load.", "embedding.load.", "load.")
 
@@ -87,6 +87,16 @@ def _integer(key: str, value: Any) -> Any:
     return number(key, value, integer=True)
 
 
+def _parallel(key: str, value: Any) -> Any:
+    if not 1 <= number(key, value, integer=True) <= MAX_PARALLEL:
+        raise InvalidRequestError(
+            f"Config field '{key}' (parallel predictions) must be an integer from 1 to {MAX_PARALLEL}, "
+            f"got {value!r}.",
+            param=key,
+        )
+    return value
+
+
 def _ratio(key: str, value: Any) -> Any:
     return "off" if number(key, value) <= 0 else ("max" if value >= 1 else float(value))
 
@@ -155,6 +165,10 @@ LOAD_KEYS: tuple[LoadKey, ...] = (
     ),
     LoadKey("numExperts", "num_experts", _integer, _attr("num_experts"), llm_only=True),
     LoadKey("llama.cpuThreadPoolSize", "n_threads", _integer),
+    # LM Studio 0.4's "Max Concurrent Predictions" (lmstudio-js `maxParallelPredictions`); the KV cache is
+    # always unified (every sequence may use the whole context), so `useUnifiedKvCache` reads true.
+    LoadKey("numParallelSessions", "parallel", _parallel, _attr("parallel"), llm_only=True),
+    LoadKey("useUnifiedKvCache", None, write=lambda _config, _n_ctx: True, llm_only=True),
     LoadKey("offloadKVCacheToGpu", None),
     LoadKey("gpuSplitConfig", None),
     LoadKey("gpuStrictVramCap", None),
