@@ -4,7 +4,7 @@ Every load path (REST v1 load, JIT loads of /v1 and /api/v0, the SDK's loadModel
 load defaults, server start restoring models) goes through `ModelService`, which calls `check_load`:
 
 - Integers llama.cpp takes as C types are checked against their ranges (nothing wraps: a context of
-  2^32 + 64 tokens is refused, not loaded with 64).
+  2^32 + 64 tokens is refused, not loaded with 64); `parallel` is 1..64 (`MAX_PARALLEL`).
 - The context length is at most the model's trained context (`<arch>.context_length`), as LM Studio's
   load dialog caps it: a longer context is refused, never silently cut.
 - A model of experts takes at most as many active experts as it has; a model without experts none.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from openlms.core.errors import InsufficientMemoryError, InvalidRequestError
-from openlms.core.types import LoadConfig, ModelDescriptor, ModelKind
+from openlms.core.types import MAX_PARALLEL, LoadConfig, ModelDescriptor, ModelKind
 from openlms.store.gguf_meta import GGUFMetadata
 from openlms.store.memory import LoadEstimate, SystemMemory, estimate_load, system_memory
 
@@ -73,6 +73,7 @@ def check_ranges(config: LoadConfig, *, param: str = "config") -> None:
     _in_range(config.eval_batch_size, 1, MAX_BATCH, f"{param}.eval_batch_size")
     _in_range(config.n_threads, 1, MAX_THREADS, f"{param}.n_threads")
     _in_range(config.num_experts, 1, I32_MAX, f"{param}.num_experts")
+    _in_range(config.parallel, 1, MAX_PARALLEL, f"{param}.parallel")
     _in_range(config.seed, -(1 << 31), U32_MAX, f"{param}.seed")
 
 

@@ -14,7 +14,9 @@ Shape (camelCase; every field optional; unknown fields are refused):
         "kCacheType": "q8_0", "vCacheType": "q8_0",   # f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1
         "tryMmap": true, "keepModelInMemory": false,
         "seed": 42, "evalBatchSize": 512, "numExperts": 8, "nThreads": 4,
-        "ropeFrequencyBase": 10000.0, "ropeFrequencyScale": 1.0
+        "ropeFrequencyBase": 10000.0, "ropeFrequencyScale": 1.0,
+        "parallel": 4                    # predictions served at once, 1..64 (LM Studio's
+                                         # llm.load.numParallelSessions; engine default 4)
       },
       "prediction": {
         "promptTemplate": {...},         # LM Studio's LLMPromptTemplate (see openlms.parsers.templates)
@@ -48,7 +50,7 @@ from pydantic.alias_generators import to_camel
 from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.fsutil import atomic_write_text, contained_path
 from openlms.core.kvconfig import checkbox, lmstudio_load_keys
-from openlms.core.types import ContextOverflowPolicy, KvCacheType
+from openlms.core.types import MAX_PARALLEL, ContextOverflowPolicy, KvCacheType
 
 CONFIG_DIR = Path("openlms") / "model-config"
 LMSTUDIO_CONFIG_DIR = Path(".internal") / "user-concrete-model-default-config"
@@ -78,6 +80,7 @@ class LoadDefaults(_Camel):
     rope_frequency_scale: float | None = Field(default=None, gt=0)
     num_experts: int | None = Field(default=None, ge=1, le=512)
     n_threads: int | None = Field(default=None, ge=1, le=1024)
+    parallel: int | None = Field(default=None, ge=1, le=MAX_PARALLEL)  # predictions served at once
 
     def fields_set(self) -> dict[str, Any]:
         """The fields this config sets, by `LoadConfig` field name."""

@@ -153,7 +153,12 @@ def test_lmstudios_own_key_value_files_are_read_best_effort(tmp_path: Path) -> N
     }
     path.write_text(json.dumps(lmstudio))
     config = store.get(REL)
-    assert config.load.fields_set() == {"context_length": 32768, "gpu": 1.0, "k_cache_type": "q8_0"}
+    assert config.load.fields_set() == {
+        "context_length": 32768,
+        "gpu": 1.0,
+        "k_cache_type": "q8_0",
+        "parallel": 4,  # LM Studio's numParallelSessions
+    }
     assert config.prediction.prompt_template == template
     store.put(REL, ModelConfig())  # openlms's own file wins from now on; LM Studio's is left alone
     assert store.get(REL) == ModelConfig() and json.loads(path.read_text()) == lmstudio
