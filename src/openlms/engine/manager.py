@@ -6,6 +6,9 @@ Rules (LM Studio's, see ttl-and-auto-evict.md):
   timer, and a busy instance (running or queued work) is never unloaded by its TTL.
 - Auto-evict: loading a model just-in-time first unloads the other JIT-loaded instances (waiting for their
   running requests to finish); manually loaded instances are never evicted.
+- Crashes: an instance whose worker process dies (a `Supervised` runtime, engine/process) is removed at
+  once (its requests already ended with ModelCrashedError; JIT or a load brings it back) and recorded in
+  `recent_crashes` and the per-model counters that listings and /metrics read.
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from openlms.core.errors import IdentifierInUseError, InvalidModelFileError, ModelNotFoundError
-from openlms.core.types import EngineUsage, LoadConfig, ModelDescriptor, ModelKind
+from openlms.core.types import CrashRecord, EngineUsage, LoadConfig, ModelDescriptor, ModelKind
+from openlms.engine.process.runtime import Supervised
 from openlms.engine.runtime import Backend, LoadProgress, ModelRuntime
 
 log = logging.getLogger("openlms.engine")
 
 Clock = Callable[[], float]
+RECENT_CRASHES = 10  # crash records kept for listings
 
 
 @dataclass(eq=False)
@@ -96,6 +102,10 @@ class InstanceManager:
         self._lock = asyncio.Lock()  # serialises loads and unloads
         self._wake = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
+        self.recent_crashes: deque[CrashRecord] = deque(maxlen=RECENT_CRASHES)  # newest first
+        self.crash_counts: Counter[str] = Counter()  # worker crashes by model key
+        self.restart_counts: Counter[str] = Counter()  # loads of a model key after it crashed
+        self._closing: set[asyncio.Task[None]] = set()  # crashed runtimes being reaped
 
     # -- queries -------------------------------------------------------------------------------------
 
@@ -192,9 +202,39 @@ class InstanceManager:
             del self._loading[name]
         instance = Instance(name, descriptor, runtime, jit, ttl_seconds or None, self._clock())
         self._instances[name] = instance
+        self._supervise(instance, loop)
         self._wake.set()
         log.info("loaded %s as %s (jit=%s, ttl=%s)", descriptor.key, name, jit, ttl_seconds)
         return instance
+
+    def _supervise(self, instance: Instance, loop: asyncio.AbstractEventLoop) -> None:
+        key = instance.descriptor.key
+        if self.crash_counts[key]:
+            self.restart_counts[key] += 1
+        runtime = instance.runtime
+        if not isinstance(runtime, Supervised):
+            return
+
+        def crashed(how: str) -> None:  # the runtime's reader thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
+                loop.call_soon_threadsafe(self._crashed, instance, how)
+
+        runtime.watch(crashed)
+
+    def _crashed(self, instance: Instance, how: str) -> None:
+        """The instance's worker died: forget it now (the next request loads the model again), reap it."""
+        if self._instances.get(instance.identifier) is not instance:
+            return  # already unloaded
+        del self._instances[instance.identifier]
+        instance.unloading = True
+        key = instance.descriptor.key
+        self.recent_crashes.appendleft(CrashRecord(key, instance.identifier, time.time(), how))
+        self.crash_counts[key] += 1
+        task = asyncio.create_task(asyncio.to_thread(instance.runtime.close), name="openlms-reap")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        self._wake.set()
+        log.error("model %s (%s) crashed: its worker process %s", instance.identifier, key, how)
 
     def _new_identifier(self, key: str, requested: str | None) -> str:
         taken = set(self._instances) | set(self._loading)
@@ -272,6 +312,8 @@ class InstanceManager:
                 await self._reaper
             self._reaper = None
         await self.unload_all()
+        if self._closing:
+            await asyncio.wait(self._closing)
 
     async def expire_idle(self) -> list[str]:
         """Unload every instance whose idle TTL has run out; returns their identifiers."""
