@@ -32,9 +32,12 @@ log = logging.getLogger("openlms.server")
 
 
 def default_backend(settings: Settings) -> Backend:
+    """llama.cpp, each model in its own worker process (`isolate_models`, docs/workers.md) or in this one."""
     from openlms.engine.llama.runtime import LlamaBackend
+    from openlms.engine.process import ProcessBackend
 
-    return LlamaBackend(
+    kind = ProcessBackend if settings.isolate_models else LlamaBackend
+    return kind(
         default_context_length=settings.default_context_length,
         n_threads=settings.n_threads,
         prompt_cache_mb=settings.prompt_cache_mb,
