@@ -32,6 +32,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.InvalidModelFileError: (422, "invalid_request_error"),
     e.ModelLoadError: (500, "server_error"),
     e.ModelUnloadedError: (503, "server_error"),
+    e.ServerBusyError: (503, "server_error"),  # with Retry-After (http_headers)
     e.InferenceError: (500, "server_error"),
     e.EngineError: (500, "server_error"),
     e.OpenLMSError: (500, "server_error"),
@@ -64,6 +65,21 @@ def domain_error_body(exc: e.OpenLMSError) -> tuple[int, dict[str, Any]]:
     return status, error_body(exc.message, type_, param=exc.param, code=exc.code)
 
 
+def http_headers(exc: e.OpenLMSError) -> dict[str, str] | None:
+    """The headers a domain error's HTTP answer carries: `Retry-After` when a model's queue is full."""
+    if isinstance(exc, e.ServerBusyError):
+        return {"Retry-After": str(max(1, exc.retry_after_s))}
+    return None
+
+
+def domain_error_response(exc: e.OpenLMSError) -> JSONResponse:
+    """A domain error as its HTTP answer (status, OpenAI error object, headers)."""
+    status, body = domain_error_body(exc)
+    if status >= 500 and not isinstance(exc, e.ServerBusyError):  # a full queue is load, not a failure
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    return JSONResponse(body, status_code=status, headers=http_headers(exc))
+
+
 # The `lmstudio` SDK's error shape: `displayData.code` picks the exception class the SDK raises.
 SAMPLE_SIZE = 10
 
@@ -71,6 +87,8 @@ SAMPLE_SIZE = 10
 def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
     """A domain error as the SDK's `SerializedLMSExtendedError` (rpcError / channelError)."""
     title = encodable(exc.message)
+    if isinstance(exc, e.ServerBusyError):
+        title = f"The model is busy; retry in {max(1, exc.retry_after_s)} s. {title}"
     error: dict[str, Any] = {"title": title, "rootTitle": title}
     if isinstance(exc, e.ModelNotFoundError):
         error["displayData"] = {
@@ -90,6 +108,8 @@ def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
         }
     if exc.param:
         error["errorData"] = {"param": exc.param, "code": exc.code}
+    if isinstance(exc, e.ServerBusyError):
+        error["errorData"] = {"code": exc.code, "retryAfterSeconds": max(1, exc.retry_after_s)}
     return error
 
 
@@ -103,10 +123,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(e.OpenLMSError)
     async def _domain(_: Request, exc: e.OpenLMSError) -> JSONResponse:
-        status, body = domain_error_body(exc)
-        if status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse(body, status_code=status)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

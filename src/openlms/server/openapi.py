@@ -42,8 +42,12 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "The request body is too large",
     429: "Too many concurrent clients",
     500: "The server failed (a model that cannot be loaded, an inference failure)",
-    503: "The model was unloaded while the request was waiting",
+    503: "The model's prediction queue is full (retry after `Retry-After` seconds), or the model was "
+    "unloaded while the request was waiting",
 }
+
+RETRY_AFTER = "Retry-After"
+_RETRY_AFTER_DOC = "Seconds to wait before retrying (set when the model's prediction queue is full)"
 
 # What the guard (Host, Origin, token, body limits) and request validation can answer on any route.
 COMMON_ERRORS = (400, 401, 403, 413)
@@ -55,6 +59,10 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]}
         for code in sorted({*COMMON_ERRORS, *codes})
     }
+    if 503 in listed:
+        listed[503]["headers"] = {
+            RETRY_AFTER: {"description": _RETRY_AFTER_DOC, "schema": {"type": "integer"}}
+        }
     # Any other 4xx (405, 429, ...) has the same shape; listing it also keeps FastAPI's 422 out.
     return listed | {"4XX": {"model": ErrorResponse, "description": "Any other client error"}}
 
@@ -259,6 +267,9 @@ class V0Model(_Open):
     max_context_length: int | None
     capabilities: list[str]
     loaded_context_length: int | None = None
+    parallel: int | None = Field(default=None, description="loaded: predictions served at once")
+    active_requests: int | None = Field(default=None, description="loaded: predictions running now")
+    queued_requests: int | None = Field(default=None, description="loaded: predictions waiting for a slot")
     gpu_offload: V0GpuOffload | None = None
     error: str | None = None
 
@@ -319,6 +330,7 @@ class V1InstanceConfig(_Open):
     eval_batch_size: int | None = None
     flash_attention: bool | None = None
     num_experts: int | None = None
+    parallel: int | None = Field(default=None, description="predictions served at once (1..64)")
     offload_kv_cache_to_gpu: bool | None = None
     gpu: Literal["max", "off"] | float | None = None
     gpu_layers: int | None = Field(default=None, description="layers offloaded to the GPU (0 on a CPU build)")
@@ -328,8 +340,8 @@ class V1Instance(_Open):
     id: str
     config: V1InstanceConfig
     status: str = Field(description="idle, generating or unloading")
-    active_requests: int
-    queued_requests: int
+    active_requests: int = Field(description="predictions running in the instance's parallel slots")
+    queued_requests: int = Field(description="predictions waiting for a free slot")
     jit: bool
     ttl_seconds: float | None
     idle_seconds: float

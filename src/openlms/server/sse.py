@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from openlms.core.errors import OpenLMSError
 from openlms.server.errors import domain_error_body, error_body
@@ -38,5 +39,13 @@ def sse_response(
     done_marker: bool = True,
     headers: dict[str, str] | None = None,
 ) -> EventSourceResponse:
-    """Stream `chunks` as OpenAI-style SSE. The client going away cancels the iterator."""
-    return EventSourceResponse(_framed(chunks, done_marker), sep="\n", ping=15, headers=headers)
+    """Stream `chunks` as OpenAI-style SSE. The client going away cancels the iterator; a generator that
+    was already started (a prediction holding its slot) is closed at the end even if never iterated."""
+    close = getattr(chunks, "aclose", None)
+    return EventSourceResponse(
+        _framed(chunks, done_marker),
+        sep="\n",
+        ping=15,
+        headers=headers,
+        background=BackgroundTask(close) if close is not None else None,
+    )

@@ -44,7 +44,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> Respons
     shape = ChunkShape.new(body.model, chat=True).with_reasoning(convert.reasoning_field(prepared.output))
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body))
+        chunks = await stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body))
         return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
@@ -65,7 +65,7 @@ async def completions(body: CompletionRequest, state: State) -> Response:
     shape, echo = ChunkShape.new(body.model, chat=False), completion.prompt if body.echo else ""
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        chunks = stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)
+        chunks = await stream_chunks(state.predictor, prepared, shape, include_usage=_usage(body), echo=echo)
         return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +76,27 @@ async def stream_chunks(
     include_usage: bool = False,
     echo: str = "",
     final_extras: Callable[[GenerationStats], dict[str, Any]] | None = None,
-) -> AsyncIterator[dict[str, Any]]:
-    """Chunks of one prediction: a role (chat) or echo (completion) first, content / reasoning / tool-call
-    deltas, a chunk with the finish reason (plus `final_extras`), then a usage chunk if asked for."""
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Start the prediction now and return its chunks: a role (chat) or echo (completion) first, content /
+    reasoning / tool-call deltas, a chunk with the finish reason (plus `final_extras`), then a usage chunk
+    if asked for. Whatever starting it raises (a model whose prediction queue is full: ServerBusyError)
+    is raised here, before the route commits to a 200 event stream, so it leaves as the HTTP status (503
+    with Retry-After). Close the returned generator if it is not run to the end (`sse_response` does)."""
+    chunks = _chunks(predictor, prepared, shape, include_usage, echo, final_extras)
+    await anext(chunks)  # the prediction's slot or queue place is taken (or refused) here
+    return chunks
+
+
+async def _chunks(
+    predictor: Predictor,
+    prepared: PreparedPrediction,
+    shape: ChunkShape,
+    include_usage: bool,
+    echo: str,
+    final_extras: Callable[[GenerationStats], dict[str, Any]] | None,
+) -> AsyncGenerator[dict[str, Any], None]:
     async with predictor.run(prepared) as prediction:
+        yield {}  # started: what stream_chunks waits for (never sent)
         if shape.chat:
             yield shape.role()
         elif echo:

@@ -44,6 +44,10 @@ def model_entry(view: ModelView) -> dict[str, Any]:
     if view.loaded:
         instance = view.instances[0]
         entry["loaded_context_length"] = instance.context_length
+        usage = instance.usage
+        if d.kind is ModelKind.LLM:
+            entry["parallel"] = instance.load_config.parallel  # predictions served at once (effective)
+        entry["active_requests"], entry["queued_requests"] = usage.running, usage.queued
         # What really runs where: a llama.cpp build without a GPU backend reads "off" / cpu / 0 layers.
         offload = offload_of(instance.load_config.gpu, d.n_layers)
         entry["gpu_offload"] = {"gpu": instance.load_config.gpu, **offload.to_json()}
@@ -141,7 +145,7 @@ async def _respond(
 
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        chunks = stream_chunks(state.predictor, prepared, shape, final_extras=final)
+        chunks = await stream_chunks(state.predictor, prepared, shape, final_extras=final)
         return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
