@@ -16,7 +16,7 @@ from sse_starlette import EventSourceResponse
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.offload import offload_of
-from openlms.core.types import KvCacheType, LoadConfig, LoadedInstance, ModelKind
+from openlms.core.types import MAX_PARALLEL, KvCacheType, LoadConfig, LoadedInstance, ModelKind
 from openlms.server import openapi as doc
 from openlms.server.errors import domain_error_body
 from openlms.server.loopback import require_loopback
@@ -42,6 +42,9 @@ class LoadConfigBody(BaseModel):
     seed: int | None = None
     rope_frequency_base: float | None = Field(default=None, gt=0)
     rope_frequency_scale: float | None = Field(default=None, gt=0)
+    parallel: int | None = Field(
+        default=None, ge=1, le=MAX_PARALLEL, description="Predictions served at once (1..64; default 4)"
+    )
 
     def to_load_config(self) -> LoadConfig:
         if isinstance(self.gpu, float) and not 0.0 <= self.gpu <= 1.0:
@@ -83,6 +86,7 @@ def instance_config(instance: LoadedInstance) -> dict[str, Any]:
             "eval_batch_size": cfg.eval_batch_size,
             "flash_attention": bool(cfg.flash_attention),
             "num_experts": cfg.num_experts or 0,
+            "parallel": cfg.parallel,  # effective: the engine's default (4) when the load left it unset
             "offload_kv_cache_to_gpu": cfg.gpu not in ("off", 0, 0.0),
             "gpu": cfg.gpu,  # the effective setting: "off" when llama.cpp has no GPU backend
             "gpu_layers": offload_of(cfg.gpu, instance.descriptor.n_layers).gpu_layers,
@@ -91,12 +95,13 @@ def instance_config(instance: LoadedInstance) -> dict[str, Any]:
 
 
 def instance_entry(state: AppState, instance: LoadedInstance) -> dict[str, Any]:
+    usage = instance.usage
     return {
         "id": instance.identifier,
         "config": instance_config(instance),
         "status": instance.status,
-        "active_requests": instance.active,
-        "queued_requests": instance.queued,
+        "active_requests": usage.running,  # predictions running in the instance's parallel slots
+        "queued_requests": usage.queued,  # waiting for a free slot
         "jit": instance.jit,
         "ttl_seconds": instance.ttl_seconds,
         "idle_seconds": round(state.models.idle_seconds(instance), 1),
