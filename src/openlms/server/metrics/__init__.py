@@ -1,8 +1,8 @@
 """`GET /metrics`: Prometheus text format (docs/metrics.md), one `CollectorRegistry` per app.
 
 `install(app, state)` is the wiring: the request-counting middleware, the scrape-time gauges of the loaded
-models, the Predictor's observer for finished predictions, and the route. With `metrics` off in the
-settings, nothing is installed and `/metrics` is a 404 like any unknown path.
+models and the worker crash counters, the Predictor's observer for finished predictions, and the route.
+With `metrics` off in the settings, nothing is installed and `/metrics` is a 404 like any unknown path.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from openlms.server import openapi
-from openlms.server.metrics.collector import LoadedCollector
+from openlms.server.metrics.collector import LoadedCollector, WorkerCollector
 from openlms.server.metrics.middleware import MetricsMiddleware
 from openlms.server.metrics.registry import Metrics
 from openlms.server.state import AppState
@@ -22,6 +22,8 @@ def install(app: FastAPI, state: AppState) -> Metrics | None:
         return None
     metrics = Metrics(CollectorRegistry(auto_describe=False))
     metrics.registry.register(LoadedCollector(state.models.loaded))
+    manager = state.models.manager  # its crash counters (read, never changed, here)
+    metrics.registry.register(WorkerCollector(lambda: manager.crash_counts, lambda: manager.restart_counts))
     state.predictor.observers.append(metrics.observe)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
