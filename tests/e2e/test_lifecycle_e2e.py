@@ -246,6 +246,28 @@ def test_lms_import_gguf_and_bert_folder(tmp_path: Path) -> None:
         srv.lms("server", "stop", check=False)
 
 
+def test_lms_load_parallel_shows_in_ps_and_the_listings(server: Server) -> None:
+    server.unload_all()
+    out = server.lms("load", CHAT_MODEL, "--parallel", "2").stdout
+    assert "loaded successfully" in out.lower()
+    instance = loaded(server)[CHAT_MODEL]
+    assert (instance["parallel"], instance["active"], instance["queued"]) == (2, 0, 0)
+    assert "  • Parallel: 2\n" in server.lms("ps").stdout
+    with server.http() as http:
+        models = http.get("/api/v1/models").json()["models"]
+        [config] = [i["config"] for m in models if m["key"] == CHAT_MODEL for i in m["loaded_instances"]]
+        assert config["parallel"] == 2
+        assert http.get(f"/api/v0/models/{CHAT_MODEL}").json()["parallel"] == 2
+        refused = http.post("/api/v1/models/load", json={"model": CHAT_MODEL, "config": {"parallel": 65}})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "config.parallel"
+    bad = server.lms("load", CHAT_MODEL, "--parallel", "0", check=False)
+    assert bad.returncode != 0 and "--parallel" in bad.stderr
+    server.unload_all()
+    server.lms("load", CHAT_MODEL)  # unset: the engine's default
+    assert loaded(server)[CHAT_MODEL]["parallel"] == 4
+    server.unload_all()
+
+
 def test_load_config_flash_attention_and_quantized_kv_cache(server: Server) -> None:
     server.unload_all()
     with server.http() as http:
@@ -279,11 +301,11 @@ def test_load_config_flash_attention_and_quantized_kv_cache(server: Server) -> N
 
 
 def test_queued_requests_show_in_ps(server: Server) -> None:
-    """Three streamed completions that cannot end by themselves (end tokens banned, 4000 tokens): while
-    the first runs, two wait. They are abandoned once seen, so how fast the machine writes (and what the
-    model writes) does not matter."""
+    """Three streamed completions that cannot end by themselves (end tokens banned, 4000 tokens) on a
+    model loaded with `--parallel 1`: while the first runs, two wait. They are abandoned once seen, so how
+    fast the machine writes (and what the model writes) does not matter."""
     server.unload_all()
-    server.lms("load", CHAT_MODEL)
+    server.lms("load", CHAT_MODEL, "--parallel", "1")
     body = {
         "model": CHAT_MODEL,
         "prompt": "Once upon a time",
