@@ -133,7 +133,9 @@ def test_a_malformed_file_restores_nothing_bad(text: str) -> None:
 
 
 def test_round_trip_keeps_the_load_settings() -> None:
-    config = LoadConfig(context_length=2048, gpu="off", flash_attention=True, k_cache_type="q8_0", seed=7)
+    config = LoadConfig(
+        context_length=2048, gpu="off", flash_attention=True, k_cache_type="q8_0", seed=7, parallel=2
+    )
     saved = [SavedModel("a", "k", config, 120.0), SavedModel("b", "k", LoadConfig())]
     assert loads(dumps(saved)) == saved
 
