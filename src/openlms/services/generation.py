@@ -337,8 +337,8 @@ class Predictor:
     async def run(self, prepared: PreparedPrediction) -> AsyncIterator[Prediction]:
         instance = prepared.instance
         async with self.models.manager.use(instance):
-            self._publish_input(prepared)
-            events = instance.runtime.generate(prepared.request)
+            events = instance.runtime.generate(prepared.request)  # a full queue raises ServerBusyError here
+            self._publish_input(prepared)  # only predictions that start are logged
             prediction = Prediction(prepared, _unload_checked(events), events.cancel)
             try:
                 yield prediction
