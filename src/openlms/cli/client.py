@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from openlms.cli.errors import CliError
-from openlms.cli.schema import LoadResult, ModelInfo
+from openlms.cli.schema import CrashInfo, LoadResult, ModelInfo
 
 ProgressCallback = Callable[[float], None]
 
@@ -55,11 +55,21 @@ class ApiClient:
         return response.status_code == 200
 
     def list_models(self) -> list[ModelInfo]:
+        return self.list_models_and_crashes()[0]
+
+    def list_models_and_crashes(self) -> tuple[list[ModelInfo], list[CrashInfo]]:
+        """The models, and the model workers that crashed lately (newest first; none from older servers)."""
         body = self._json(self._request("GET", "/api/v1/models"))
         items = body.get("models")
         if not isinstance(items, list):
             raise CliError(f"Unexpected answer from {self.base_url}/api/v1/models: no 'models' list.")
-        return [ModelInfo.from_json(item) for item in items if isinstance(item, Mapping)]
+        crashes = body.get("recent_crashes")
+        return (
+            [ModelInfo.from_json(item) for item in items if isinstance(item, Mapping)],
+            [CrashInfo.from_json(c) for c in crashes if isinstance(c, Mapping)]
+            if isinstance(crashes, list)
+            else [],
+        )
 
     def unload(self, instance_id: str) -> str:
         body = self._json(self._request("POST", "/api/v1/models/unload", json={"instance_id": instance_id}))

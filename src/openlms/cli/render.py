@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from openlms.cli.schema import LoadedInstance, ModelInfo
+from openlms.cli.schema import CrashInfo, LoadedInstance, ModelInfo
 from openlms.core.display import architecture_display
 
 LLM_SECTION = "LLMs (Large Language Models)"
 EMBEDDING_SECTION = "Embedding Models"
 NO_MODELS_LOADED = "No models are currently loaded."
+RECENT_CRASH_S = 3600  # lms ps shows worker crashes of the last hour
 
 _GAP = " " * 6
 _SIZE_UNITS = (("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12))
@@ -150,6 +151,18 @@ def render_ps(instances: Sequence[LoadedInstance]) -> str:
     for instance in instances:
         lines += ["", *instance_lines(instance)]
     return "\n".join(lines)
+
+
+def crash_lines(crashes: Sequence[CrashInfo], now: float) -> list[str]:
+    """`lms ps`'s lines for model workers that crashed in the last hour (the server keeps the last 10)."""
+    recent = [c for c in crashes if c.at is None or now - c.at < RECENT_CRASH_S]
+    if not recent:
+        return []
+    lines = ["", "   CRASHED (worker process died; load the model again to use it)", ""]
+    for crash in recent:
+        ago = "" if crash.at is None else f", {format_duration(now - crash.at)} ago"
+        lines.append(f"{crash.instance_id} ({crash.model}): {crash.exit}{ago}")
+    return lines
 
 
 def instance_lines(instance: LoadedInstance) -> list[str]:

@@ -182,3 +182,22 @@ class LoadResult:
 
 def loaded_instances(models: list[ModelInfo]) -> list[LoadedInstance]:
     return [instance for model in models for instance in model.instances]
+
+
+@dataclass(frozen=True, slots=True)
+class CrashInfo:
+    """A model worker that crashed (`recent_crashes` of GET /api/v1/models, newest first)."""
+
+    model: str
+    instance_id: str
+    at: float | None
+    exit: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CrashInfo:
+        return cls(
+            model=_str(data, "model") or "?",
+            instance_id=_str(data, "instance_id") or _str(data, "model") or "?",
+            at=_float(data, "at"),
+            exit=_str(data, "exit") or "crashed",
+        )

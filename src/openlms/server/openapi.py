@@ -383,8 +383,18 @@ class V1Model(_Open):
     description: str | None = None
 
 
+class V1Crash(_Open):
+    model: str  # the model key
+    instance_id: str
+    at: float  # Unix time
+    exit: str  # how the worker process ended: "killed by signal 9 (SIGKILL)", "exited with status 134"
+
+
 class V1ModelList(_Open):
     models: list[V1Model]
+    recent_crashes: list[V1Crash] = Field(
+        default_factory=list, description="openlms: the last model worker crashes, newest first"
+    )
 
 
 class V1LoadResponse(_Open):

@@ -16,7 +16,14 @@ from sse_starlette import EventSourceResponse
 
 from openlms.core.errors import InvalidRequestError, OpenLMSError
 from openlms.core.offload import offload_of
-from openlms.core.types import MAX_PARALLEL, KvCacheType, LoadConfig, LoadedInstance, ModelKind
+from openlms.core.types import (
+    MAX_PARALLEL,
+    CrashRecord,
+    KvCacheType,
+    LoadConfig,
+    LoadedInstance,
+    ModelKind,
+)
 from openlms.server import openapi as doc
 from openlms.server.errors import domain_error_body
 from openlms.server.loopback import require_loopback
@@ -141,7 +148,14 @@ def model_entry(state: AppState, view: ModelView) -> dict[str, Any]:
 
 @router.get("/models", response_model=None, responses=doc.responses(doc.ok(doc.V1ModelList)))
 async def list_models(state: State) -> dict[str, Any]:
-    return {"models": [model_entry(state, v) for v in await state.models.views()]}
+    return {
+        "models": [model_entry(state, v) for v in await state.models.views()],
+        "recent_crashes": [crash_entry(c) for c in state.models.manager.recent_crashes],  # lms ps shows them
+    }
+
+
+def crash_entry(crash: CrashRecord) -> dict[str, Any]:
+    return {"model": crash.model_key, "instance_id": crash.identifier, "at": crash.at, "exit": crash.exit}
 
 
 def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
