@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -176,6 +177,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"usage: python -m openlms.engine.process.child {WORKER_TAG} <model key> <fd>", file=sys.stderr)
         return 2
     logging.basicConfig(level=os.environ.get("OPENLMS_WORKER_LOG_LEVEL", "WARNING"))
+    # Ctrl-C in the server's terminal reaches its whole process group: the server stops its workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(int(argv[2]))
     runtime = load(conn)
     if runtime is None:
