@@ -88,7 +88,7 @@ def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
     """A domain error as the SDK's `SerializedLMSExtendedError` (rpcError / channelError)."""
     title = encodable(exc.message)
     if isinstance(exc, e.ServerBusyError):
-        title = f"The model is busy; retry in {max(1, exc.retry_after_s)} s. {title}"
+        title = f"Model busy (retry in {max(1, exc.retry_after_s)} s): {title}"
     error: dict[str, Any] = {"title": title, "rootTitle": title}
     if isinstance(exc, e.ModelNotFoundError):
         error["displayData"] = {
