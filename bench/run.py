@@ -16,6 +16,7 @@ Targets (DEVELOPERS/issue): decode and prompt >= 0.95x raw; at most 150 MB above
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from harness import LMS, Server, default_models_dir, find_model, free_port, start_server
 from sdk_client import sdk_decode
 
@@ -154,7 +156,22 @@ def wall(*args: str, env: dict[str, str], reps: int = 5) -> float:
 
 
 def server_peak_rss_mb(server: Server) -> float:
+    """The server's peak RSS plus its model workers' (docs/workers.md: one process per loaded model when
+    `isolate_models` is on; pages both map, like libllama's, count twice)."""
     pid = json.loads((server.home / "openlms" / "server.json").read_text())["pid"]
+    return sum(_peak_rss_mb(p) for p in [pid, *_worker_pids(pid)])
+
+
+def _worker_pids(pid: int) -> list[int]:
+    found = []
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.Error):
+            if "openlms-worker" in child.cmdline():
+                found.append(child.pid)
+    return found
+
+
+def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024

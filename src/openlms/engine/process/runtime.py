@@ -253,12 +253,17 @@ class ProcessRuntime:
         return _RemoteStream(channel, lambda: self._cancel(rid))
 
     def _admit(self) -> None:
+        """The in-process runtime's rule (engine/llama/batching.py), counted here so that a refusal is
+        raised by `generate()` itself, before anything streams."""
         parallel = self.info.load_config.parallel or 1
         if self._generations >= parallel + self._max_queued:
+            running = min(self._generations, parallel)
+            waiting = self._generations - running
             raise ServerBusyError(
-                f"The model '{self.key}' is busy: {parallel} predictions are running and "
-                f"{self._max_queued} more are queued (max_queued_predictions). Try again shortly.",
-                retry_after_s=1,
+                f"The model is busy: {running} predictions are running (its parallel setting is {parallel}) "
+                f"and {waiting} are waiting, the most allowed (max_queued_predictions). Retry shortly, or "
+                "load the model with more parallel predictions (lms load --parallel).",
+                retry_after_s=max(1, waiting // parallel),
             )
 
     def _cancel(self, rid: int) -> None:
