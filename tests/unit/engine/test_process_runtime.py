@@ -149,7 +149,10 @@ async def test_sigkill_ends_in_flight_and_later_requests(worker: ProcessRuntime)
     crashes: list[str] = []
     worker.watch(crashes.append)
     stream = worker.generate(GenerationRequest(prompt="hello", sampling=GREEDY, max_tokens=100_000))
-    with pytest.raises(ModelCrashedError, match=r"'tiny-llama-F32' crashed.*killed by signal 9 \(SIGKILL\)"):
+    with pytest.raises(
+        ModelCrashedError,
+        match=r"'tiny-llama-F32' crashed: its worker process was killed by signal 9 \(SIGKILL\)",
+    ):
         async for event in stream:
             if isinstance(event, Fragment):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -194,16 +197,21 @@ async def test_admission_beyond_parallel_and_queue_is_busy(tiny_llama: Path) -> 
         await asyncio.to_thread(runtime.close)
 
 
-async def test_load_errors_and_crashes_while_loading(tmp_path: Path, tiny_llama: Path) -> None:
+async def test_load_errors_and_crashes_while_loading(tmp_path: Path) -> None:
     bad = tmp_path / "bad-F32.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(InvalidModelFileError):
         await load(bad, LoadConfig())
 
-    def kill_worker(fraction: float) -> None:
-        for child in workers():
-            child.kill()
-
-    with pytest.raises(ModelLoadError, match="killed by signal 9"):
-        await asyncio.to_thread(ProcessBackend().load, describe(tiny_llama), LoadConfig(), kill_worker)
+    stuck = tmp_path / "stuck-F32.gguf"
+    os.mkfifo(stuck)  # the worker's load blocks opening it: it is killed while loading, every time
+    loading = asyncio.create_task(
+        asyncio.to_thread(ProcessBackend().load, describe(stuck), LoadConfig(), lambda f: None)
+    )
+    while not workers():
+        await asyncio.sleep(0.02)
+    for child in workers():
+        child.kill()
+    with pytest.raises(ModelLoadError, match="stuck-F32 failed: its worker process was killed by signal 9"):
+        await loading
     assert not workers()

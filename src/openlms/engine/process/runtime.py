@@ -41,7 +41,7 @@ from openlms.core.types import (
     ModelDescriptor,
     ModelKind,
 )
-from openlms.engine.process.wire import WORKER_TAG, RuntimeInfo, decode_error, describe_exit
+from openlms.engine.process.wire import WORKER_TAG, RuntimeInfo, decode_error, describe_exit, sentence
 from openlms.engine.runtime import LoadProgress, ModelRuntime, validate_draft
 from openlms.engine.scheduler import EventChannel, EventStream, Job
 
@@ -106,7 +106,7 @@ class ProcessBackend:
             conn.close()
             how = describe_exit(_reap(proc, self.stop_timeout_s))
             raise ModelLoadError(
-                f"Loading {descriptor.key} failed: its worker process {how} while loading."
+                f"Loading {descriptor.key} failed: its worker process {sentence(how)} while loading."
             ) from None
         except BaseException:
             conn.close()
@@ -301,7 +301,8 @@ class ProcessRuntime:
 
     def _crash_error(self) -> ModelCrashedError:
         return ModelCrashedError(
-            f"The model '{self.key}' crashed: its worker process {self._crashed}. Load it again to use it."
+            f"The model '{self.key}' crashed: its worker process {sentence(self._crashed or '')}. "
+            "Load it again to use it."
         )
 
     def _send(self, message: tuple[Any, ...], *, quiet: bool = False) -> None:

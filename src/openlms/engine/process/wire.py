@@ -71,3 +71,8 @@ def describe_exit(returncode: int | None) -> str:
             return f"killed by signal {-returncode}"
         return f"killed by signal {-returncode} ({name})"
     return f"exited with status {returncode}"
+
+
+def sentence(how: str) -> str:
+    """`describe_exit`'s words after "its worker process": "was killed by ...", "exited with ..."."""
+    return f"was {how}" if how.startswith("killed") else how
