@@ -103,6 +103,8 @@ async def test_cancel_reaches_the_worker(worker: ProcessRuntime) -> None:
             break
     text, done = await run(worker, GenerationRequest(prompt="hello", sampling=GREEDY, max_tokens=3))
     assert done.stats.predicted_tokens == 3  # the worker serves the next request
+    # idle as soon as the last reply is in (the idle TTL counts from there)
+    assert not worker.busy and (worker.usage.running, worker.queued) == (0, 0)
 
 
 async def test_errors_keep_their_class_and_message(worker: ProcessRuntime, tiny_llama: Path) -> None:

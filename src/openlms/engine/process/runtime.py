@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -227,15 +228,21 @@ class ProcessRuntime:
 
     @property
     def usage(self) -> EngineUsage:
-        return self._usage
+        """The worker's last snapshot; with nothing in flight here, nothing runs or waits there (the
+        snapshot may lag the last reply by up to 0.25 s, and the idle TTL must not wait for it)."""
+        usage = self._usage
+        if self._generations == 0 and (usage.running or usage.queued):
+            return replace(usage, running=0, queued=0)
+        return usage
 
     @property
     def queued(self) -> int:
-        return self._usage.queued
+        return self.usage.queued
 
     @property
     def busy(self) -> bool:
-        return self._usage.running > 0 or self._generations > 0
+        """Requests in flight (replies not received yet): exact here, whatever the snapshot says."""
+        return bool(self._pending)
 
     # -- requests -------------------------------------------------------------------------------------
 
