@@ -42,7 +42,8 @@ def test_the_context_is_small_enough_to_fill(llm: ModelRuntime) -> None:
 def cache_state(rt: ModelRuntime) -> tuple[int, int]:
     """(tokens the runtime believes are cached, highest position llama.cpp holds + 1)."""
     inner: Any = rt
-    return len(inner.cache.tokens), int(C.llama_memory_seq_pos_max(inner.ctx.memory, 0)) + 1
+    cache = inner.worker.table.slots[0].cache  # requests one after another: all in the first slot
+    return len(cache.tokens), int(C.llama_memory_seq_pos_max(inner.ctx.memory, 0)) + 1
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,21 @@ def conversation(seed: int, length: int = 300) -> list[int]:
 async def load(path: Path, mb: int) -> ModelRuntime:
     backend = LlamaBackend(prompt_cache_mb=mb)
     return await asyncio.to_thread(
-        backend.load, describe(path), LoadConfig(context_length=1024), lambda p: None
+        backend.load, describe(path), LoadConfig(context_length=1024, parallel=1), lambda p: None
     )
+
+
+def live(rt: ModelRuntime) -> Any:
+    """The one slot's SequenceCache (these tests load one slot: one live sequence, as the cache was built)."""
+    inner: Any = rt
+    return inner.worker.table.slots[0].cache
+
+
+def use_store(rt: ModelRuntime, cache: PromptCache) -> None:
+    inner: Any = rt
+    inner.worker.table.store = cache
+    for slot in inner.worker.table.slots:
+        slot.cache.store = cache
 
 
 @pytest.fixture
@@ -46,8 +59,7 @@ async def cached_llm(tiny_llama: Path) -> Any:
 
 
 def store(rt: ModelRuntime) -> PromptCache | None:
-    inner: Any = rt
-    cache: PromptCache | None = inner.cache.store
+    cache: PromptCache | None = live(rt).store
     return cache
 
 
@@ -75,7 +87,7 @@ async def test_a_conversation_served_after_another_is_restored_exactly(
     assert text == await cold_text(tiny_llama, request)
     inner: Any = cached_llm
     held = int(C.llama_memory_seq_pos_max(inner.ctx.memory, 0)) + 1
-    assert held == len(inner.cache.tokens) == len(follow_up) + 23  # llama.cpp holds what the cache says
+    assert held == len(live(cached_llm).tokens) == len(follow_up) + 23  # llama.cpp holds what the cache says
     assert len(saved) == 1 and saved.states[0].tokens[: len(b)] == tuple(b)  # B saved, A taken out
 
 
@@ -101,9 +113,8 @@ async def test_a_regenerate_saves_nothing(cached_llm: ModelRuntime) -> None:
 
 
 async def test_least_recently_used_states_leave_first(cached_llm: ModelRuntime) -> None:
-    inner: Any = cached_llm
     size = await asyncio.to_thread(_state_size_of, cached_llm, conversation(10))
-    inner.cache.store = PromptCache(int(size * 2.5))
+    use_store(cached_llm, PromptCache(int(size * 2.5)))
     for seed in (10, 11, 12, 13):
         await run(cached_llm, GenerationRequest(conversation(seed), GREEDY, max_tokens=4))
     saved = store(cached_llm)
@@ -122,9 +133,9 @@ def _state_size_of(rt: ModelRuntime, tokens: list[int]) -> int:
 
     def measure() -> int:
         inner.ctx.clear()
-        inner.cache.tokens.clear()
+        live(rt).tokens.clear()
         inner.ctx.decode(tokens + [300, 301, 302, 303], 0)
-        inner.cache.tokens.extend(tokens + [300, 301, 302, 303])
+        live(rt).tokens.extend(tokens + [300, 301, 302, 303])
         return int(inner.ctx.state_size())
 
     return int(inner.worker.call(measure))
@@ -145,16 +156,16 @@ async def test_zero_turns_the_cache_off(tiny_llama: Path) -> None:
 
 async def test_a_state_bigger_than_the_budget_is_not_kept(cached_llm: ModelRuntime) -> None:
     inner: Any = cached_llm
-    inner.cache.store = PromptCache(1000)  # bytes: less than any state of 300 tokens
+    use_store(cached_llm, PromptCache(1000))  # bytes: less than any state of 300 tokens
     for seed in (20, 21, 20):
         _, done, _ = await run(cached_llm, GenerationRequest(conversation(seed), GREEDY, max_tokens=4))
-    assert len(inner.cache.store) == 0 and inner.cache.store.used == 0
+    assert len(inner.worker.table.store) == 0 and inner.worker.table.store.used == 0
     assert done.stats.cached_prompt_tokens == SHARED + 1
 
 
 async def test_a_shifted_conversation_is_never_restored_past_its_kept_tokens(tiny_llama: Path) -> None:
     backend = LlamaBackend(prompt_cache_mb=64)
-    config = LoadConfig(context_length=256)
+    config = LoadConfig(context_length=256, parallel=1)
     rt = await asyncio.to_thread(backend.load, describe(tiny_llama), config, lambda p: None)
     try:
         a, b = conversation(30, 100), conversation(31, 100)

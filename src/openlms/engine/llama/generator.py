@@ -151,7 +151,7 @@ class Generation:
         self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
     ) -> GenerationStats:
         ctx, cached = self.ctx, self.cache.tokens
-        out = TokenOutput(self, sampler, started)
+        out = TokenOutput(self.request, self.model, self.emit, sampler, started)
         push, n_ctx, pos = out.push, ctx.n_ctx, len(tokens)
         while not self.cancelled.is_set():
             token = sampler.sample(ctx.ptr)  # an attribute: arming a lazy grammar swaps it
@@ -224,11 +224,12 @@ class TokenOutput:
     """One output token at a time: first-token event, EOS, UTF-8, lazy grammar trigger, stop strings,
     max_tokens; fragments say whether they carry accepted draft tokens. `push` returns True to stop."""
 
-    def __init__(self, gen: Generation, sampler: SamplerChain, started: float) -> None:
-        request, model = gen.request, gen.model
+    def __init__(
+        self, request: GenerationRequest, model: LlamaModel, emit: Emit, sampler: SamplerChain, started: float
+    ) -> None:
         self.piece = model.fast_special_piece if request.render_special else model.fast_piece
         self.is_eog = model.is_eog
-        self.emit = gen.emit
+        self.emit = emit
         self.started = started
         self.utf8, self.stops = Utf8Stream(), StopMatcher(request.stop)
         self.trigger = LazyTrigger(request.grammar_trigger, sampler)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import llama_cpp.llama_cpp as C
 
@@ -204,6 +205,7 @@ class ContextParams:
     n_threads: int
     embeddings: bool = False
     n_seq_max: int = 1
+    kv_unified: bool = False  # one KV cache every sequence may fill (else n_ctx / n_seq_max each)
     flash_attention: bool | None = None
     k_cache_type: KvCacheType | None = None
     v_cache_type: KvCacheType | None = None
@@ -220,6 +222,7 @@ class LlamaContext:
         p.n_batch = c_int("eval_batch_size", params.n_batch, 1, U32_MAX)
         p.n_ubatch = params.n_batch if params.embeddings else min(params.n_batch, 512)
         p.n_seq_max = c_int("n_seq_max", params.n_seq_max, 1, U32_MAX)
+        p.kv_unified = params.kv_unified
         p.n_threads = p.n_threads_batch = c_int("n_threads", params.n_threads, 1, I32_MAX)
         p.embeddings = params.embeddings
         p.no_perf = True
@@ -255,7 +258,20 @@ class LlamaContext:
         self.n_batch = int(C.llama_n_batch(ptr))
         self.memory = C.llama_get_memory(ptr)
         self.pooling_type = int(C.llama_pooling_type(ptr))
+        self.n_seq_max = params.n_seq_max
         self._batch = C.llama_batch_init(max(self.n_batch, 1), 0, params.n_seq_max)
+
+    @property
+    def batch(self) -> Any:  # C.llama_batch (ctypes' stubs cannot type its pointer fields)
+        """The context's batch buffer (n_batch tokens), filled in place by the batched step loop."""
+        return self._batch
+
+    def decode_batch(self, n_tokens: int) -> int:
+        """Evaluate the first `n_tokens` of `batch` as filled by the caller; llama.cpp's return code (0: done,
+        1: no room in the KV cache, nothing evaluated; others: failures, see `evaluation_failed`)."""
+        batch = self._batch
+        batch.n_tokens = n_tokens
+        return int(C.llama_decode(self.ptr, batch))
 
     def decode(
         self, tokens: Sequence[int], start_pos: int, *, seq_id: int = 0, logits_last: bool = True
@@ -298,7 +314,7 @@ class LlamaContext:
         batch.n_tokens = 1
         rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise _evaluation_failed("the next token", rc)
+            raise evaluation_failed("the next token", rc)
 
     def encode_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
         """Evaluate several whole sequences at once (embeddings), sequence i gets seq_id i."""
@@ -318,12 +334,12 @@ class LlamaContext:
         else:
             rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise _evaluation_failed("the embedding batch", rc)
+            raise evaluation_failed("the embedding batch", rc)
 
     def _run(self, batch: C.llama_batch) -> None:
         rc = C.llama_decode(self.ptr, batch)
         if rc != 0:
-            raise _evaluation_failed(f"a batch of {batch.n_tokens} tokens", rc)
+            raise evaluation_failed(f"a batch of {batch.n_tokens} tokens", rc)
 
     def sequence_embedding(self, seq_id: int) -> list[float]:
         ptr = C.llama_get_embeddings_seq(self.ptr, seq_id)
@@ -331,18 +347,27 @@ class LlamaContext:
             raise InferenceError("llama.cpp returned no pooled embedding (the model has no pooling).")
         return [float(x) for x in ptr[: self.model.n_embd]]
 
-    def keep_prefix(self, n_keep: int) -> bool:
-        """Drop sequence 0's cache from position n_keep on; False if the cache cannot be cut there."""
-        return bool(C.llama_memory_seq_rm(self.memory, 0, n_keep, -1))
+    def keep_prefix(self, n_keep: int, seq_id: int = 0) -> bool:
+        """Drop a sequence's cache from position n_keep on; False if the cache cannot be cut there."""
+        return bool(C.llama_memory_seq_rm(self.memory, seq_id, n_keep, -1))
 
-    def shift(self, keep: int, discard: int, end: int) -> bool:
-        """Context shift on sequence 0: drop positions [keep, keep + discard) and move [keep + discard,
+    def copy_prefix(self, src: int, dst: int, n_tokens: int) -> None:
+        """Let sequence `dst` share the cells of positions [0, n_tokens) of `src` (no copy, no compute:
+        the cells carry both sequence ids). `dst` must be empty."""
+        C.llama_memory_seq_cp(self.memory, src, dst, 0, n_tokens)
+
+    def drop_sequence(self, seq_id: int) -> None:
+        """Free every cell of one sequence."""
+        C.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+
+    def shift(self, keep: int, discard: int, end: int, seq_id: int = 0) -> bool:
+        """Context shift on one sequence: drop positions [keep, keep + discard) and move [keep + discard,
         end) down by `discard`. False (nothing changed) if this model's memory cannot shift."""
         if not C.llama_memory_can_shift(self.memory):
             return False
-        if not C.llama_memory_seq_rm(self.memory, 0, keep, keep + discard):
+        if not C.llama_memory_seq_rm(self.memory, seq_id, keep, keep + discard):
             return False
-        C.llama_memory_seq_add(self.memory, 0, keep + discard, end, -discard)
+        C.llama_memory_seq_add(self.memory, seq_id, keep + discard, end, -discard)
         return True
 
     def clear(self) -> None:
@@ -382,7 +407,7 @@ _EVAL_FAILURES = {
 }
 
 
-def _evaluation_failed(what: str, rc: int) -> InferenceError:
+def evaluation_failed(what: str, rc: int) -> InferenceError:
     reason = _EVAL_FAILURES.get(rc, "out of memory or an internal error")
     return InferenceError(f"llama.cpp failed to evaluate {what} (code {rc}: {reason}).")
 

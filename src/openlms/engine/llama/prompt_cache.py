@@ -67,12 +67,12 @@ class PromptCache:
                 found, length = key, n
         return found, length
 
-    def save(self, ctx: LlamaContext, tokens: Sequence[int]) -> bool:
-        """Copy the live sequence (holding `tokens`) into the cache. False when it is too short, too big
+    def save(self, ctx: LlamaContext, tokens: Sequence[int], seq_id: int = 0) -> bool:
+        """Copy a live sequence (holding `tokens`) into the cache. False when it is too short, too big
         for the budget, or llama.cpp could not copy it."""
         if len(tokens) < self.min_tokens:
             return False
-        size = ctx.state_size()
+        size = ctx.state_size(seq_id)
         if size <= 0 or size > self.budget:
             return False
         key_tokens = tuple(tokens)
@@ -80,7 +80,7 @@ class PromptCache:
             return False
         self._drop_prefixes_of(key_tokens)
         self._make_room(size)
-        data = ctx.save_state(size)
+        data = ctx.save_state(size, seq_id)
         if data is None:
             return False
         self._entries[self._next] = SavedState(key_tokens, data)

@@ -6,9 +6,11 @@ import asyncio
 import math
 import platform
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 
@@ -23,14 +25,16 @@ from openlms.core.types import (
     Done,
     DraftSpec,
     EmbeddingResult,
+    EngineUsage,
     GenerationEvent,
     GenerationRequest,
     LoadConfig,
     ModelDescriptor,
     ModelKind,
 )
+from openlms.engine.llama.batching import BatchScheduler
 from openlms.engine.llama.draft import Drafter
-from openlms.engine.llama.generator import Generation, SequenceCache, run_generation
+from openlms.engine.llama.generator import Emit, run_generation
 from openlms.engine.llama.native import ContextParams, LlamaContext, LlamaModel, backend, default_threads
 from openlms.engine.llama.prompt_cache import PromptCache
 from openlms.engine.llama.speculative import SpeculativeGeneration
@@ -103,10 +107,17 @@ class LlamaBackend:
         try:
             if descriptor.kind is ModelKind.EMBEDDING:
                 return LlamaEmbeddingRuntime(model, config, threads)
-            runtime = LlamaLlmRuntime(model, config, threads, self.default_context_length)
-            if self.prompt_cache_bytes > 0 and not model.is_recurrent:  # recurrent: cannot cut a state
-                runtime.cache.store = PromptCache(self.prompt_cache_bytes)
-            return runtime
+            store_bytes = (
+                0 if model.is_recurrent else self.prompt_cache_bytes
+            )  # recurrent: cannot cut a state
+            return LlamaLlmRuntime(
+                model,
+                config,
+                threads,
+                self.default_context_length,
+                store=PromptCache(store_bytes) if store_bytes > 0 else None,
+                max_queued=self.max_queued,
+            )
         except BaseException:
             model.close()
             raise
@@ -116,12 +127,13 @@ class _RuntimeBase(WorkerBacked):
     """What both kinds share: the model, its worker thread, and the context the worker created."""
 
     kind: ModelKind
+    worker: Any  # Worker, or the LLM's BatchScheduler (same call/close/queued/busy)
 
-    def __init__(self, model: LlamaModel, name: str, params: ContextParams, config: LoadConfig) -> None:
+    def __init__(self, model: LlamaModel, worker: Any, params: ContextParams, config: LoadConfig) -> None:
         self.model = model
-        self.worker = Worker(name)
+        self.worker = worker
         try:
-            self.ctx = self.worker.call(lambda: LlamaContext(model, params))
+            self.ctx: LlamaContext = self.worker.call(lambda: LlamaContext(model, params))
         except BaseException:
             self.worker.close()
             raise
@@ -162,48 +174,71 @@ class _RuntimeBase(WorkerBacked):
 
 
 class LlamaLlmRuntime(_RuntimeBase):
-    kind = ModelKind.LLM
+    """An LLM whose predictions run `parallel` at a time in one step loop (`batching.py`)."""
 
-    def __init__(self, model: LlamaModel, config: LoadConfig, threads: int, default_ctx: int) -> None:
+    kind = ModelKind.LLM
+    worker: BatchScheduler
+
+    def __init__(
+        self,
+        model: LlamaModel,
+        config: LoadConfig,
+        threads: int,
+        default_ctx: int,
+        *,
+        store: PromptCache | None = None,
+        max_queued: int = 32,
+    ) -> None:
         n_ctx = config.context_length or min(default_ctx, model.n_ctx_train or default_ctx)
+        parallel = config.parallel or DEFAULT_PARALLEL
         params = ContextParams(
             n_ctx=n_ctx,
             n_batch=config.eval_batch_size or DEFAULT_BATCH,
             n_threads=threads,
+            n_seq_max=parallel,
+            kv_unified=True,  # every prediction may use the whole context
             flash_attention=config.flash_attention,
             k_cache_type=config.k_cache_type,
             v_cache_type=config.v_cache_type,
             rope_frequency_base=config.rope_frequency_base,
             rope_frequency_scale=config.rope_frequency_scale,
         )
-        super().__init__(model, "openlms-llm", params, config)
-        self.cache = SequenceCache()
+        scheduler = BatchScheduler(
+            "openlms-llm", n_slots=parallel, max_queued=max_queued, default_seed=config.seed
+        )
+        super().__init__(model, scheduler, params, config)
+        scheduler.attach(self.ctx, store)
         self._threads = threads
-        # worker thread only: the draft model in use (at most one), and drafts found incompatible
+        # loop thread only: the draft model in use (at most one), and drafts found incompatible
         self._drafter: Drafter | None = None
         self._refused: dict[tuple[Path, int], InvalidRequestError] = {}
 
+    @property
+    def usage(self) -> EngineUsage:
+        return self.worker.usage()
+
     def generate(self, request: GenerationRequest) -> EventStream[GenerationEvent]:
-        if request.draft is not None:
-            validate_draft(request.draft)
         channel = generation_channel(asyncio.get_running_loop())
-        seed = self._config.seed
-
-        def work(job: Job) -> None:
-            if request.draft is None:
-                generation = Generation(
-                    self.ctx, self.cache, request, channel.put, job.cancelled, default_seed=seed
-                )
-            else:
-                drafter = self._draft_model(request.draft)
-                generation = SpeculativeGeneration(
-                    self.ctx, self.cache, request, channel.put, job.cancelled, drafter, default_seed=seed
-                )
-            run_generation(generation)
-
-        job = Job(work, channel.put)
-        self.worker.submit(job)
+        if request.draft is None:
+            job = self.worker.submit(request, channel.put)
+        else:
+            validate_draft(request.draft)
+            job = Job(lambda job: self._speculate(request, channel.put, job), channel.put)
+            self.worker.submit_job(job)
         return EventStream(channel, job, lambda ev: isinstance(ev, Done))
+
+    def _speculate(self, request: GenerationRequest, emit: Emit, job: Job) -> None:
+        """Speculative decoding, alone on sequence 0 (the loop runs it when no other prediction runs)."""
+        assert request.draft is not None and self.worker.table is not None
+        slot = self.worker.table.clear_for_exclusive()
+        drafter = self._draft_model(request.draft)
+        generation = SpeculativeGeneration(
+            self.ctx, slot.cache, request, emit, job.cancelled, drafter, default_seed=self._config.seed
+        )
+        try:
+            run_generation(generation)
+        finally:
+            slot.last_used = time.monotonic()
 
     def _draft_model(self, spec: DraftSpec) -> Drafter:
         """The loaded draft model for `spec` (worker thread): loaded on first use, kept until another draft
@@ -226,8 +261,6 @@ class LlamaLlmRuntime(_RuntimeBase):
 
     def close(self) -> None:
         def free() -> None:
-            if self.cache.store is not None:
-                self.cache.store.clear()
             if self._drafter is not None:
                 self._drafter.close()
             self.ctx.close()
@@ -254,7 +287,7 @@ class LlamaEmbeddingRuntime(_RuntimeBase):
         params = ContextParams(
             n_ctx=n_ctx, n_batch=n_batch, n_threads=threads, embeddings=True, n_seq_max=EMBED_SEQ_MAX
         )
-        super().__init__(model, "openlms-embedding", params, config)
+        super().__init__(model, Worker("openlms-embedding"), params, config)
         # llama.cpp pads the context of each of the EMBED_SEQ_MAX sequences (to 256 tokens), so its n_ctx is
         # larger than what one input may hold: the model's trained length (and the batch) is the limit
         self._limit = min(n_ctx, self.ctx.n_batch)

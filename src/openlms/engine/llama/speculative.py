@@ -70,7 +70,7 @@ class SpeculativeGeneration(Generation):
         self, tokens: list[int], reused: int, sampler: SamplerChain, started: float, prompt_done: float
     ) -> GenerationStats:
         ctx, cached, counts, sample = self.ctx, self.cache.tokens, self.counts, sampler.sample_at
-        out = TokenOutput(self, sampler, started)
+        out = TokenOutput(self.request, self.model, self.emit, sampler, started)
         n_ctx, pos = ctx.n_ctx, len(tokens)
         token = sample(ctx.ptr, -1)
         stop = out.push(token, drafted=False)
