@@ -85,13 +85,20 @@ class Server:
         self.lms("unload", "--all")
 
 
-def start_server(tmp: Path, models_dir: Path, port: int, *flags: str, sdk_port: int = 0) -> Server:
-    """A server in a home of its own under `tmp`, on `port` (`flags`: more `lms server start` flags);
-    `sdk_port` 0 (the default): no second port, so that test and benchmark servers never compete for the
-    SDK's 41343 (SDK clients connect to `port`)."""
+def start_server(
+    tmp: Path,
+    models_dir: Path,
+    port: int,
+    *flags: str,
+    sdk_port: int = 0,
+    settings: dict[str, object] | None = None,
+) -> Server:
+    """A server in a home of its own under `tmp`, on `port` (`flags`: more `lms server start` flags;
+    `settings`: more of its settings.json); `sdk_port` 0 (the default): no second port, so that test and
+    benchmark servers never compete for the SDK's 41343 (SDK clients connect to `port`)."""
     home = tmp / "home"
     (home / "openlms").mkdir(parents=True, exist_ok=True)
-    settings = {"models_dir": str(models_dir), "sdk_port": sdk_port}
+    settings = {"models_dir": str(models_dir), "sdk_port": sdk_port, **(settings or {})}
     (home / "openlms" / "settings.json").write_text(json.dumps(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
     env["OPENLMS_HOME"] = str(home)

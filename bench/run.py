@@ -186,13 +186,22 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--n-gen", type=int, default=128)
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--isolate-models",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1 (the default): each model in its own worker process (docs/workers.md); 0: in the server",
+    )
     a = p.parse_args()
     models = default_models_dir()
     with tempfile.TemporaryDirectory() as tmp:
         prompt_file = Path(tmp) / "prompt.txt"
         prompt_file.write_text(PROMPT)
         raw = RawLoop(find_model(models, a.model).path, a.ctx, prompt_file)
-        server = start_server(Path(tmp), models, free_port())
+        server = start_server(
+            Path(tmp), models, free_port(), settings={"isolate_models": bool(a.isolate_models)}
+        )
         try:
             results = measure(server, raw, a)
         finally:
@@ -259,6 +268,7 @@ def measure(server: Server, raw: RawLoop, a: argparse.Namespace) -> dict[str, fl
         "server_peak_rss_mb": server_rss,
         "rss_overhead_mb": server_rss - raw_rss,
         "threads": len(os.sched_getaffinity(0)),
+        "isolate_models": a.isolate_models,
     }
 
 
@@ -270,7 +280,7 @@ def paired(server: list[float], raw: list[float]) -> float:
 
 def report(r: dict[str, float]) -> None:
     rows = [
-        f"threads: {r['threads']}",
+        f"threads: {r['threads']}   isolate_models: {r['isolate_models']}",
         f"decode   raw {r['raw_decode_tps']:7.1f} tok/s   server {r['server_decode_tps']:7.1f} tok/s (best)"
         f"   ratio {r['decode_ratio']:.3f} (median of paired runs; target >= 0.95)",
         f"decode via the lmstudio SDK {r['sdk_decode_tps']:7.1f} tok/s (best)"
