@@ -123,7 +123,8 @@ def table(res: dict[str, Any]) -> str:
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     intro = (
-        f"model {setup['model']}, context {setup['ctx']} (unified), parallel {setup['parallel']}, "
+        f"model {setup['model']}, context {setup['ctx']}"
+        f" ({'unified' if setup['llama_server_kv_unified'] else 'per slot'}), parallel {setup['parallel']}, "
         f"threads {setup['threads']}; llama-server {' '.join(setup['llama_server_args'][2:])}"
     )
     return intro + "\n" + "\n".join(lines) + "\nratio: openlms / llama-server unless the row says otherwise"

@@ -183,7 +183,11 @@ def measure_streams(urls: dict[str, str], a: argparse.Namespace, raw: RawLoop) -
     def single(side: str, r: int) -> float:
         if side == "openlms":  # the raw loop runs right before openlms's run every round
             raw_tps.append(float(raw.ask("tg")["decode_tokens_per_s"]))
-        return asyncio.run(decode_rate(urls[side], a.model, a.n_gen))
+        try:
+            return asyncio.run(decode_rate(urls[side], a.model, a.n_gen))
+        except RuntimeError as e:  # counted as no rate (NaN), the run goes on
+            print(f"  {side}: {e}", file=sys.stderr)
+            return float("nan")
 
     results: dict[str, Any] = {"single": alternate(a.reps, single)}
     results["single"]["raw"] = raw_tps
