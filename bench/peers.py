@@ -167,13 +167,22 @@ def warm_up(url: str, model: str) -> None:
     asyncio.run(decode_rate(url, model, 8))
 
 
-def alternate(rounds: int, run: Callable[[str, int], Any]) -> dict[str, list[Any]]:
-    """run(side, round) for both sides every round, openlms first in even rounds, llama-server in odd."""
+def alternate(name: str, rounds: int, run: Callable[[str, int], Any]) -> dict[str, list[Any]]:
+    """run(side, round) for both sides every round, openlms first in even rounds, llama-server in odd;
+    each result is logged as it comes (a long run shows its progress)."""
     out: dict[str, list[Any]] = {side: [] for side in SIDES}
     for r in range(rounds):
         for side in SIDES if r % 2 == 0 else SIDES[::-1]:
             out[side].append(run(side, r))
+            print(f"  {name} round {r + 1}/{rounds} {side}: {brief(out[side][-1])}", file=sys.stderr)
     return out
+
+
+def brief(result: Any) -> str:
+    if isinstance(result, float):
+        return f"{result:.1f} tok/s"
+    keys = ("aggregate_tps", "completed", "ttft_p50_s", "cold_ttft_s", "follow_up_ttft_s", "requests_failed")
+    return ", ".join(f"{k} {result[k]:.3g}" for k in keys if k in result)
 
 
 def measure_streams(urls: dict[str, str], a: argparse.Namespace, raw: RawLoop) -> dict[str, Any]:
@@ -189,7 +198,7 @@ def measure_streams(urls: dict[str, str], a: argparse.Namespace, raw: RawLoop) -
             print(f"  {side}: {e}", file=sys.stderr)
             return float("nan")
 
-    results: dict[str, Any] = {"single": alternate(a.reps, single)}
+    results: dict[str, Any] = {"single": alternate("single stream", a.reps, single)}
     results["single"]["raw"] = raw_tps
     for n in a.streams:
 
@@ -201,8 +210,7 @@ def measure_streams(urls: dict[str, str], a: argparse.Namespace, raw: RawLoop) -
                 )
             )  # fmt: skip
 
-        results[f"streams_{n}"] = alternate(a.reps, chats)
-        print(f"  {n} streams done", file=sys.stderr)
+        results[f"streams_{n}"] = alternate(f"{n} streams", a.reps, chats)
     return results
 
 
@@ -215,7 +223,7 @@ def measure_conversations(urls: dict[str, str], a: argparse.Namespace) -> dict[s
             )
         )  # fmt: skip
 
-    return alternate(a.conv_reps, run)
+    return alternate("conversations", a.conv_reps, run)
 
 
 def memory(
