@@ -190,6 +190,8 @@ def _conversation_rows(c: dict[str, Any], setup: dict[str, Any]) -> list[tuple[s
 
 def _memory_rows(m: dict[str, Any], setup: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     tree, llama = m["openlms_tree"], m["llama_server"]
+    after = m.get("openlms_tree_after_conversations", {})
+    after_peer, nan = m.get("llama_server_after_conversations", {}), float("nan")
     n = int(tree["processes"])
     return [
         (
@@ -205,6 +207,13 @@ def _memory_rows(m: dict[str, Any], setup: dict[str, Any]) -> list[tuple[str, st
             f"raw {m['raw_peak_rss_mb']:.0f}",
             "",
             f"<= +{MEMORY_MARGIN_MB:.0f} {_mark(m['overhead_mb'], MEMORY_MARGIN_MB, False)}",
+        ),
+        (
+            "  RSS MB after the conversations (prompt cache)",
+            f"{after.get('rss_mb', nan):.0f}",
+            f"{after_peer.get('rss_mb', nan):.0f}",
+            "",
+            "",
         ),
         (f"  KV cache MB ({setup['ctx']} cells, f16; raw: same)", f"{m['kv_cache_mb']:.0f}", "", "", ""),
     ]

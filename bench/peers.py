@@ -294,6 +294,8 @@ def main() -> int:
             mem = memory(server, raw, llama, model_path, int(config.get("context_length") or a.ctx))
             print("workload: interleaved conversations", file=sys.stderr)
             convs = measure_conversations(urls, a)
+            mem["openlms_tree_after_conversations"] = tree_rss_mb(openlms_pid(server))
+            mem["llama_server_after_conversations"] = llama.rss_mb()
             llama_args, llama_log = llama.args, llama.log.read_text()
         finally:
             if llama:
