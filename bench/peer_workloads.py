@@ -253,6 +253,7 @@ async def conversations(
         "follow_up_vs_cold": follow_s / cold_s,
         "first_turn_shared_prompt_ttft_s": statistics.median(first_shared) if first_shared else None,
         "follow_up_cached_tokens_min": min(cached) if cached else None,
+        "follow_up_cached_tokens": cached,  # each follow-up's reported cached prompt tokens, in order
         "requests_failed": len(failed),
         "errors": failed[:3],
     }
