@@ -1,18 +1,14 @@
 """Concurrent clients for the parallel-prediction end-to-end tests: `openai` streams and `lmstudio` SDK
-streams that record what they got, started together in threads; a server with extra settings; loads
-with a load config; `/metrics` scraped with prometheus_client's parser; and the comparison of parallel
-answers with serial ones."""
+streams that record what they got, started together in threads; loads with a load config; `/metrics`
+scraped with prometheus_client's parser; and the comparison of parallel answers with serial ones."""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -36,21 +32,6 @@ class Outcome:
     text: str
     finish: str | None
     chunks: int = 0
-
-
-def start_server_with(tmp: Path, models_dir: Path, port: int, **settings: object) -> Server:
-    """Like `start_server`, with more settings (`max_queued_predictions=1`, ...) given to the server as
-    `OPENLMS_*` environment variables, as a user would."""
-    home = tmp / "home"
-    (home / "openlms").mkdir(parents=True, exist_ok=True)
-    base = {"models_dir": str(models_dir), "sdk_port": 0}
-    (home / "openlms" / "settings.json").write_text(json.dumps(base))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLMS_")}
-    env["OPENLMS_HOME"] = str(home)
-    env |= {f"OPENLMS_{name.upper()}": str(value) for name, value in settings.items()}
-    server = Server(home, port, env)
-    server.lms("server", "start", "--port", str(port), timeout=60)
-    return server
 
 
 def load(server: Server, key: str, **config: object) -> str:
@@ -125,12 +106,14 @@ def sdk_stream(
     max_tokens: int,
     *,
     model: str = CHAT_MODEL,
+    endless: bool = True,
     on_chunk: Callable[[int], bool] | None = None,
 ) -> Outcome:
-    """A streamed `respond` through the `lmstudio` SDK (a client of its own) at temperature 0, held by a
-    grammar that never completes (it writes until `max_tokens`). `on_chunk(count)` is called after each
-    fragment; when it returns False the client cancels the prediction there (`stream.cancel()`)."""
-    config = greedy(max_tokens, structured={"type": "gbnf", "gbnfGrammar": ENDLESS_GRAMMAR})
+    """A streamed `respond` through the `lmstudio` SDK (a client of its own) at temperature 0; `endless`:
+    held by a grammar that never completes (it writes until `max_tokens`). `on_chunk(count)` is called
+    after each fragment; when it returns False the client cancels the prediction (`stream.cancel()`)."""
+    grammar = {"structured": {"type": "gbnf", "gbnfGrammar": ENDLESS_GRAMMAR}} if endless else {}
+    config = greedy(max_tokens, **grammar)
     with lms.Client(host_of(server)) as client:
         llm = client.llm.model(model)
         stream = llm.respond_stream(question, config=config)
