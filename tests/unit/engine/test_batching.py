@@ -74,6 +74,7 @@ async def test_predictions_overlap_in_time(batched: ModelRuntime) -> None:
 async def test_cancelling_one_leaves_the_others_untouched(batched: ModelRuntime) -> None:
     requests = [GenerationRequest(prompt(seed), GREEDY, max_tokens=60) for seed in range(4)]
     alone = [(await run(batched, r))[0] for r in requests]
+    requests[1] = GenerationRequest(prompt(1), GREEDY, max_tokens=900)  # long: the cancel comes first
     streams = [batched.generate(r) for r in requests]
 
     async def consume(i: int) -> tuple[str, Done | None]:
@@ -91,8 +92,9 @@ async def test_cancelling_one_leaves_the_others_untouched(batched: ModelRuntime)
     assert [results[i][0] for i in (0, 2, 3)] == [alone[i] for i in (0, 2, 3)]
     cancelled = results[1][1]
     assert cancelled is not None and cancelled.stats.stop_reason is StopReason.USER_STOPPED
-    assert cancelled.stats.predicted_tokens < 60
-    assert (await run(batched, requests[1]))[0] == alone[1]  # its slot serves again
+    assert cancelled.stats.predicted_tokens < 900
+    again = GenerationRequest(prompt(1), GREEDY, max_tokens=60)
+    assert (await run(batched, again))[0] == alone[1]  # its slot serves again
 
 
 async def test_a_full_queue_refuses_with_server_busy(tiny_llama: Path) -> None:
@@ -145,5 +147,26 @@ async def test_a_full_context_stops_the_last_admitted_with_a_clear_error(tiny_ll
         finished = [o for o in outcomes if not isinstance(o, BaseException)]
         assert finished and all(d.stats.predicted_tokens == n_ctx - 40 for _, d, _ in finished)
         assert isinstance(outcomes[0], tuple)  # the first admitted always finishes
+    finally:
+        await asyncio.to_thread(rt.close)
+
+
+@pytest.mark.parametrize(("parallel", "unique"), [(4, 6), (2, 80)])
+async def test_interleaved_conversations_keep_their_own_turns(
+    tiny_llama: Path, parallel: int, unique: int
+) -> None:
+    """Four chats with one long system prompt, served in turn: every follow-up reuses its own first turn
+    (from its slot; with fewer slots than chats, from host RAM, where a state is kept when it spares at
+    least the prompt cache's `min_tokens`)."""
+    backend = LlamaBackend(prompt_cache_mb=64)
+    config = LoadConfig(context_length=2048, parallel=parallel)
+    rt = await asyncio.to_thread(backend.load, describe(tiny_llama), config, lambda p: None)
+    try:
+        firsts = [prompt(seed, unique, shared=300) for seed in range(4)]
+        answers = [(await run(rt, GenerationRequest(t, GREEDY, max_tokens=12)))[0] for t in firsts]
+        for tokens, answer in zip(firsts, answers, strict=True):
+            follow_up = [*tokens, *rt.tokenize(answer), 300, 301, 302]
+            _, done, _ = await run(rt, GenerationRequest(follow_up, GREEDY, max_tokens=4))
+            assert done.stats.cached_prompt_tokens >= len(tokens)
     finally:
         await asyncio.to_thread(rt.close)

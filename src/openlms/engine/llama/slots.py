@@ -2,8 +2,8 @@
 that the next prompt sharing its prefix skips that part.
 
 Where a new prompt goes (`SlotTable.place`):
-1. an idle slot holding the same conversation (cutting it at the shared prefix loses less than `MIN_SHARE`
-   tokens of its last prompt): it keeps the shared prefix;
+1. an idle slot holding the same conversation (the new prompt starts with its whole last prompt: a
+   follow-up or a regenerate): it keeps the shared prefix and drops only the old answer where it differs;
 2. otherwise an empty idle slot, else the least recently used idle one (its KV saved to the host-RAM prompt
    cache first when that can spare a later prompt `min_tokens` or more), which then borrows the longest
    prefix any other slot holds (`llama_memory_seq_cp`: the cells carry both sequence ids, nothing is copied
@@ -62,7 +62,7 @@ class SlotTable:
         idle = [s for s in self.slots if not s.busy]
         own = max(idle, key=lambda s: (common_prefix(s.reusable(), tokens), s.last_used))
         keep = min(common_prefix(own.reusable(), tokens), limit)
-        if own.tokens and own.cache.prompt_len - keep < MIN_SHARE:
+        if own.tokens and keep >= own.cache.prompt_len - 1:  # its follow-up or a regenerate
             target = own
         else:
             empty = [s for s in idle if not s.tokens]
@@ -74,7 +74,7 @@ class SlotTable:
         restored = self._restore(target, tokens, limit, keep)
         if restored is not None:
             keep = restored
-        elif target.cache.prompt_len - keep >= MIN_SHARE:  # another conversation: save what it loses
+        elif keep < target.cache.prompt_len - 1:  # another conversation: save what it loses
             self._save(target)
         self._cut(target, keep)
         return target, keep
