@@ -28,6 +28,7 @@ from openlms.core.types import (
     Done,
     DraftSpec,
     EmbeddingResult,
+    EngineUsage,
     FirstToken,
     Fragment,
     GenerationEvent,
@@ -106,6 +107,13 @@ class FakeRuntime(WorkerBacked):
         self._backend = backend
         self.worker = Worker("openlms-fake")
         self.closed = threading.Event()
+
+    @property
+    def usage(self) -> EngineUsage:
+        """One prediction at a time (no batching), reported with the load config's parallel setting."""
+        return EngineUsage(
+            running=int(self.worker.busy), queued=self.worker.queued, parallel=self._config.parallel or 1
+        )
 
     @property
     def context_length(self) -> int:

@@ -333,9 +333,13 @@ class InstanceManager:
         return gone
 
     def _next_deadline(self) -> float | None:
+        """When the reaper should look again: the first idle TTL to run out; soon when an instance with a TTL
+        is still busy in its engine after its last request ended (nothing else wakes the reaper then)."""
         deadlines = [
             i.last_used + i.ttl_seconds for i in self._instances.values() if i.ttl_seconds and not i.busy
         ]
+        if any(i.ttl_seconds and i.busy and i.active == 0 for i in self._instances.values()):
+            deadlines.append(self._clock() + 1.0)
         return min(deadlines) if deadlines else None
 
     async def _reap_forever(self) -> None:
