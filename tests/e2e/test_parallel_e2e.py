@@ -94,10 +94,14 @@ def check_same(serial: list[Outcome], rounds: list[list[Outcome]], echoes: list[
     ggml-org/llama.cpp#7052, #6950). Measured on the 2-core dev machine, 6 to 8 runs of 6 streams x 32
     tokens x 3 rounds: 9 to 15 of 18 free-text streams equal in full, the others parting after 5 to 153
     characters (5 once); with `parallel` 1 (no batch) 18 of 18. Answers that only repeat the prompt have
-    no near-tie and never parted (24 of 24). Asserted: those `echoes` equal in full, every time; every
-    other stream begins as its twin does (its first word)."""
+    no near-tie while they repeat it (24 of 24), but where the model ends the repetition (EOS after the
+    second or the third copy) is a near-tie too: once a serial rerun, whose prompt came from the prefix
+    cache (its last token evaluated alone, not in the prompt's batch), stopped a copy earlier. Asserted:
+    those `echoes` never part while both write (equal, or one a prefix of the other); every other stream
+    begins as its twin does (its first word)."""
     found = Comparison.of(serial, rounds)
-    assert not [p for p in found.parted_at if p[0] in echoes], found
+    parted_echoes = [p for p in found.parted_at if p[0] in echoes]
+    assert len(parted_echoes) == len([i for i in found.ended_apart if i in echoes]), found
     assert all(common >= min(4, length) for _, common, length in found.parted_at), found
     return found
 
@@ -126,7 +130,7 @@ def test_concurrent_streams_get_what_they_get_alone(
     ]
     assert all(ended), serial
     again = [stream_job(server, i)() for i in range(len(STREAMS))]
-    assert Comparison.of(serial, [again]).same == len(STREAMS)  # serial runs agree with themselves
+    print(f"serial rerun vs serial: {check_same(serial, [again], ECHOES)}")  # the same criteria hold
     rounds = [together([stream_job(server, i) for i in range(len(STREAMS))]) for _ in range(ROUNDS)]
     for run in rounds:
         assert all(o.finish in FINISHED for o in run), run

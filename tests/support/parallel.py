@@ -156,6 +156,7 @@ class Comparison:
     total: int
     same: int
     parted_at: list[tuple[int, int, int]]  # (stream, chars in common, serial length) per mismatch
+    ended_apart: list[int]  # streams (one entry per mismatch) where one text is a prefix of the other
 
     @staticmethod
     def of(serial: Sequence[Outcome], rounds: Sequence[Sequence[Outcome]]) -> Comparison:
@@ -165,13 +166,20 @@ class Comparison:
             for i, (ref, got) in enumerate(zip(serial, run, strict=True))
             if got.text != ref.text
         ]
+        ended_apart = [
+            i
+            for run in rounds
+            for i, (ref, got) in enumerate(zip(serial, run, strict=True))
+            if got.text != ref.text and (got.text.startswith(ref.text) or ref.text.startswith(got.text))
+        ]
         total = sum(len(run) for run in rounds)
-        return Comparison(total, total - len(parted), parted)
+        return Comparison(total, total - len(parted), parted, ended_apart)
 
     def __str__(self) -> str:
         return (
             f"{self.same}/{self.total} streams equal to the serial run; "
-            f"mismatches (stream, chars in common, length): {self.parted_at}"
+            f"mismatches (stream, chars in common, length): {self.parted_at}; "
+            f"only the end differs: {self.ended_apart}"
         )
 
 
