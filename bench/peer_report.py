@@ -192,10 +192,11 @@ def _memory_rows(m: dict[str, Any], setup: dict[str, Any]) -> list[tuple[str, st
     tree, llama = m["openlms_tree"], m["llama_server"]
     after = m.get("openlms_tree_after_conversations", {})
     after_peer, nan = m.get("llama_server_after_conversations", {}), float("nan")
+    streams, streams_peer = m.get("openlms_tree_after_streams", {}), m.get("llama_server_after_streams", {})
     n = int(tree["processes"])
     return [
         (
-            f"RSS MB, model loaded ({n} process{'es' if n > 1 else ''})",
+            f"RSS MB, model loaded, warm ({n} process{'es' if n > 1 else ''})",
             f"{tree['rss_mb']:.0f}",
             f"{llama['rss_mb']:.0f}",
             "",
@@ -207,6 +208,13 @@ def _memory_rows(m: dict[str, Any], setup: dict[str, Any]) -> list[tuple[str, st
             f"raw {m['raw_peak_rss_mb']:.0f}",
             "",
             f"<= +{MEMORY_MARGIN_MB:.0f} {_mark(m['overhead_mb'], MEMORY_MARGIN_MB, False)}",
+        ),
+        (
+            "  RSS MB after the streams (prompt cache)",
+            f"{streams.get('rss_mb', nan):.0f}",
+            f"{streams_peer.get('rss_mb', nan):.0f}",
+            "",
+            "",
         ),
         (
             "  RSS MB after the conversations (prompt cache)",

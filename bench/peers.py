@@ -289,9 +289,12 @@ def main() -> int:
             urls = {"openlms": server.url, "llama-server": llama.url}
             for url in urls.values():
                 warm_up(url, a.model)
+            # the model loaded at `parallel`, before the workloads fill the host-RAM prompt cache
+            mem = memory(server, raw, llama, model_path, int(config.get("context_length") or a.ctx))
             print("workloads: single stream and concurrent streams", file=sys.stderr)
             streams = measure_streams(urls, a, raw)
-            mem = memory(server, raw, llama, model_path, int(config.get("context_length") or a.ctx))
+            mem["openlms_tree_after_streams"] = tree_rss_mb(openlms_pid(server))
+            mem["llama_server_after_streams"] = llama.rss_mb()
             print("workload: interleaved conversations", file=sys.stderr)
             convs = measure_conversations(urls, a)
             mem["openlms_tree_after_conversations"] = tree_rss_mb(openlms_pid(server))
