@@ -165,26 +165,7 @@ class Worker:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the worker thread and wait for it (for set-up and tear-down, not requests)."""
-        done = threading.Event()
-        box: list[T | BaseException] = []
-
-        def work(_: Job) -> None:
-            try:
-                box.append(fn())
-            except BaseException as exc:  # re-raised in the caller
-                box.append(exc)
-            done.set()
-
-        def fail(exc: OpenLMSError) -> None:
-            box.append(exc)
-            done.set()
-
-        self.submit(Job(work, fail))
-        done.wait()
-        result = box[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return call_on(self.submit, fn)
 
     def close(self, finalizer: Callable[[], None] | None = None) -> None:
         """Stop accepting jobs, cancel the running one, fail queued ones, run `finalizer` on the thread."""
@@ -231,6 +212,30 @@ class Worker:
                 finalizer()
             except Exception:
                 log.exception("freeing the model failed")
+
+
+def call_on(submit: Callable[[Job], None], fn: Callable[[], T]) -> T:
+    """Run `fn` as a job given to `submit` (a worker thread's queue) and wait for its result or error."""
+    done = threading.Event()
+    box: list[T | BaseException] = []
+
+    def work(_: Job) -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # re-raised in the caller
+            box.append(exc)
+        done.set()
+
+    def fail(exc: OpenLMSError) -> None:
+        box.append(exc)
+        done.set()
+
+    submit(Job(work, fail))
+    done.wait()
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class EventStream(Generic[T]):

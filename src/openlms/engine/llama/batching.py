@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from openlms.core.errors import (
     ContextLengthExceededError,
@@ -40,13 +40,12 @@ from openlms.core.types import (
     GenerationStats,
     StopReason,
 )
-from openlms.engine.llama.generator import TokenOutput
+from openlms.engine.llama.generator import TokenOutput, prompt_tokens, request_sampler
 from openlms.engine.llama.native import LlamaContext, LlamaModel, evaluation_failed
 from openlms.engine.llama.prediction import Prediction, Sink
 from openlms.engine.llama.prompt_cache import PromptCache
-from openlms.engine.llama.sampler import SamplerChain
 from openlms.engine.llama.slots import SlotTable
-from openlms.engine.scheduler import Job
+from openlms.engine.scheduler import Job, call_on
 
 log = logging.getLogger("openlms.engine")
 
@@ -134,26 +133,7 @@ class BatchScheduler:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the loop's thread alone and wait for it (set-up and tear-down)."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def work(_: Job) -> None:
-            try:
-                box.append(fn())
-            except BaseException as exc:  # re-raised in the caller
-                box.append(exc)
-            done.set()
-
-        def fail(exc: OpenLMSError) -> None:
-            box.append(exc)
-            done.set()
-
-        self.submit_job(Job(work, fail))
-        done.wait()
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        result: T = box[0]
-        return result
+        return call_on(self.submit_job, fn)
 
     def close(self, finalizer: Callable[[], None] | None = None) -> None:
         """Stop: running predictions end (stop reason modelUnloaded), waiting ones fail, `finalizer` runs
@@ -217,19 +197,12 @@ class BatchScheduler:
     def _start(self, pending: Pending, table: SlotTable) -> None:
         request, model = pending.request, self.model
         assert model is not None
-        tokens = _prompt_tokens(request, model)
+        tokens = prompt_tokens(request, model)
         if not tokens:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         if len(tokens) >= table.ctx.n_ctx:
             raise ContextLengthExceededError(len(tokens), table.ctx.n_ctx)
-        sampler = SamplerChain(  # a grammar llama.cpp refuses fails here, before any decoding
-            request.sampling,
-            n_vocab=model.n_vocab,
-            default_seed=self.default_seed,
-            grammar=request.grammar,
-            vocab=model.vocab,
-            lazy_grammar=request.grammar_trigger is not None,
-        )
+        sampler = request_sampler(request, model, self.default_seed)
         slot, reused = table.place(tokens)
         slot.busy = True
         out = TokenOutput(request, model, pending.emit, sampler, pending.started)
@@ -407,11 +380,3 @@ def _no_work(_: Job) -> None:
 
 def _not_started(reason: StopReason) -> Done:
     return Done(GenerationStats(reason, 0, 0, 0.0, 0.0, 0.0))
-
-
-def _prompt_tokens(request: GenerationRequest, model: LlamaModel) -> list[int]:
-    prompt = request.prompt
-    if not isinstance(prompt, str):
-        return list(prompt)
-    add_bos = model.add_bos if request.add_bos is None else request.add_bos
-    return model.tokenize(prompt, add_special=add_bos, parse_special=True)

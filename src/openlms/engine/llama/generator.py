@@ -44,6 +44,27 @@ class SequenceCache:
     prompt_len: int = 0  # how many of `tokens` were the last request's prompt (the rest: its answer)
 
 
+def prompt_tokens(request: GenerationRequest, model: LlamaModel) -> list[int]:
+    """The request's prompt as tokens (a text prompt tokenized with the model's BOS rule)."""
+    prompt = request.prompt
+    if not isinstance(prompt, str):
+        return list(prompt)
+    add_bos = model.add_bos if request.add_bos is None else request.add_bos
+    return model.tokenize(prompt, add_special=add_bos, parse_special=True)
+
+
+def request_sampler(request: GenerationRequest, model: LlamaModel, default_seed: int | None) -> SamplerChain:
+    """The request's own sampler chain (a grammar llama.cpp refuses fails here, before any decoding)."""
+    return SamplerChain(
+        request.sampling,
+        n_vocab=model.n_vocab,
+        default_seed=default_seed,
+        grammar=request.grammar,
+        vocab=model.vocab,
+        lazy_grammar=request.grammar_trigger is not None,
+    )
+
+
 class Generation:
     """Runs one `GenerationRequest` to completion, emitting events. Call `run()` on the scheduler thread."""
 
@@ -67,29 +88,14 @@ class Generation:
         self.shifted = 0  # tokens dropped by context shifts
         self.kept: int | None = None  # fewest leading tokens a shift kept (None: no shift)
 
-    def prompt_tokens(self) -> list[int]:
-        prompt = self.request.prompt
-        if not isinstance(prompt, str):
-            return list(prompt)
-        add_bos = self.model.add_bos if self.request.add_bos is None else self.request.add_bos
-        return self.model.tokenize(prompt, add_special=add_bos, parse_special=True)
-
     def run(self) -> GenerationStats:
         started = time.perf_counter()
-        tokens = self.prompt_tokens()
+        tokens = prompt_tokens(self.request, self.model)
         if not tokens:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         if len(tokens) >= self.ctx.n_ctx:
             raise ContextLengthExceededError(len(tokens), self.ctx.n_ctx)
-        request, model = self.request, self.model
-        sampler = SamplerChain(  # a grammar llama.cpp refuses fails here, before any decoding
-            request.sampling,
-            n_vocab=model.n_vocab,
-            default_seed=self.default_seed,
-            grammar=request.grammar,
-            vocab=model.vocab,
-            lazy_grammar=request.grammar_trigger is not None,
-        )
+        sampler = request_sampler(self.request, self.model, self.default_seed)
         try:
             reused = self._prefill(tokens)
             prompt_done = time.perf_counter()
