@@ -153,15 +153,17 @@ def render_ps(instances: Sequence[LoadedInstance]) -> str:
     return "\n".join(lines)
 
 
-def crash_lines(crashes: Sequence[CrashInfo], now: float) -> list[str]:
-    """`lms ps`'s lines for model workers that crashed in the last hour (the server keeps the last 10)."""
+def crash_lines(crashes: Sequence[CrashInfo], now: float, loaded: frozenset[str] = frozenset()) -> list[str]:
+    """`lms ps`'s lines for model workers that crashed in the last hour (the server keeps the last 10);
+    an instance in `loaded` (its identifier) was loaded again since."""
     recent = [c for c in crashes if c.at is None or now - c.at < RECENT_CRASH_S]
     if not recent:
         return []
     lines = ["", "   CRASHED (worker process died; load the model again to use it)", ""]
     for crash in recent:
         ago = "" if crash.at is None else f", {format_duration(now - crash.at)} ago"
-        lines.append(f"{crash.instance_id} ({crash.model}): {crash.exit}{ago}")
+        again = "; loaded again since" if crash.instance_id in loaded else ""
+        lines.append(f"{crash.instance_id} ({crash.model}): {crash.exit}{ago}{again}")
     return lines
 
 

@@ -58,3 +58,9 @@ def test_crash_lines_read_leniently() -> None:
     assert info == CrashInfo(model="m", instance_id="m", at=None, exit="crashed")
     assert crash_lines([info], now=0.0)[-1] == "m (m): crashed"
     assert crash_lines([], now=0.0) == []
+
+
+def test_a_crashed_instance_loaded_again_says_so() -> None:
+    crash = CrashInfo(model="m", instance_id="m", at=100.0, exit="killed by signal 9 (SIGKILL)")
+    assert crash_lines([crash], 160.0, frozenset({"m"}))[-1].endswith("ago; loaded again since")
+    assert not crash_lines([crash], 160.0)[-1].endswith("loaded again since")

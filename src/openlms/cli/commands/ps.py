@@ -23,4 +23,5 @@ def ps(ctx: click.Context, as_json: bool, host_url: str | None) -> None:
     if as_json:
         click.echo(json.dumps([i.to_json() for i in instances], indent=2, ensure_ascii=False))
     else:
-        click.echo("\n".join([render_ps(instances), *crash_lines(crashes, time.time())]))
+        loaded = frozenset(i.identifier for i in instances)
+        click.echo("\n".join([render_ps(instances), *crash_lines(crashes, time.time(), loaded)]))
