@@ -377,17 +377,17 @@ class LlamaContext:
         """Bytes `save_state` would copy for one sequence (its KV cells and their positions)."""
         return int(C.llama_state_seq_get_size(self.ptr, seq_id))
 
-    def save_state(self, size: int, seq_id: int = 0) -> ctypes.Array[ctypes.c_char] | None:
-        """A host copy of one sequence's KV state (`size` from `state_size`); None if llama.cpp failed."""
-        buf = ctypes.create_string_buffer(size)
-        dst = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
-        written = int(C.llama_state_seq_get_data(self.ptr, dst, size, seq_id))
+    def save_state(self, size: int, seq_id: int = 0) -> ctypes.Array[ctypes.c_uint8] | None:
+        """A host copy of one sequence's KV state (`size` from `state_size`); None if llama.cpp failed.
+        A uint8 array goes to llama.cpp as is: `ctypes.cast` would tie the buffer into a reference cycle,
+        freed only by a full garbage collection (the prompt cache then held far more than its budget)."""
+        buf = (ctypes.c_uint8 * size)()
+        written = int(C.llama_state_seq_get_data(self.ptr, buf, size, seq_id))
         return buf if written == size else None
 
-    def load_state(self, data: ctypes.Array[ctypes.c_char], seq_id: int = 0) -> bool:
+    def load_state(self, data: ctypes.Array[ctypes.c_uint8], seq_id: int = 0) -> bool:
         """Replace one sequence's KV with a copy from `save_state`; False (sequence emptied) on failure."""
-        src = ctypes.cast(data, ctypes.POINTER(ctypes.c_uint8))
-        if C.llama_state_seq_set_data(self.ptr, src, len(data), seq_id) == 0:
+        if C.llama_state_seq_set_data(self.ptr, data, len(data), seq_id) == 0:
             C.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
             return False
         return True

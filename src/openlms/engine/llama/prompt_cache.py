@@ -32,7 +32,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 @dataclass(frozen=True, slots=True)
 class SavedState:
     tokens: tuple[int, ...]
-    data: ctypes.Array[ctypes.c_char]
+    data: ctypes.Array[ctypes.c_uint8]
 
     @property
     def size(self) -> int:
