@@ -9,12 +9,11 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.parallel import Samples, total
 from tests.support.sdk import greedy, host_of
 from tests.support.server import CHAT_MODEL, Server
 
 pytestmark = [pytest.mark.e2e]
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def scrape(server: Server) -> Samples:
@@ -26,11 +25,6 @@ def scrape(server: Server) -> Samples:
         for family in text_string_to_metric_families(reply.text)
         for s in family.samples
     }
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
 def test_openai_and_sdk_chats_show_in_metrics(server: Server) -> None:
