@@ -157,3 +157,46 @@ class ModelCrashedError(EngineError):
     Only that model's requests fail; the model is unloaded and can be loaded again."""
 
     code = "model_crashed"
+
+
+class HubError(OpenLMSError):
+    """The model hub (Hugging Face, or `hub_endpoint`) could not be reached or gave an answer we cannot
+    use, after retries. The message names the address tried and what to check (network, HF_ENDPOINT)."""
+
+    code = "hub_unavailable"
+
+
+class HubAuthRequiredError(HubError):
+    """A gated or private repository: the hub wants a token (HF_TOKEN) that has accepted its terms."""
+
+    code = "hub_auth_required"
+
+
+class DownloadError(OpenLMSError):
+    """A model download failed (after retries); what was downloaded so far is kept for a resume."""
+
+    code = "download_failed"
+
+
+class DownloadVerificationError(DownloadError):
+    """A downloaded file's sha256 differs from the hub's: the file is deleted, nothing is listed."""
+
+    code = "download_corrupt"
+
+
+class InsufficientDiskError(DownloadError):
+    """Not enough free disk space in the models folder for a download."""
+
+    code = "insufficient_disk"
+
+
+class DownloadJobNotFoundError(OpenLMSError):
+    """No download job with this id (LM Studio's `job_not_found`)."""
+
+    code = "job_not_found"
+
+
+class UnsupportedFormatError(InvalidRequestError):
+    """A model format this runtime cannot run (MLX, safetensors-only repos): llama.cpp runs GGUF."""
+
+    code = "unsupported_format"

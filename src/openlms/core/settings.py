@@ -153,6 +153,19 @@ class Settings(BaseSettings):
         description="Run each loaded model in its own worker process, so that a crash inside llama.cpp "
         "ends only that model's requests.",
     )
+    # Model downloads (issue 12).
+    hub_endpoint: str | None = Field(
+        default=None,
+        description="Hugging Face Hub address for search and downloads; default: the HF_ENDPOINT "
+        "environment variable, else https://huggingface.co. HF_TOKEN (or `hf auth login`) is used for "
+        "gated repos.",
+    )
+    max_concurrent_downloads: int = Field(
+        default=2, ge=1, le=16, description="Model downloads that run at once; more wait their turn."
+    )
+    download_retries: int = Field(
+        default=5, ge=0, le=50, description="Retries (with backoff) of a cut or throttled download."
+    )
     metrics: bool = Field(
         default=True, description="Serve Prometheus metrics at GET /metrics (as guarded as every route)."
     )

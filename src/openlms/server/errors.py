@@ -35,6 +35,13 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.ServerBusyError: (503, "server_error"),  # with Retry-After (http_headers)
     e.InferenceError: (500, "server_error"),
     e.EngineError: (500, "server_error"),
+    e.HubAuthRequiredError: (403, "permission_error"),
+    e.HubError: (502, "server_error"),
+    e.DownloadVerificationError: (502, "server_error"),
+    e.InsufficientDiskError: (507, "server_error"),
+    e.DownloadError: (502, "server_error"),
+    e.DownloadJobNotFoundError: (404, "invalid_request_error"),
+    e.UnsupportedFormatError: (400, "invalid_request_error"),
     e.OpenLMSError: (500, "server_error"),
     e.TemplateLimitError: (400, "invalid_request_error"),
 }

@@ -9,7 +9,7 @@ layers), so the estimate errs on the high side for models such as Gemma 3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 import psutil
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -100,3 +100,23 @@ def _per_layer(meta: GGUFMetadata, suffix: str, n_layers: int) -> list[int]:
 def _element_bytes(cache_type: KvCacheType) -> float:
     block, size = GGML_QUANT_SIZES[_CACHE_TYPES[cache_type]]
     return size / block
+
+
+FitEstimation = Literal["fullGPUOffload", "partialGPUOffload", "fitWithoutGPU", "willNotFit"]
+_RUNTIME_OVERHEAD: Final = 1.2  # KV cache at a default context and compute buffers, over the file size
+
+
+def fit_estimation(
+    size_bytes: int, *, system: SystemMemory | None = None, vram_bytes: int | None = None
+) -> FitEstimation:
+    """Whether a download of `size_bytes` (the GGUF files) will run here, in the SDK's terms: all on the
+    GPU, partly on it, in RAM without a GPU, or not at all (LM Studio's "may not fit")."""
+    need = int(size_bytes * _RUNTIME_OVERHEAD)
+    total = (system or system_memory()).total_bytes
+    if vram_bytes:
+        if need <= vram_bytes:
+            return "fullGPUOffload"
+        if need <= vram_bytes + total:
+            return "partialGPUOffload"
+        return "willNotFit"
+    return "fitWithoutGPU" if need <= total else "willNotFit"
