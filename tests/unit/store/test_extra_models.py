@@ -1,4 +1,4 @@
-"""The optional extra models (Qwen2.5-Coder 0.5B / 1.5B): their specs and how `openlms-setup-models` picks them."""
+"""The optional extra models (Qwen2.5-Coder 0.5B and 1.5B): specs, and how openlms-setup-models picks them."""
 
 from __future__ import annotations
 
