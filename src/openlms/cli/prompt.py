@@ -10,13 +10,17 @@ from openlms.cli.render import format_size, type_label
 from openlms.cli.schema import LoadedInstance, ModelInfo
 
 
-def pick(title: str, labels: Sequence[str]) -> int:
-    """Print a numbered list and return the index the user types."""
+def pick(title: str, labels: Sequence[str], *, default: int | None = None) -> int:
+    """Print a numbered list and return the index the user types (Enter alone takes `default`, an index)."""
     click.echo(title)
     width = len(str(len(labels)))
     for number, label in enumerate(labels, 1):
         click.echo(f"  {number:>{width}}. {label}")
-    choice: int = click.prompt("Enter a number", type=click.IntRange(1, len(labels)))
+    choice: int = click.prompt(
+        "Enter a number",
+        type=click.IntRange(1, len(labels)),
+        default=None if default is None else default + 1,
+    )
     return choice - 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from openlms.cli.getmodel import DownloadChoice, SearchResult
 from openlms.cli.schema import CrashInfo, LoadedInstance, ModelInfo
 from openlms.core.display import architecture_display
 
@@ -215,3 +216,45 @@ def render_status(port: int | None, instances: Sequence[LoadedInstance] | None) 
         lines.append(f"Loaded models ({len(instances)})")
         lines += [f"  · {i.identifier} - {format_size(i.size_bytes)}" for i in instances]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# lms get
+
+
+def search_result_labels(results: Sequence[SearchResult]) -> list[str]:
+    """One aligned line per search result: name, downloads, likes, where it comes from."""
+    width = max(len(r.name) for r in results)
+    lines = []
+    for result in results:
+        counts = ""
+        if result.downloads is not None or result.likes is not None:
+            counts = f"  {_count(result.downloads):>7} downloads  {_count(result.likes):>6} likes"
+        pick = "  ★ staff pick" if result.staff_pick else ""
+        lines.append(f"{result.name.ljust(width)}{counts}  ({result.source}){pick}")
+    return lines
+
+
+def download_choice_labels(choices: Sequence[DownloadChoice]) -> list[str]:
+    """One aligned line per quantization: name, size, fits / may not fit, recommended."""
+    quant_w = max(len(c.quantization or "-") for c in choices)
+    name_w = max(len(c.name) for c in choices)
+    size_w = max(len(format_size(c.size_bytes)) for c in choices)
+    fit_w = max(len(c.fit_mark) for c in choices)
+    lines = []
+    for choice in choices:
+        line = (
+            f"{(choice.quantization or '-').ljust(quant_w)}  {choice.name.ljust(name_w)}  "
+            f"{format_size(choice.size_bytes).rjust(size_w)}  {choice.fit_mark.ljust(fit_w)}"
+        )
+        lines.append((line + ("  (recommended)" if choice.recommended else "")).rstrip())
+    return lines
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("M", 1_000_000), ("k", 1_000)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
