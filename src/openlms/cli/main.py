@@ -16,6 +16,7 @@ import click
 
 from openlms.cli.app import CliApp
 from openlms.cli.commands.daemon import daemon
+from openlms.cli.commands.get import get
 from openlms.cli.commands.importcmd import import_
 from openlms.cli.commands.load import load
 from openlms.cli.commands.log import log
@@ -103,6 +104,7 @@ def cli(ctx: click.Context) -> None:
 cli.add_command(status)
 cli.add_command(server)
 cli.add_command(ls)
+cli.add_command(get)
 cli.add_command(ps)
 cli.add_command(load)
 cli.add_command(unload)
