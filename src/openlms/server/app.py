@@ -18,10 +18,12 @@ from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
+from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
 from openlms.server.state import AppState
+from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.logbus import LogBus
 from openlms.services.models import ModelService
@@ -52,7 +54,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     )
     models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
     logbus = LogBus()
-    state = AppState(settings=settings, models=models, predictor=Predictor(models, logbus))
+    state = AppState(
+        settings=settings,
+        models=models,
+        predictor=Predictor(models, logbus),
+        downloads=DownloadService(models),
+    )
     detach_logs = attach_server_logs(logbus)
     restorer = ModelRestorer.attach(settings, models)
 
@@ -65,6 +72,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
             yield
         finally:
             await restorer.close()
+            await state.downloads.close()  # running downloads stop; their partial data stays
             await manager.close()
             detach_logs()
 
@@ -85,7 +93,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(v0_router)
     app.include_router(v1_router)
     app.include_router(prompt_router)
+    app.include_router(download_router)
     app.include_router(logs_router)
-    mount_sdk(app, state.predictor)  # the lmstudio SDK's websockets
+    mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
     openapi.install_security(app, required=settings.require_auth)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from openlms.core.settings import Settings
+from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.models import ModelService
 
@@ -17,6 +18,7 @@ class AppState:
     settings: Settings
     models: ModelService
     predictor: Predictor
+    downloads: DownloadService
 
 
 def app_state(request: Request) -> AppState:

@@ -17,17 +17,14 @@ from openlms.server.sdk.convert import as_object, model_specifier
 from openlms.server.sdk.files import FileStore
 from openlms.server.sdk.models import ModelEndpoints, list_downloaded_models
 from openlms.server.sdk.predict import PredictEndpoints
+from openlms.server.sdk.repository import RepositoryEndpoints
 from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
+from openlms.services.downloads import DownloadService
 from openlms.services.files import FileService
 from openlms.services.generation import Predictor
 
-OFFLINE = (
-    "Searching and downloading models needs the LM Studio Hub, which openlms does not reach: it works "
-    "offline. Put GGUF files in the models directory, or use `lms import <file.gguf>`."
-)
 
-
-def namespaces(predictor: Predictor) -> dict[str, Namespace]:
+def namespaces(predictor: Predictor, downloads: DownloadService) -> dict[str, Namespace]:
     models = predictor.models
     llm = ModelEndpoints(models, ModelKind.LLM)
     embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
@@ -60,9 +57,6 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
             raise InvalidRequestError("'draftModelKey' must be a model key.", param="draftModelKey")
         await models.find_downloaded(key)
 
-    async def offline(_client: Client, _parameter: Any) -> Any:
-        raise InvalidRequestError(OFFLINE)
-
     def shared(endpoints: ModelEndpoints) -> dict[str, Any]:
         return {
             "listLoaded": endpoints.list_loaded,
@@ -93,14 +87,14 @@ def namespaces(predictor: Predictor) -> dict[str, Namespace]:
             "system", {"listDownloadedModels": list_downloaded, "version": version, "notify": notify}
         ),
         "files": Namespace("files", {"uploadFileBase64": files.upload_base64}),
-        "repository": Namespace("repository", {"searchModels": offline, "getModelDownloadOptions": offline}),
+        "repository": RepositoryEndpoints(downloads).namespace(),
     }
 
 
-def mount(app: FastAPI, predictor: Predictor) -> None:
+def mount(app: FastAPI, predictor: Predictor, downloads: DownloadService) -> None:
     auth = Authenticator()
     max_depth = predictor.models.settings.max_json_depth
-    for name, namespace in namespaces(predictor).items():
+    for name, namespace in namespaces(predictor, downloads).items():
         app.add_api_websocket_route(f"/{name}", _endpoint(namespace, auth, max_depth))
 
 

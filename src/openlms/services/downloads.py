@@ -1,0 +1,432 @@
+"""Getting models: search (the curated catalog first, then the Hub), a repo's download options with a
+fit estimate and a recommendation, and download jobs (LM Studio 0.4's `/api/v1/models/download` and the
+SDK's `repository` namespace both drive this one service).
+
+Downloads run in threads (`store.hub.download_option` blocks) under a semaphore of
+`max_concurrent_downloads`. Jobs live in this service's memory; the same option asked for twice while it
+downloads is the same job, a paused one is resumed, and an installed one answers `already_downloaded`.
+After a download the models catalog is rescanned so `/api/v1/models`, `lms ls` and JIT see it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from openlms.core.errors import (
+    DownloadError,
+    DownloadJobNotFoundError,
+    HubError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    OpenLMSError,
+    UnsupportedFormatError,
+)
+from openlms.services.download_jobs import DownloadJob
+from openlms.services.models import ModelService
+from openlms.store.curated import CuratedModel, curated_models, find_curated, install_virtual_model
+from openlms.store.hub import (
+    DownloadCancelled,
+    DownloadOption,
+    HubClient,
+    RepoListing,
+    download_option,
+    find_option,
+    installed_path,
+    parse_model_ref,
+    recommend,
+)
+from openlms.store.memory import FitEstimation, fit_estimation, system_memory
+
+log = logging.getLogger("openlms.downloads")
+
+SearchKind = Literal["catalog", "hf"]
+MAX_SEARCH_LIMIT = 25
+PAUSE_WAIT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    name: str
+    kind: SearchKind  # "catalog": a curated entry (identifier = its model id), "hf": a Hub repo
+    identifier: str
+    exact: bool = False
+    staff_pick: bool = False
+    description: str | None = None
+    downloads: int | None = None
+    likes: int | None = None
+    gated: bool = False
+    formats: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One download option as offered to a user: its files, size, fit on this machine, recommended?"""
+
+    option: DownloadOption
+    fit: FitEstimation
+    recommended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a `model` string names: a repo's listing and the option to download."""
+
+    option: DownloadOption
+    curated: CuratedModel | None
+
+
+class DownloadService:
+    def __init__(self, models: ModelService, hub: HubClient | None = None) -> None:
+        self.models = models
+        self.settings = models.settings
+        self._hub = hub
+        self._jobs: dict[str, DownloadJob] = {}
+        self._by_option: dict[str, DownloadJob] = {}
+        self._task_of: dict[str, asyncio.Task[None]] = {}  # job id -> its running download
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def hub(self) -> HubClient:
+        if self._hub is None:
+            self._hub = HubClient(self.settings.hub_endpoint, retries=self.settings.download_retries)
+        return self._hub
+
+    @property
+    def models_dir(self) -> Path:
+        return self.settings.resolved_models_dir
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        term: str | None,
+        *,
+        limit: int = 10,
+        formats: Collection[str] = ("gguf",),
+        show_all: bool = False,
+    ) -> list[SearchResult]:
+        """Curated entries matching `term` first (an exact name is `exact`), then the Hub's repos. No
+        term: the curated entries (staff picks) that fit this machine's memory, all with `show_all`."""
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        text = (term or "").strip()
+        if not text:
+            return curated_picks(show_all=show_all)[:limit]
+        curated = curated_matches(text)
+        try:
+            hits = await asyncio.to_thread(self.hub.search, text, limit=limit, formats=tuple(formats))
+        except HubError:
+            if not curated:
+                raise
+            log.warning("Hub search for %r failed; answering with the curated catalog only", text)
+            hits = []
+        known = {s for entry in curated for s in (f"{x.user}/{x.repo}".lower() for x in entry.sources)}
+        results = [_curated_result(entry, exact=_is_exact(entry, text)) for entry in curated]
+        results += [
+            SearchResult(
+                name=hit.repo_id,
+                kind="hf",
+                identifier=hit.repo_id,
+                exact=hit.repo_id.lower() == text.lower(),
+                downloads=hit.downloads,
+                likes=hit.likes,
+                gated=hit.gated,
+                formats=hit.formats,
+            )
+            for hit in hits
+            if hit.repo_id.lower() not in known
+        ]
+        return results[:limit]
+
+    # -- options --------------------------------------------------------------------------------------
+
+    async def options(self, kind: SearchKind, identifier: str) -> list[Choice]:
+        """The download options of a search result (a curated entry or a Hub repo)."""
+        if kind == "catalog":
+            entry = find_curated(identifier)
+            if entry is None:
+                raise ModelNotFoundError(identifier, reason=f"No curated model named '{identifier}'.")
+            listing = await self._curated_listing(entry)
+        else:
+            listing = await self._listing(identifier, None)
+        return choices(_gguf_options(listing))
+
+    async def _listing(self, repo_id: str, revision: str | None) -> RepoListing:
+        return await asyncio.to_thread(self.hub.listing, repo_id, revision)
+
+    async def _curated_listing(self, entry: CuratedModel) -> RepoListing:
+        if not entry.sources:
+            raise ModelNotFoundError(entry.name, reason=f"The curated model '{entry.name}' has no source.")
+        error: OpenLMSError | None = None
+        for source in entry.sources:  # preferred first; the next when one is gone
+            try:
+                return await self._listing(f"{source.user}/{source.repo}", None)
+            except ModelNotFoundError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    # -- resolving what to download -------------------------------------------------------------------
+
+    async def resolve(self, model: str, quantization: str | None = None) -> Resolved:
+        """`model`: a curated name or id, `user/repo`, a Hugging Face URL (repo, /blob/ or /resolve/
+        file), or a download identifier (`user/repo/file.gguf`); `@quant` allowed on any of them."""
+        text = model.strip()
+        if not text:
+            raise InvalidRequestError("'model' must name a model: a curated name, user/repo or a URL.")
+        base, _, at_quant = text.partition("@")
+        entry = find_curated(base.strip())
+        quant = quantization or at_quant.strip() or None
+        if entry is not None:
+            return Resolved(pick(_gguf_options(await self._curated_listing(entry)), quant), entry)
+        ref = parse_model_ref(text)
+        quant = quantization or ref.quantization
+        if ref.repo_id is None:
+            entry = find_curated(ref.term or text)
+            if entry is None:
+                raise ModelNotFoundError(
+                    text,
+                    available=[e.name for e in curated_models()],
+                    reason=f"'{text}' is neither a curated model nor a Hugging Face repo (user/repo or "
+                    "a https://huggingface.co/... URL). Search for it first (`lms get <term>`).",
+                )
+            return Resolved(pick(_gguf_options(await self._curated_listing(entry)), quant), entry)
+        options = _gguf_options(await self._listing(ref.repo_id, None))
+        if ref.file is not None:
+            return Resolved(_by_file(options, ref.file, ref.repo_id), None)
+        return Resolved(pick(options, quant), None)
+
+    async def resolve_identifier(self, identifier: str) -> DownloadOption:
+        """A download identifier (`user/repo/<file>`, the SDK's `downloadIdentifier`) → its option."""
+        parts = identifier.strip().split("/", 2)
+        if len(parts) != 3 or not all(parts):
+            raise InvalidRequestError(
+                f"'{identifier}' is not a download identifier (user/repo/file.gguf from "
+                "getModelDownloadOptions).",
+                param="downloadIdentifier",
+            )
+        repo_id = f"{parts[0]}/{parts[1]}"
+        return _by_file(_gguf_options(await self._listing(repo_id, None)), parts[2], repo_id)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    async def start(self, model: str, quantization: str | None = None) -> DownloadJob:
+        """Resolve `model` (errors raise here, before a job exists), then download it in the background."""
+        resolved = await self.resolve(model, quantization)
+        return await self.start_option(resolved.option, model=model, curated=resolved.curated)
+
+    async def start_option(
+        self, option: DownloadOption, *, model: str | None = None, curated: CuratedModel | None = None
+    ) -> DownloadJob:
+        job = self._by_option.get(option.identifier)
+        if job is not None and job.active:
+            return job  # the same download, asked for again
+        installed = await asyncio.to_thread(installed_path, option, self.models_dir)
+        if installed is not None:
+            job = self._new_job(option, model, curated)
+            job.model_key = await self._model_key(installed)
+            job.finish("already_downloaded")
+            return job
+        if job is not None and job.status in ("paused", "failed"):
+            job.restart()  # the partial data is resumed
+        else:
+            job = self._new_job(option, model, curated)
+        self._spawn(job)
+        return job
+
+    def job(self, job_id: str) -> DownloadJob:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise DownloadJobNotFoundError(
+                f"No download job '{job_id}'. Jobs are kept until the server stops; start the download "
+                "again with POST /api/v1/models/download."
+            )
+        return job
+
+    async def pause(self, job_id: str, *, wait_s: float = PAUSE_WAIT_S) -> DownloadJob:
+        """Stop a running download; its partial data stays and `resume` (or the same download) goes on.
+        Waits (a moment at most) until the download thread has stopped writing."""
+        job = self.request_pause(job_id)
+        if not job.active:
+            return job
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await job.done.wait()
+        return job
+
+    def request_pause(self, job_id: str) -> DownloadJob:
+        """Ask a running download to stop (without waiting): the job turns `paused` soon after."""
+        job = self.job(job_id)
+        if job.active:
+            job.cancel.set()
+            task = self._task_of.get(job.job_id)
+            if task is not None and not job.started:
+                task.cancel()  # still queued behind max_concurrent_downloads
+        return job
+
+    async def resume(self, job_id: str) -> DownloadJob:
+        job = self.job(job_id)
+        if job.status in ("paused", "failed"):
+            return await self.start_option(job.option, model=job.model, curated=None)
+        return job
+
+    def jobs(self) -> list[DownloadJob]:
+        return list(self._jobs.values())
+
+    async def close(self) -> None:
+        """Server shutdown: cancel running downloads (their partial data stays) and wait for them."""
+        for job in self._jobs.values():
+            job.cancel.set()
+        tasks = list(self._task_of.values())
+        for task in tasks:
+            if not self._jobs[_job_id(task)].started:
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _new_job(
+        self, option: DownloadOption, model: str | None, curated: CuratedModel | None
+    ) -> DownloadJob:
+        job = DownloadJob(option=option, model=model or option.identifier)
+        job.curated = curated.model if curated else None
+        self._jobs[job.job_id] = job
+        self._by_option[option.identifier] = job
+        return job
+
+    def _spawn(self, job: DownloadJob) -> None:
+        task = asyncio.create_task(self._run(job), name=job.job_id)
+        self._task_of[job.job_id] = task
+        task.add_done_callback(lambda done: self._task_of.pop(_job_id(done), None))
+
+    def _limit(self) -> asyncio.Semaphore:
+        if self._semaphore is None:  # made on the event loop that runs the downloads
+            self._semaphore = asyncio.Semaphore(max(1, self.settings.max_concurrent_downloads))
+        return self._semaphore
+
+    async def _run(self, job: DownloadJob) -> None:
+        try:
+            async with self._limit():
+                if job.cancel.is_set():
+                    raise DownloadCancelled()
+                job.started = True
+                path = await asyncio.to_thread(
+                    download_option,
+                    self.hub,
+                    job.option,
+                    self.models_dir,
+                    on_progress=job.on_progress,
+                    cancel=job.cancel,
+                )
+            await self._installed(job, path)
+            job.finish("completed")
+        except (DownloadCancelled, asyncio.CancelledError):  # paused (asyncio: while still queued)
+            job.finish("paused")
+        except OpenLMSError as exc:
+            log.warning("Download of %s failed: %s", job.identifier, exc.message)
+            job.finish("failed", error=exc)
+        except Exception as exc:  # an unexpected failure still ends the job with a message
+            log.exception("Download of %s failed", job.identifier)
+            job.finish("failed", error=DownloadError(f"Downloading {job.identifier} failed: {exc}"))
+
+    async def _installed(self, job: DownloadJob, path: Path) -> None:
+        entry = find_curated(job.curated) if job.curated else None
+        if entry is not None:
+            await asyncio.to_thread(install_virtual_model, entry, self.settings.home)
+        job.model_key = await self._model_key(path)
+
+    async def _model_key(self, path: Path) -> str | None:
+        await self.models.downloaded()  # rescan: the new files are listed at once
+        descriptor = self.models.catalog.find(str(path), refresh=False)
+        return descriptor.key if descriptor else None
+
+
+def _job_id(task: asyncio.Task[None]) -> str:
+    return task.get_name()
+
+
+def choices(options: Sequence[DownloadOption]) -> list[Choice]:
+    """Each option with its fit on this machine; the recommended one is what fits best (Q4_K_M first)."""
+    system = system_memory()
+    fits = [fit_estimation(o.size_bytes, system=system) for o in options]
+    budget = max((o.size_bytes for o, f in zip(options, fits, strict=True) if f != "willNotFit"), default=0)
+    best = recommend(options, budget)
+    return [Choice(o, f, o == best) for o, f in zip(options, fits, strict=True)]
+
+
+def pick(options: Sequence[DownloadOption], quantization: str | None) -> DownloadOption:
+    """The option for `quantization`, else the recommended one for this machine."""
+    if quantization:
+        found = find_option(options, quantization)
+        if found is None:
+            have = ", ".join(o.quantization or o.name for o in options)
+            raise InvalidRequestError(
+                f"No {quantization.upper()} file in {options[0].repo_id}; it has: {have}.",
+                param="quantization",
+            )
+        return found
+    best = next((c.option for c in choices(options) if c.recommended), None)
+    return best or options[0]
+
+
+def _gguf_options(listing: RepoListing) -> tuple[DownloadOption, ...]:
+    if listing.options:
+        return listing.options
+    if "mlx" in listing.formats:
+        name = listing.repo_id.split("/")[-1]
+        raise UnsupportedFormatError(
+            f"{listing.repo_id} is an MLX model; openlms runs GGUF models on llama.cpp. Look for a GGUF "
+            f"version, e.g. `lms get {name} --gguf`.",
+            param="model",
+        )
+    raise UnsupportedFormatError(
+        f"{listing.repo_id} has no GGUF files; openlms runs GGUF models on llama.cpp. Look for a GGUF "
+        "version of it (repos named ...-GGUF).",
+        param="model",
+    )
+
+
+def _by_file(options: Sequence[DownloadOption], file: str, repo_id: str) -> DownloadOption:
+    wanted = file.strip("/").lower()
+    for option in options:
+        names = {option.name.lower()} | {f.path.lower() for f in option.files[:1]}
+        if wanted in names or any(n.rsplit("/", 1)[-1] == wanted for n in names):
+            return option
+    have = ", ".join(o.name for o in options)
+    raise InvalidRequestError(f"No model file '{file}' in {repo_id}; it has: {have}.", param="model")
+
+
+def _is_exact(entry: CuratedModel, term: str) -> bool:
+    text = term.lower()
+    return text in (entry.name.lower(), entry.model.lower())
+
+
+def curated_matches(term: str) -> list[CuratedModel]:
+    text = term.lower()
+    found = [e for e in curated_models() if text in e.name.lower() or text in e.model.lower()]
+    return sorted(found, key=lambda e: not _is_exact(e, term))
+
+
+def curated_picks(*, show_all: bool) -> list[SearchResult]:
+    total = system_memory().total_bytes
+    return [
+        _curated_result(entry, staff_pick=True)
+        for entry in curated_models()
+        if show_all or entry.min_memory_bytes is None or entry.min_memory_bytes <= total
+    ]
+
+
+def _curated_result(entry: CuratedModel, *, exact: bool = False, staff_pick: bool = False) -> SearchResult:
+    return SearchResult(
+        name=entry.model,
+        kind="catalog",
+        identifier=entry.model,
+        exact=exact,
+        staff_pick=staff_pick,
+        description=entry.description,
+        formats=frozenset({"gguf"}),
+    )
