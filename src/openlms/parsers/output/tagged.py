@@ -6,23 +6,37 @@ LM Studio's default format: `[TOOL_REQUEST]{"name": "fn", "arguments": {...}}[EN
 Text before, between and after calls is content. The closing tag is optional (a call is complete when its
 object is); whitespace between calls, and after the last one, is dropped. An opening tag that is not
 followed by a well-formed call to one of the tools stays in content with the text after it, as written.
+
+Hermes also takes a call in a fenced JSON block, `` ```json\n{"name": "fn", "arguments": {...}}\n``` ``,
+as llama.cpp's Hermes parser does: Qwen2.5-Coder models write their calls that way. A fenced block that
+is not a call to one of the tools (other JSON, another name) stays in content as written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from openlms.parsers.output.base import IdFactory, could_start
 from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
+FENCE = "```"
+
 
 class TaggedCallParser(CallReadingParser):
     def __init__(
-        self, tool_names: Collection[str], open_tag: str, close_tag: str, *, new_id: IdFactory | None = None
+        self,
+        tool_names: Collection[str],
+        open_tag: str,
+        close_tag: str,
+        *,
+        fences: Sequence[str] = (),
+        new_id: IdFactory | None = None,
     ) -> None:
+        """`fences`: more opening markers (code fences) of calls that a fence closes."""
         super().__init__(tool_names, new_id)
-        self._open = open_tag
-        self._close = close_tag
+        self._closing = {open_tag: close_tag, **dict.fromkeys(fences, FENCE)}
+        self._opens = tuple(self._closing)
+        self._open = open_tag  # the opening marker of the call being read (or the last one)
         self._after = False  # just after a call: holding whitespace, maybe a closing tag
         self._closed = False  # the closing tag of the last call was seen
 
@@ -34,14 +48,15 @@ class TaggedCallParser(CallReadingParser):
         return self._text()
 
     def _text(self) -> bool:
-        marker = self._content_until((self._open,))
+        marker = self._content_until(self._opens)
         if marker is None:
             return False
-        self._start_call(len(marker))
+        self._start_call(0, marker)
         return True
 
-    def _start_call(self, skip: int) -> None:
-        self._buf = self._buf[skip:]
+    def _start_call(self, start: int, marker: str) -> None:
+        self._open = marker
+        self._buf = self._buf[start + len(marker) :]
         self._start_reader()
 
     def _read_call(self) -> bool:
@@ -59,15 +74,17 @@ class TaggedCallParser(CallReadingParser):
         if i is None:
             return False
         rest = self._buf[i:]
-        if not self._closed and rest.startswith(self._close):
-            self._buf = rest[len(self._close) :]
+        close = self._closing[self._open]
+        if not self._closed and rest.startswith(close):
+            self._buf = rest[len(close) :]
             self._closed = True
             return True
-        if rest.startswith(self._open):
+        marker = next((m for m in self._opens if rest.startswith(m)), None)
+        if marker is not None:
             self._after = False
-            self._start_call(i + len(self._open))
+            self._start_call(i, marker)
             return True
-        expected = (self._open,) if self._closed else (self._open, self._close)
+        expected = self._opens if self._closed else (*self._opens, close)
         if could_start(rest, expected) and not self._done:
             return False
         self._after = False  # other text: content again, whitespace included
@@ -75,7 +92,7 @@ class TaggedCallParser(CallReadingParser):
 
 
 def hermes_parser(tool_names: Collection[str], *, new_id: IdFactory | None = None) -> TaggedCallParser:
-    return TaggedCallParser(tool_names, "<tool_call>", "</tool_call>", new_id=new_id)
+    return TaggedCallParser(tool_names, "<tool_call>", "</tool_call>", fences=("```json",), new_id=new_id)
 
 
 def default_format_parser(
