@@ -77,6 +77,7 @@ class SdkSocket:
                 max_size=MAX_FRAME_BYTES,
                 proxy=None,
                 compression=None,
+                legacy=True,  # the connection itself (closed by `close`), not a reconnecting iterator
             )
         except InvalidHandshake as exc:
             raise CliError(
