@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "status",
     "server",
     "ls",
+    "get",
     "ps",
     "load",
     "unload",
