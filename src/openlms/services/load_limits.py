@@ -8,9 +8,10 @@ load defaults, server start restoring models) goes through `ModelService`, which
 - The context length is at most the model's trained context (`<arch>.context_length`), as LM Studio's
   load dialog caps it: a longer context is refused, never silently cut.
 - A model of experts takes at most as many active experts as it has; a model without experts none.
-- The estimated memory (weights + KV cache for the context with the load's cache types + compute
-  buffers, `store/memory.py`) must fit: `load_guardrails` "strict" (default) compares it with the memory
-  available now, "relaxed" with the machine's total memory, "off" skips the check.
+- The estimated memory (`store/memory.py`: weights + KV cache for the context with the load's cache
+  types + compute buffers + vocabulary + vision projector) must fit: `load_guardrails` "strict" (default)
+  compares it with the memory available now, "relaxed" with the machine's total memory, "off" skips the
+  check. `memory_verdict` is that comparison; `lms load --estimate-only` (services/estimate.py) shows it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from typing import Final
 from openlms.core.errors import InsufficientMemoryError, InvalidRequestError
 from openlms.core.types import MAX_PARALLEL, LoadConfig, ModelDescriptor, ModelKind
 from openlms.store.gguf_meta import GGUFMetadata
-from openlms.store.memory import LoadEstimate, SystemMemory, estimate_load, system_memory
+from openlms.store.memory import (
+    LoadEstimate,
+    SystemMemory,
+    estimate_load,
+    projector_bytes,
+    system_memory,
+)
 
 U32_MAX: Final = (1 << 32) - 1
 I32_MAX: Final = (1 << 31) - 1
@@ -40,6 +47,17 @@ class LoadPlan:
     estimate: LoadEstimate | None  # None: the header was not available (estimate skipped)
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryVerdict:
+    """The guardrail's comparison: `fits` when the estimate is within `limit_bytes` (`where`: "available
+    now" for strict, "in this machine" for relaxed; guardrails off always fit)."""
+
+    guardrails: str
+    fits: bool
+    limit_bytes: int | None
+    where: str
+
+
 def check_load(
     descriptor: ModelDescriptor,
     meta: GGUFMetadata | None,
@@ -50,9 +68,11 @@ def check_load(
     param: str = "config",
     memory: SystemMemory | None = None,
     reclaimable_bytes: int = 0,
+    gpu_offload: bool = False,
 ) -> LoadPlan:
     """Raise `InvalidRequestError` / `InsufficientMemoryError` for a load that must not start.
-    `reclaimable_bytes`: what the models this load evicts first (JIT auto-evict) will give back."""
+    `reclaimable_bytes`: what the models this load evicts first (JIT auto-evict) will give back;
+    `gpu_offload`: the runtime offloads to a GPU (its compute buffers are then allocated in full)."""
     context = _context_length(descriptor, config, default_context, param)
     check_ranges(config, param=param)
     _check_v_cache(config, param)
@@ -60,7 +80,12 @@ def check_load(
     if meta is None:
         return LoadPlan(context, None)
     estimate = estimate_load(
-        meta, context, k_cache_type=config.k_cache_type, v_cache_type=config.v_cache_type
+        meta,
+        context,
+        config,
+        embedding=descriptor.kind is ModelKind.EMBEDDING,
+        mmproj_bytes=projector_bytes(descriptor.path) if descriptor.vision else 0,
+        gpu_offload=gpu_offload,
     )
     if guardrails != "off":
         _check_memory(descriptor, estimate, guardrails, memory or system_memory(), param, reclaimable_bytes)
@@ -130,12 +155,10 @@ def _check_memory(
     param: str,
     reclaimable_bytes: int,
 ) -> None:
-    strict = guardrails == "strict"
-    available = memory.available_bytes + reclaimable_bytes
-    limit = (available if strict else memory.total_bytes) - MARGIN_BYTES
-    if estimate.total_bytes <= limit:
+    verdict = memory_verdict(estimate, guardrails, memory, reclaimable_bytes)
+    if verdict.fits:
         return
-    where = "available now" if strict else "in this machine"
+    limit, where = verdict.limit_bytes or 0, verdict.where
     raise InsufficientMemoryError(
         f"Loading {descriptor.key} with a context of {estimate.context_length} tokens needs about "
         f"{_gib(estimate.total_bytes)} (weights {_gib(estimate.weights_bytes)}, KV cache "
@@ -144,6 +167,24 @@ def _check_memory(
         "models (the load_guardrails setting can relax this check).",
         param=f"{param}.context_length",
     )
+
+
+def memory_verdict(
+    estimate: LoadEstimate, guardrails: str, memory: SystemMemory, reclaimable_bytes: int = 0
+) -> MemoryVerdict:
+    """Whether `estimate` passes the `load_guardrails` setting on a machine with `memory`."""
+    if guardrails == "off":
+        return MemoryVerdict(guardrails, True, None, "")
+    strict = guardrails == "strict"
+    available = memory.available_bytes + reclaimable_bytes
+    limit = (available if strict else memory.total_bytes) - MARGIN_BYTES
+    where = "available now" if strict else "in this machine"
+    return MemoryVerdict(guardrails, estimate.total_bytes <= limit, limit, where)
+
+
+def runtime_offloads(runtime_name: str) -> bool:
+    """Whether a runtime (`llama.cpp-linux-x86_64-cuda-avx2`) offloads to a GPU: its name carries one."""
+    return any(f"-{gpu}-" in runtime_name for gpu in ("cuda", "metal", "vulkan", "rocm", "sycl", "gpu"))
 
 
 def _gib(n: int) -> str:

@@ -23,7 +23,7 @@ from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.parsers.templates import PromptTemplateSpec
 from openlms.parsers.unicode import check_unicode
 from openlms.services.kvconfig import read_prediction
-from openlms.services.load_limits import LoadPlan, check_load
+from openlms.services.load_limits import LoadPlan, check_load, runtime_offloads
 from openlms.services.params import PredictionParams
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
 from openlms.store.memory import estimate_load
@@ -200,6 +200,7 @@ class ModelService:
         *,
         param: str = "config",
         reclaimable: Sequence[Instance] = (),
+        guardrails: str | None = None,
     ) -> LoadPlan:
         """Refuse, before anything is loaded or evicted, a load of an unreadable or crafted file, a context
         above the model's trained one, integers out of llama.cpp's ranges, or more memory than there is
@@ -216,9 +217,10 @@ class ModelService:
             meta,
             config,
             default_context=self.settings.default_context_length,
-            guardrails=self.settings.load_guardrails,
+            guardrails=guardrails or self.settings.load_guardrails,
             param=param,
             reclaimable_bytes=await self._memory_of(reclaimable),
+            gpu_offload=runtime_offloads(self.runtime_name),
         )
 
     async def _memory_of(self, instances: Sequence[Instance]) -> int:
@@ -227,12 +229,12 @@ class ModelService:
         for instance in instances:
             meta = await asyncio.to_thread(self.catalog.metadata, instance.descriptor)
             if meta is not None:
-                config = instance.load_config
                 total += estimate_load(
                     meta,
                     instance.context_length,
-                    k_cache_type=config.k_cache_type,
-                    v_cache_type=config.v_cache_type,
+                    instance.load_config,
+                    embedding=instance.descriptor.kind is ModelKind.EMBEDDING,
+                    gpu_offload=runtime_offloads(self.runtime_name),
                 ).total_bytes
         return total
 
@@ -366,6 +368,10 @@ class ModelService:
             tool_choice=prediction.tool_choice,
         )
         return ModelSetup(params, variables)
+
+    async def with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
+        """`config` with the model's per-model load defaults under it (what a load would use)."""
+        return await self._with_defaults(descriptor, config)
 
     async def _with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
         stored = await asyncio.to_thread(self.model_configs.get, descriptor.rel_path)
