@@ -3,24 +3,108 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
+from functools import partial
+from typing import Final, TypeVar
 
-from openlms.store.hub.types import RepoListing, SearchHit
+from huggingface_hub import HfApi
+from huggingface_hub.hf_api import ModelInfo
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
+from openlms.store.hub.errors import hub_error, with_retries
+from openlms.store.hub.quants import build_options
+from openlms.store.hub.types import HubFile, RepoListing, SearchHit
+
+T = TypeVar("T")
+
+DEFAULT_ENDPOINT: Final = "https://huggingface.co"
+KNOWN_FORMATS: Final = ("gguf", "mlx", "safetensors")
+_SEARCH_EXPAND: Final = ["downloads", "likes", "tags", "gated", "library_name"]
 
 
 class HubClient:
     """The Hub at `endpoint` (None: HF_ENDPOINT, else huggingface.co) with `token` (None: HF_TOKEN or
-    huggingface_hub's saved token)."""
+    huggingface_hub's saved token). Transient failures are retried `retries` times with exponential
+    backoff from `backoff_s` (Retry-After honoured)."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None, *, retries: int = 5) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        *,
+        retries: int = 5,
+        backoff_s: float = 1.0,
+    ) -> None:
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         self.token = token
         self.retries = retries
+        self.backoff_s = backoff_s
+        self._api = HfApi(endpoint=self.endpoint, token=token)
 
     def search(self, term: str, *, limit: int = 10, formats: Collection[str] = ("gguf",)) -> list[SearchHit]:
-        raise NotImplementedError
+        """Repos whose id contains `term` with one of `formats`, most downloaded first."""
+        hits: dict[str, SearchHit] = {}
+        for fmt in formats:
+            for info in self._call(partial(self._list, term, limit, fmt)):
+                hits.setdefault(info.id, _hit(info))
+        ranked = sorted(hits.values(), key=lambda h: (-h.downloads, h.repo_id))
+        return ranked[:limit]
 
     def listing(self, repo_id: str, revision: str | None = None) -> RepoListing:
-        raise NotImplementedError
+        """The repo's files with sizes and LFS sha256, as GGUF download options (smallest first)."""
+        info = self._call(
+            lambda: self._api.model_info(repo_id, revision=revision, files_metadata=True), repo_id=repo_id
+        )
+        commit = info.sha or revision or "main"
+        files = [_hub_file(s.rfilename, s.size, s.lfs) for s in info.siblings or ()]
+        return RepoListing(
+            repo_id=info.id or repo_id,
+            revision=commit,
+            gated=bool(info.gated),
+            formats=_formats(info),
+            options=build_options(info.id or repo_id, commit, files),
+        )
+
+    def _list(self, term: str, limit: int, fmt: str) -> list[ModelInfo]:
+        models = self._api.list_models(
+            search=term or None,
+            filter=fmt,
+            limit=limit,
+            sort="downloads",
+            expand=_SEARCH_EXPAND,  # type: ignore[arg-type]
+        )
+        return list(models)
+
+    def _call(self, fn: Callable[[], T], *, repo_id: str | None = None) -> T:
+        return with_retries(
+            fn,
+            retries=self.retries,
+            base_s=self.backoff_s,
+            on_error=lambda exc: hub_error(exc, endpoint=self.endpoint, repo_id=repo_id),
+        )
+
+
+def _hit(info: ModelInfo) -> SearchHit:
+    return SearchHit(
+        repo_id=info.id,
+        downloads=info.downloads or 0,
+        likes=info.likes or 0,
+        formats=_formats(info),
+        gated=bool(info.gated),
+    )
+
+
+def _formats(info: ModelInfo) -> frozenset[str]:
+    marks: Iterable[str] = [*(info.tags or ()), info.library_name or ""]
+    lowered = {m.lower() for m in marks}
+    found = {fmt for fmt in KNOWN_FORMATS if fmt in lowered}
+    if any(s.rfilename.lower().endswith(".gguf") for s in info.siblings or ()):
+        found.add("gguf")
+    return frozenset(found)
+
+
+def _hub_file(path: str, size: int | None, lfs: object) -> HubFile:
+    sha = getattr(lfs, "sha256", None) if lfs is not None else None
+    if sha is None and isinstance(lfs, dict):
+        sha = lfs.get("sha256")
+    lfs_size = getattr(lfs, "size", None) if lfs is not None else None
+    return HubFile(path=path, size=int(size or lfs_size or 0), sha256=sha)
