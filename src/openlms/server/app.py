@@ -19,6 +19,7 @@ from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.downloads import router as download_router
+from openlms.server.rest_v1.estimate import router as estimate_router
 from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
@@ -29,6 +30,7 @@ from openlms.services.logbus import LogBus
 from openlms.services.models import ModelService
 from openlms.services.restore import ModelRestorer
 from openlms.store import ModelCatalog
+from openlms.store.virtual import hub_models_dir
 
 log = logging.getLogger("openlms.server")
 
@@ -52,7 +54,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     manager = InstanceManager(
         backend, auto_evict=settings.auto_evict, jit_ttl_seconds=settings.jit_ttl_seconds or None
     )
-    models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
+    catalog = ModelCatalog(settings.resolved_models_dir, hub_models_dir(settings.home))
+    models = ModelService(settings, catalog, manager)
     logbus = LogBus()
     state = AppState(
         settings=settings,
@@ -94,6 +97,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(v1_router)
     app.include_router(prompt_router)
     app.include_router(download_router)
+    app.include_router(estimate_router)
     app.include_router(logs_router)
     mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
     openapi.install_security(app, required=settings.require_auth)
