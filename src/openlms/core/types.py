@@ -69,6 +69,13 @@ class ModelDescriptor:
     vision: bool = False
     shard_paths: tuple[Path, ...] = ()  # every shard, in order, when the model is split
     error: str | None = None  # why the file could not be read, if it could not
+    # from a model.yaml (store/model_yaml.py, store/virtual.py)
+    reasoning: bool = False  # metadataOverrides.reasoning
+    domain: str | None = None  # metadataOverrides.domain ("llm", "embedding") when one says so
+    model_yaml: Path | None = None  # the model.yaml whose config and customFields apply to it
+    virtual: bool = False  # a model.yaml model (key = its `model`) resolved to a downloaded file (`path`)
+    variants: tuple[str, ...] = ()  # the keys of every concrete file of the same model (>= 2 when set)
+    selected_variant: str | None = None  # which of `variants` this entry loads
 
     @property
     def loadable(self) -> bool:

@@ -22,13 +22,14 @@ from openlms.core.types import LoadConfig, LoadedInstance, ModelDescriptor, Mode
 from openlms.engine.manager import Instance, InstanceManager, Loading
 from openlms.parsers.templates import PromptTemplateSpec
 from openlms.parsers.unicode import check_unicode
+from openlms.services import yaml_layer
 from openlms.services.kvconfig import read_prediction
 from openlms.services.load_limits import LoadPlan, check_load, runtime_offloads
 from openlms.services.params import PredictionParams
 from openlms.store import ConversionError, ImportMode, ModelCatalog, ModelImportError, import_model
+from openlms.store.curated import find_curated
 from openlms.store.memory import estimate_load
 from openlms.store.model_config import LoadDefaults, ModelConfig, ModelConfigStore, parse_model_config
-from openlms.store.model_yaml import jinja_variables
 from openlms.store.presets import Preset, PresetStore
 
 PROMPT_TEMPLATE_PARAM = "prediction.promptTemplate"
@@ -113,7 +114,10 @@ class ModelService:
         descriptor = self.catalog.find(query, refresh=False)
         if descriptor is None:
             keys = [d.key for d in await self.downloaded()]
-            raise ModelNotFoundError(query, available=keys, reason=f"No downloaded model matches '{query}'.")
+            reason = self.catalog.missing(query) or _curated_hint(query)
+            raise ModelNotFoundError(
+                query, available=keys, reason=reason or f"No downloaded model matches '{query}'."
+            )
         return descriptor
 
     async def for_inference(
@@ -360,14 +364,17 @@ class ModelService:
         prediction = self.model_configs.get(descriptor.rel_path).prediction
         raw = prediction.prompt_template
         template = PromptTemplateSpec.from_json(raw, param=PROMPT_TEMPLATE_PARAM) if raw is not None else None
-        variables = jinja_variables(descriptor.path, prediction.custom_fields or {})
+        parsed = self.catalog.model_yaml(descriptor)
+        variables = yaml_layer.jinja_variables(parsed, prediction.custom_fields or {})
         params = PredictionParams(
             template=template,
             overflow=prediction.context_overflow_policy,
             reasoning_parsing=prediction.reasoning_parsing,
             tool_choice=prediction.tool_choice,
         )
-        return ModelSetup(params, variables)
+        return ModelSetup(
+            yaml_layer.under(params, yaml_layer.prediction_layer(descriptor, parsed)), variables
+        )
 
     async def with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
         """`config` with the model's per-model load defaults under it (what a load would use)."""
@@ -375,7 +382,11 @@ class ModelService:
 
     async def _with_defaults(self, descriptor: ModelDescriptor, config: LoadConfig) -> LoadConfig:
         stored = await asyncio.to_thread(self.model_configs.get, descriptor.rel_path)
-        return with_load_defaults(config, stored.load)
+        config = with_load_defaults(config, stored.load)
+        if descriptor.error is not None:  # refused by check_load, with its error (maybe the model.yaml's)
+            return config
+        parsed = await asyncio.to_thread(self.catalog.model_yaml, descriptor)
+        return yaml_layer.load_under(config, yaml_layer.load_layer(descriptor, parsed))
 
 
 def with_load_defaults(config: LoadConfig, defaults: LoadDefaults) -> LoadConfig:
@@ -388,6 +399,16 @@ def with_load_defaults(config: LoadConfig, defaults: LoadDefaults) -> LoadConfig
         if getattr(config, name) == getattr(base, name)
     }
     return replace(config, **updates) if updates else config
+
+
+def _curated_hint(query: str) -> str | None:
+    entry = find_curated(query) if query.strip() else None
+    if entry is None:
+        return None
+    return (
+        f"'{query}' ({entry.model}) is in openlms's curated catalog but is not downloaded. "
+        f"Download it with `lms get {entry.name}`."
+    )
 
 
 def _not_found(query: str, loaded: list[Instance], kind: ModelKind) -> Instance:

@@ -23,6 +23,8 @@ from openlms.core.types import ModelDescriptor, ModelKind
 from openlms.store import naming
 from openlms.store.gguf_checks import check_hparams, check_tensors
 from openlms.store.gguf_meta import GGUFFormatError, GGUFMetadata, merge_shards, read_gguf_metadata
+from openlms.store.model_yaml import FILE_NAME, ModelYaml, ModelYamlError
+from openlms.store.virtual import ModelYamlCache, resolve_virtual
 
 MAX_DEPTH: Final = 4
 PARTIAL_MARKERS: Final = frozenset({"part", "tmp", "temp", "download", "crdownload", "partial", "incomplete"})
@@ -57,14 +59,18 @@ def is_candidate_file(name: str) -> bool:
 
 
 class ModelCatalog:
-    """Scans `models_dir` and resolves model queries. Thread-safe."""
+    """Scans `models_dir` (and the virtual models' model.yaml files in `hub_dir`, LM Studio's
+    `<home>/hub/models`; see `store/virtual.py`) and resolves model queries. Thread-safe."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, hub_dir: Path | None = None) -> None:
         self._models_dir = Path(models_dir).expanduser()
+        self._hub_dir = hub_dir
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[_Stamp, GGUFMetadata | str]] = {}
+        self._yaml = ModelYamlCache()
         self._models: list[ModelDescriptor] | None = None
         self._index: dict[str, ModelDescriptor] = {}
+        self._missing: dict[str, str] = {}
 
     @property
     def models_dir(self) -> Path:
@@ -78,8 +84,13 @@ class ModelCatalog:
             drafts = [self._describe(group, seen) for group in groups]
             self._cache = {path: entry for path, entry in self._cache.items() if path in seen}
             models, self._index = _with_keys(drafts)
-            self._models = models
-            return list(models)
+            virtual = resolve_virtual(self._yaml.entries(self._hub_dir), models)
+            for alias, model in virtual.variants.items():
+                self._index.setdefault(alias, model)
+            self._index.update({model.key.lower(): model for model in virtual.listed})
+            self._missing = virtual.missing
+            self._models = models + virtual.listed
+            return list(self._models)
 
     def models(self, *, refresh: bool = False) -> list[ModelDescriptor]:
         """The last scan's models (scanning if there was none, or if `refresh`)."""
@@ -111,6 +122,20 @@ class ModelCatalog:
             found = _find_by_prefix(models, folder)
         return found
 
+    def missing(self, query: str) -> str | None:
+        """How to get a virtual model that has a model.yaml but none of its files (last scan)."""
+        return self._missing.get(query.strip().lower())
+
+    def model_yaml(self, model: ModelDescriptor) -> ModelYaml | None:
+        """The model.yaml that applies to a model (a virtual model's, or the one beside its file), parsed;
+        None when there is none. ModelYamlError when it is malformed."""
+        path = model.model_yaml or model.path.parent / FILE_NAME
+        with self._lock:
+            parsed = self._yaml.read(path)
+        if isinstance(parsed, str):
+            raise ModelYamlError(parsed)
+        return parsed
+
     def metadata(self, model: ModelDescriptor) -> GGUFMetadata | None:
         """A listed, loadable model's header (every shard's tensors), from the last scan's cache."""
         with self._lock:
@@ -138,7 +163,8 @@ class ModelCatalog:
         problem = check_hparams(meta) if meta is not None else None
         if problem is not None:
             meta, errors = None, [problem]
-        return _draft(self._models_dir, group, meta, "; ".join(errors) or None)
+        draft = _draft(self._models_dir, group, meta, "; ".join(errors) or None)
+        return replace(draft, descriptor=self._yaml.with_local_yaml(draft.descriptor))
 
     def _metadata(self, file: _FileStat) -> GGUFMetadata | str:
         if file.stamp is None:
@@ -292,7 +318,13 @@ def _with_keys(drafts: Sequence[_Draft]) -> tuple[list[ModelDescriptor], dict[st
     The index holds keys first, then collision aliases, then the other spellings of each model.
     """
     keys, aliases = naming.assign_keys([d.request for d in drafts])
-    models = [replace(d.descriptor, key=key) for d, key in zip(drafts, keys, strict=True)]
+    variants: dict[str, list[str]] = {}  # the keys of each collided base key (several quantizations)
+    for draft, key in zip(drafts, keys, strict=True):
+        variants.setdefault(draft.request.base_key.lower(), []).append(key)
+    models = [
+        _with_variants(replace(d.descriptor, key=key), variants[d.request.base_key.lower()])
+        for d, key in zip(drafts, keys, strict=True)
+    ]
     index = {model.key.lower(): model for model in models}
     for alias, position in aliases.items():
         index.setdefault(alias.lower(), models[position])
@@ -304,6 +336,10 @@ def _with_keys(drafts: Sequence[_Draft]) -> tuple[list[ModelDescriptor], dict[st
         for spelling in spellings:
             index.setdefault(spelling.lower(), model)
     return models, index
+
+
+def _with_variants(model: ModelDescriptor, keys: Sequence[str]) -> ModelDescriptor:
+    return replace(model, variants=tuple(keys), selected_variant=model.key) if len(keys) > 1 else model
 
 
 def _find_by_path(models: Sequence[ModelDescriptor], path: Path) -> ModelDescriptor | None:

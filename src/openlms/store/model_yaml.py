@@ -24,7 +24,7 @@ that no field declares.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -146,8 +146,13 @@ def _custom_fields(where: str, data: Mapping[str, Any]) -> tuple[CustomField, ..
 
 def jinja_variables(model_dir_or_file: Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`{variable: value}` for the model's template: defaults from model.yaml, overridden by key."""
+    return custom_fields_variables(custom_fields(model_dir_or_file), overrides)
+
+
+def custom_fields_variables(fields: Iterable[CustomField], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{variable: value}`: each field's default, or `overrides[field.key]` when set."""
     variables: dict[str, Any] = {}
-    for custom in custom_fields(model_dir_or_file):
+    for custom in fields:
         value = overrides.get(custom.key, custom.default)
         for variable in custom.variables:
             variables[variable] = value

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from openlms.core.fsutil import atomic_write_text
 from openlms.store.model_yaml import HubSource, ModelYaml, parse_model_yaml
+from openlms.store.virtual import hub_models_dir
 
 __all__ = [
     "CuratedModel",
@@ -23,7 +24,6 @@ __all__ = [
     "curated_models",
     "find_curated",
     "install_virtual_model",
-    "virtual_models_dir",
 ]
 
 
@@ -62,15 +62,10 @@ def find_curated(name: str) -> CuratedModel | None:
     return None
 
 
-def virtual_models_dir(home: Path) -> Path:
-    """Where LM Studio keeps virtual models' model.yaml: `<home>/hub/models`."""
-    return home / "hub" / "models"
-
-
 def install_virtual_model(entry: CuratedModel, home: Path) -> Path:
     """Write the entry's model.yaml to `<home>/hub/models/<publisher>/<name>/model.yaml` (atomic)."""
     publisher, name = entry.model.split("/", 1)
-    path = virtual_models_dir(home) / publisher / name / "model.yaml"
+    path = hub_models_dir(home) / publisher / name / "model.yaml"
     atomic_write_text(path, entry.yaml_text)
     return path
 
