@@ -30,6 +30,7 @@ from openlms.services.logbus import LogBus
 from openlms.services.models import ModelService
 from openlms.services.restore import ModelRestorer
 from openlms.store import ModelCatalog
+from openlms.store.virtual import hub_models_dir
 
 log = logging.getLogger("openlms.server")
 
@@ -53,7 +54,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     manager = InstanceManager(
         backend, auto_evict=settings.auto_evict, jit_ttl_seconds=settings.jit_ttl_seconds or None
     )
-    models = ModelService(settings, ModelCatalog(settings.resolved_models_dir), manager)
+    catalog = ModelCatalog(settings.resolved_models_dir, hub_models_dir(settings.home))
+    models = ModelService(settings, catalog, manager)
     logbus = LogBus()
     state = AppState(
         settings=settings,
