@@ -272,6 +272,9 @@ class V0Model(_Open):
     queued_requests: int | None = Field(default=None, description="loaded: predictions waiting for a slot")
     gpu_offload: V0GpuOffload | None = None
     error: str | None = None
+    params_string: str | None = None
+    variants: list[str] | None = Field(default=None, description="the keys of a model's files (2 or more)")
+    selected_variant: str | None = Field(default=None, description="which of `variants` this entry loads")
 
 
 class V0ModelList(_Open):
@@ -363,6 +366,7 @@ class V1Quantization(_Open):
 class V1Capabilities(_Open):
     vision: bool
     trained_for_tool_use: bool
+    reasoning: bool = False
 
 
 class V1Model(_Open):
@@ -381,6 +385,10 @@ class V1Model(_Open):
     error: str | None = Field(description="Why the file cannot be loaded (null when it can)")
     capabilities: V1Capabilities | None = None
     description: str | None = None
+    variants: list[str] | None = Field(default=None, description="the keys of a model's files (2 or more)")
+    selected_variant: str | None = Field(default=None, description="which of `variants` this entry loads")
+    virtual: bool | None = Field(default=None, description="a model.yaml model resolved to a downloaded file")
+    domain: str | None = Field(default=None, description="a model.yaml's metadataOverrides.domain")
 
 
 class V1Crash(_Open):

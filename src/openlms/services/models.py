@@ -210,10 +210,14 @@ class ModelService:
         above the model's trained one, integers out of llama.cpp's ranges, or more memory than there is
         (`load_limits`)."""
         if descriptor.error is not None:
+            yaml_error = descriptor.model_yaml is not None and str(descriptor.model_yaml) in descriptor.error
+            what = (
+                "Fix or remove that model.yaml (see docs/models.md)."
+                if yaml_error
+                else "The file is corrupt, incomplete or not supported; download it again or remove it."
+            )
             raise InvalidModelFileError(
-                f"Cannot load {descriptor.key}: {descriptor.error}. The file is corrupt, incomplete or not "
-                "supported; download it again or remove it.",
-                param="model",
+                f"Cannot load {descriptor.key}: {descriptor.error}. {what}", param="model"
             )
         meta = await asyncio.to_thread(self.catalog.metadata, descriptor)  # waits for a scan's lock
         return check_load(

@@ -39,8 +39,13 @@ def model_entry(view: ModelView) -> dict[str, Any]:
         "quantization": d.quantization,
         "state": "loaded" if view.loaded else "not-loaded",
         "max_context_length": d.max_context_length,
-        "capabilities": ["tool_use"] if d.trained_for_tool_use else [],
+        "capabilities": [
+            name for name, on in (("tool_use", d.trained_for_tool_use), ("reasoning", d.reasoning)) if on
+        ],
+        "params_string": d.params_string,
     }
+    if d.variants:  # several files of one model (quantizations, a model.yaml's bases)
+        entry["variants"], entry["selected_variant"] = list(d.variants), d.selected_variant
     if view.loaded:
         instance = view.instances[0]
         entry["loaded_context_length"] = instance.context_length

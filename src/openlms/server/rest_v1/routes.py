@@ -141,8 +141,18 @@ def model_entry(state: AppState, view: ModelView) -> dict[str, Any]:
         "error": d.error,
     }
     if d.kind is ModelKind.LLM:
-        entry["capabilities"] = {"vision": d.vision, "trained_for_tool_use": d.trained_for_tool_use}
+        entry["capabilities"] = {
+            "vision": d.vision,
+            "trained_for_tool_use": d.trained_for_tool_use,
+            "reasoning": d.reasoning,
+        }
         entry["description"] = None
+    if d.variants:  # several files of one model (quantizations, a model.yaml's bases)
+        entry["variants"], entry["selected_variant"] = list(d.variants), d.selected_variant
+    if d.virtual:  # a model.yaml model (`key` is its `model`); `path` is the file it loads
+        entry["virtual"] = True
+    if d.domain:
+        entry["domain"] = d.domain
     return entry
 
 
