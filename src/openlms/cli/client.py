@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from openlms.cli.errors import CliError
+from openlms.cli.estimate import ESTIMATE_PATH, Estimate
 from openlms.cli.schema import CrashInfo, LoadResult, ModelInfo
 
 ProgressCallback = Callable[[float], None]
@@ -78,6 +79,10 @@ class ApiClient:
 
     def import_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._json(self._request("POST", "/api/v1/models/import", json=dict(body), timeout=600))
+
+    def estimate(self, body: Mapping[str, Any]) -> Estimate:
+        """`POST /api/v1/models/estimate`: the memory a load with this body's config would take."""
+        return Estimate.from_json(self._json(self._request("POST", ESTIMATE_PATH, json=dict(body))))
 
     def load(self, body: Mapping[str, Any], on_progress: ProgressCallback | None = None) -> LoadResult:
         """Load with `"stream": true`, reporting progress (0..1) as the server's events arrive."""

@@ -167,32 +167,6 @@ def test_load_picker_on_a_tty(invoke: Invoke, server: FakeServer) -> None:
     assert server.requests[-1][2]["model"] == "text-embedding-nomic-embed-text-v1.5"
 
 
-def test_estimate_only(invoke: Invoke, server: FakeServer) -> None:
-    result = invoke(
-        ["load", "qwen2.5-0.5b-instruct", "--estimate-only", "--context-length", "8192", "--gpu", "max"]
-    )
-    assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    assert lines[0:2] == ["Model: Qwen/qwen2.5-0.5b-instruct", "Context length: 8192 tokens"]
-    assert lines[2].startswith("Estimated GPU Memory:   ") and lines[3].startswith("Estimated Total Memory: ")
-    assert "Estimate:" in result.stdout
-    assert all(method == "GET" for method, _, _ in server.requests)
-
-
-def test_estimate_uses_the_default_context(invoke: Invoke) -> None:
-    result = invoke(["load", "text-embedding-nomic-embed-text-v1.5", "--estimate-only"])
-    assert "Context length: 2048 tokens" in result.stdout  # the settings' 4096, capped by the model's 2048
-    assert "GPU" not in result.stdout
-
-
-def test_estimate_refuses_a_context_above_the_model_maximum(invoke: Invoke) -> None:
-    result = invoke(
-        ["load", "text-embedding-nomic-embed-text-v1.5", "--estimate-only", "--context-length", "9999"]
-    )
-    assert result.exit_code != 0
-    assert "maximum context length is 2048" in result.output and "--context-length 2048" in result.output
-
-
 def test_unload(invoke: Invoke, server: FakeServer) -> None:
     assert invoke(["unload", "--all"]).stdout == "No models to unload.\n"
     assert invoke(["unload"]).stdout == "No models to unload.\n"

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from openlms.cli.client import ApiClient
 
 NO_KEY_NO_TTY = "No model key given. Run `lms ls` to see model keys, then `lms load <key>`."
-_REMOTE_DEFAULT_CONTEXT = 4096
 
 
 def parse_gpu(value: str) -> str | float | None:
@@ -89,7 +88,7 @@ def load(
     with app.connect(host_url) as client:
         model = choose_model(app, client.list_models(), model_key, yes=yes)
         if estimate_only:
-            _print_estimate(model, model_key, context_length or _default_context(model, host_url), gpu)
+            _print_estimate(client, model, model_key, context_length, gpu, parallel)
             return
         key = model.key if model is not None else str(model_key)
         body = load_body(
@@ -185,28 +184,19 @@ def _instance_size(client: ApiClient, identifier: str) -> int:
     return found[0].size_bytes if found else 0
 
 
-def _default_context(model: ModelInfo | None, host_url: str | None) -> int:
-    """The context length the server would use: its configured default, capped by the model's maximum."""
-    default = _REMOTE_DEFAULT_CONTEXT
-    if host_url is None:
-        from openlms.cli.serverctl import StartOptions, effective_settings
-
-        default = effective_settings(StartOptions()).default_context_length
-    limit = model.max_context_length if model is not None else None
-    return min(default, limit) if limit else default
-
-
 def _print_estimate(
-    model: ModelInfo | None, query: str | None, context_length: int, gpu: str | float | None
+    client: ApiClient,
+    model: ModelInfo | None,
+    query: str | None,
+    context_length: int | None,
+    gpu: str | float | None,
+    parallel: int | None,
 ) -> None:
-    from openlms.cli.estimate import estimate_memory, render_estimate
+    """The server's estimate for this load (its default context and guardrails, the model's header)."""
+    from openlms.cli.estimate import estimate_body, render_estimate
 
     if model is None:
         raise CliError(f"No model matching '{query}' was found. Run `lms ls` to see model keys.")
-    limit = model.max_context_length
-    if limit and context_length > limit:  # the server refuses such a load (services/load_limits.py)
-        raise CliError(
-            f"The model's maximum context length is {limit} tokens; {context_length} was asked for. "
-            f"Use --context-length {limit} or less."
-        )
-    click.echo(render_estimate(model, estimate_memory(model, context_length, gpu)))
+    body = estimate_body(model.key, gpu=gpu, context_length=context_length, parallel=parallel)
+    name = f"{model.publisher}/{model.key}" if model.publisher else model.key
+    click.echo(render_estimate(name, client.estimate(body)))
