@@ -114,7 +114,10 @@ class FakeHub:
         self._hash_cache: dict[Path, tuple[float, int, str]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="fake-hub", daemon=True)
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=0.05)
 
     @property
     def url(self) -> str:
@@ -225,10 +228,16 @@ class _HubHandler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
-        self._route("GET")
+        self._answer("GET")
 
     def do_HEAD(self) -> None:
-        self._route("HEAD")
+        self._answer("HEAD")
+
+    def _answer(self, method: str) -> None:
+        try:
+            self._route(method)
+        except (ConnectionError, TimeoutError):  # the client went away (a paused or cancelled download)
+            self.close_connection = True
 
     # -- routing -------------------------------------------------------------------------------------
     def _route(self, method: str) -> None:

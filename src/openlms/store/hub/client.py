@@ -44,7 +44,8 @@ class HubClient:
         """Repos whose id contains `term` with one of `formats`, most downloaded first."""
         hits: dict[str, SearchHit] = {}
         for fmt in formats:
-            for info in self._call(partial(self._list, term, limit, fmt)):
+            # list_models pages through huggingface_hub's own http_backoff (429/5xx/network retried)
+            for info in self._call(partial(self._list, term, limit, fmt), retries=0):
                 hits.setdefault(info.id, _hit(info))
         ranked = sorted(hits.values(), key=lambda h: (-h.downloads, h.repo_id))
         return ranked[:limit]
@@ -74,10 +75,10 @@ class HubClient:
         )
         return list(models)
 
-    def _call(self, fn: Callable[[], T], *, repo_id: str | None = None) -> T:
+    def _call(self, fn: Callable[[], T], *, repo_id: str | None = None, retries: int | None = None) -> T:
         return with_retries(
             fn,
-            retries=self.retries,
+            retries=self.retries if retries is None else retries,
             base_s=self.backoff_s,
             on_error=lambda exc: hub_error(exc, endpoint=self.endpoint, repo_id=repo_id),
         )

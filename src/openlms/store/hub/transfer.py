@@ -146,7 +146,7 @@ class FileJob:
 
     def _write(self, resp: httpx2.Response, mode: str) -> None:
         with self.part.open(mode) as out:
-            for chunk in resp.iter_bytes(CHUNK_BYTES):
+            for chunk in resp.iter_bytes():
                 out.write(chunk)
                 self._hasher.update(chunk)
                 self.meter.add(len(chunk))
