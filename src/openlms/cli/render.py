@@ -6,6 +6,7 @@ Sizes use decimal units (1 GB = 10^9 bytes) with two decimals, as LM Studio prin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from openlms.cli.getmodel import DownloadChoice, SearchResult
 from openlms.cli.schema import CrashInfo, LoadedInstance, ModelInfo
@@ -67,11 +68,17 @@ def filter_models(models: Sequence[ModelInfo], *, llm: bool, embedding: bool) ->
     return [m for m in models if m.is_embedding == embedding]
 
 
-def render_ls(models: Sequence[ModelInfo], *, detailed: bool = False, filtered: bool = False) -> str:
-    """The whole `lms ls` output for the (already filtered) models."""
+def render_ls(
+    models: Sequence[ModelInfo], *, detailed: bool = False, filtered: bool = False, variants: bool = False
+) -> str:
+    """The whole `lms ls` output for the (already filtered) models; `variants`: a model's several files
+    (quantizations, a model.yaml model's bases) listed under one row."""
     if not models:
         return "No models match the filter." if filtered else "You have not downloaded any models yet."
-    total = sum(m.size_bytes for m in models)
+    total = sum(m.size_bytes for m in models if not m.virtual)  # a virtual model's file is listed too
+    every = list(models)
+    if variants:
+        models = fold_variants(models)
     sections = [
         (title, [m for m in models if m.is_embedding == is_emb])
         for title, is_emb in ((LLM_SECTION, False), (EMBEDDING_SECTION, True))
@@ -83,9 +90,39 @@ def render_ls(models: Sequence[ModelInfo], *, detailed: bool = False, filtered: 
         lines += ["", _table_line(widths, title, "PARAMS", "ARCHITECTURE", "SIZE")]
         for model in rows:
             lines.append(_model_row(widths, model))
+            if variants:
+                lines += variant_lines(model, every)
             if detailed:
                 lines += [f"    {detail}" for detail in model_details(model)]
     return "\n".join(lines)
+
+
+def fold_variants(models: Sequence[ModelInfo]) -> list[ModelInfo]:
+    """One row per model: the files of a model with several quantizations fold into its first row, which
+    takes the variants' common key (`qwen3-8b` for `qwen3-8b@q4_k_m` and `qwen3-8b@q8_0`)."""
+    out: list[ModelInfo] = []
+    seen: set[tuple[str, ...]] = set()
+    for model in models:
+        if not model.variants or model.virtual:
+            out.append(model)
+        elif model.variants not in seen:
+            seen.add(model.variants)
+            bases = {v.split("@", 1)[0] for v in model.variants}
+            out.append(replace(model, key=bases.pop()) if len(bases) == 1 else model)
+    return out
+
+
+def variant_lines(model: ModelInfo, models: Sequence[ModelInfo]) -> list[str]:
+    """`lms ls --variants`' lines under a model with several files: each variant (with its size and
+    quantization when it is listed itself), the selected one of a model.yaml model marked."""
+    by_key = {m.key: m for m in models}
+    lines = []
+    for variant in model.variants:
+        listed = by_key.get(variant)
+        facts = [f for f in (listed and listed.quantization, listed and format_size(listed.size_bytes)) if f]
+        mark = "*" if model.virtual and variant == model.selected_variant else "-"
+        lines.append(f"    {mark} {variant}" + (f"  ({', '.join(facts)})" if facts else ""))
+    return lines
 
 
 def _column_widths(sections: Sequence[tuple[str, Sequence[ModelInfo]]]) -> tuple[int, int, int, int]:
@@ -129,12 +166,15 @@ def model_details(model: ModelInfo) -> list[str]:
     if model.publisher:
         details.append(f"Publisher: {model.publisher}")
     details.append(f"Path: {model.path}")
+    if model.virtual:
+        details.append("model.yaml model: loads the file above with the model.yaml's settings")
     if model.quantization:
         bits = f" ({model.bits_per_weight:g} bits per weight)" if model.bits_per_weight else ""
         details.append(f"Quantization: {model.quantization}{bits}")
     if model.max_context_length:
         details.append(f"Max context length: {model.max_context_length} tokens")
-    capabilities = [name for name, on in (("vision", model.vision), ("tool use", model.tool_use)) if on]
+    flags = (("vision", model.vision), ("tool use", model.tool_use), ("reasoning", model.reasoning))
+    capabilities = [name for name, on in flags if on]
     if capabilities:
         details.append(f"Capabilities: {', '.join(capabilities)}")
     details += [f"Loaded as: {i.identifier}" for i in model.instances]

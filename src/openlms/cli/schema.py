@@ -31,6 +31,11 @@ def _float(data: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
 def _dict(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key)
     return value if isinstance(value, Mapping) else {}
@@ -99,6 +104,10 @@ class ModelInfo:
     tool_use: bool
     instances: tuple[LoadedInstance, ...]
     raw: Mapping[str, Any]
+    reasoning: bool = False
+    variants: tuple[str, ...] = ()  # the keys of every file of the same model (2 or more)
+    selected_variant: str | None = None
+    virtual: bool = False  # a model.yaml model: its key is the model.yaml's, its path the file it loads
 
     @property
     def is_embedding(self) -> bool:
@@ -126,6 +135,10 @@ class ModelInfo:
             tool_use=caps.get("trained_for_tool_use") is True,
             instances=(),
             raw=data,
+            reasoning=caps.get("reasoning") is True,
+            variants=tuple(v for v in _list(data, "variants") if isinstance(v, str)),
+            selected_variant=_str(data, "selected_variant"),
+            virtual=data.get("virtual") is True,
         )
         raw_instances = data.get("loaded_instances")
         items = raw_instances if isinstance(raw_instances, list) else []

@@ -15,10 +15,17 @@ from openlms.cli.render import filter_models, render_ls
 @click.option("--embedding", is_flag=True, help="Show only embedding models.")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's model objects as a JSON array.")
 @click.option("--detailed", is_flag=True, help="Show path, quantization, max context and display name.")
+@click.option("--variants", is_flag=True, help="List all variants (files) under models that have several.")
 @host_option
 @click.pass_context
 def ls(
-    ctx: click.Context, llm: bool, embedding: bool, as_json: bool, detailed: bool, host_url: str | None
+    ctx: click.Context,
+    llm: bool,
+    embedding: bool,
+    as_json: bool,
+    detailed: bool,
+    variants: bool,
+    host_url: str | None,
 ) -> None:
     with get_app(ctx).connect(host_url) as client:
         models = client.list_models()
@@ -26,4 +33,4 @@ def ls(
     if as_json:
         click.echo(json.dumps([dict(m.raw) for m in shown], indent=2, ensure_ascii=False))
     else:
-        click.echo(render_ls(shown, detailed=detailed, filtered=llm != embedding))
+        click.echo(render_ls(shown, detailed=detailed, filtered=llm != embedding, variants=variants))
