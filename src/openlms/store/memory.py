@@ -268,14 +268,19 @@ def _activations(meta: GGUFMetadata, ubatch: int) -> int:
 
 
 def _swa_layers(meta: GGUFMetadata, n_layers: int) -> tuple[bool, ...]:
-    """Which layers use the sliding window: the header's pattern (array of flags or a period), else
-    llama.cpp's built-in pattern for the architecture, else every layer."""
+    """Which layers use the sliding window: the header's pattern (per-layer flags, or a period: the last
+    layer of each period is dense; 0: every layer windowed), else llama.cpp's pattern for the
+    architecture; an architecture llama.cpp runs without a window gets none."""
     value = meta.kv.get(meta.arch_key("attention.sliding_window_pattern"))
     if isinstance(value, tuple) and len(value) >= n_layers:
         return tuple(bool(v) for v in value[:n_layers])
-    period, dense_first = _SWA_PATTERNS.get(meta.architecture or "", (0, False))
+    known = _SWA_PATTERNS.get(meta.architecture or "")
     if isinstance(value, int) and not isinstance(value, bool):
-        period = value
+        period, dense_first = value, known[1] if known else False
+    elif known:
+        period, dense_first = known
+    else:
+        return (False,) * n_layers
     if period <= 0:
         return (True,) * n_layers
     if dense_first:
