@@ -14,7 +14,8 @@ files, a private repo is a 404 without a valid token.
 
 Faults: `throttle(n)` answers 429 + Retry-After to the next n requests; `cut_after(path, n)` closes the
 connection after n bytes of that file's next GET; `corrupt(path)` serves other bytes than the listing's
-sha256; `slow(bytes_per_second)` paces file bodies; `tokens` are the accepted tokens.
+sha256; `slow(bytes_per_second)` paces file bodies; `tokens` are the accepted tokens (for gated and
+private repos); a token starting with `hf_invalid` gets the Hub's 401 "Invalid credentials" everywhere.
 """
 
 from __future__ import annotations
@@ -251,7 +252,9 @@ class _HubHandler(BaseHTTPRequestHandler):
         if retry_after is not None:
             self._json(429, {"error": "Too many requests"}, {"Retry-After": str(retry_after)})
             return
-        if path == "/api/models":
+        if (self._token() or "").startswith("hf_invalid"):
+            self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+        elif path == "/api/models":
             self._search(query)
         elif path.startswith("/api/models/"):
             self._api_model(path.removeprefix("/api/models/"), query)

@@ -89,6 +89,12 @@ def hub_error(exc: BaseException, *, endpoint: str, repo_id: str | None = None) 
     """The domain error for a failed Hub call."""
     status = status_of(exc)
     web = f"{endpoint}/{repo_id}" if repo_id else endpoint
+    if status == 401 and _server_says(exc, "Invalid credentials"):
+        return HubAuthRequiredError(
+            f"{endpoint} refused the token sent (HF_TOKEN or the one saved by `hf auth login`): it is "
+            "invalid or expired. Create a new one at https://huggingface.co/settings/tokens, or unset "
+            "HF_TOKEN for public models."
+        )
     if isinstance(exc, GatedRepoError) or (status in (401, 403) and repo_id is not None):
         return gated_error(repo_id or "?", web, status)
     if isinstance(exc, RevisionNotFoundError) and repo_id is not None:
@@ -113,6 +119,12 @@ def hub_error(exc: BaseException, *, endpoint: str, repo_id: str | None = None) 
         f"Could not reach the model hub at {endpoint} ({type(exc).__name__}: {exc}). Check the network and "
         "any proxy (HTTPS_PROXY), or set HF_ENDPOINT (the `hub_endpoint` setting) to a reachable mirror."
     )
+
+
+def _server_says(exc: BaseException, text: str) -> bool:
+    if not isinstance(exc, HfHubHTTPError | httpx2.HTTPStatusError):
+        return False
+    return text.lower() in (exc.response.headers.get("X-Error-Message") or "").lower()
 
 
 def gated_error(repo_id: str, web: str, status: int | None) -> HubAuthRequiredError:

@@ -118,3 +118,10 @@ def test_endpoint_defaults_to_hf_endpoint_env(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("HF_ENDPOINT")
     assert HubClient().endpoint == "https://huggingface.co"
     assert HubClient("http://x:1").endpoint == "http://x:1"
+
+
+def test_an_invalid_token_says_so(hub: FakeHub) -> None:
+    _add(hub)
+    with pytest.raises(HubAuthRequiredError, match="invalid or expired") as err:
+        HubClient(hub.url, token="hf_invalid_x", retries=0).listing("org/Foo-GGUF")
+    assert "settings/tokens" in err.value.message

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from openlms.core.errors import (
     HubAuthRequiredError,
     InsufficientDiskError,
 )
+from openlms.store.catalog import ModelCatalog
 from openlms.store.hub import (
     DownloadCancelled,
     DownloadOption,
@@ -26,7 +29,7 @@ from openlms.store.hub import (
     installed_path,
 )
 from openlms.store.hub.download import STAGING_DIR
-from tests.support.fake_hub import FakeHub
+from tests.support.fake_hub import SMOLLM2_DIR, SMOLLM2_REPO, FakeHub
 
 REPO = "org/Foo-GGUF"
 NAME = "Foo-Q4_K_M.gguf"
@@ -296,3 +299,65 @@ def test_a_corrupt_second_part_installs_nothing(hub: FakeHub, client: HubClient,
     with pytest.raises(DownloadVerificationError):
         download_option(client, _option(client, "Q8_0", repo="org/Big-GGUF"), tmp_path)
     assert _final_files(tmp_path) == []
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+from openlms.store.hub import HubClient, download_option, find_option
+client = HubClient(sys.argv[1], retries=0)
+option = find_option(client.listing(sys.argv[2]).options, "Q4_K_M")
+def report(progress):
+    print(progress.downloaded_bytes, flush=True)
+download_option(client, option, Path(sys.argv[3]), on_progress=report)
+"""
+
+
+def test_resume_after_the_process_is_killed(
+    hub: FakeHub, client: HubClient, data: bytes, tmp_path: Path
+) -> None:
+    hub.add_repo(REPO, {NAME: data})
+    hub.slow(2_000_000)
+    root = Path(__file__).resolve().parents[4]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, hub.url, REPO, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+    )
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if int(line) >= 500_000:
+                break
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    hub.slow(None)
+    part = tmp_path / STAGING_DIR / REPO / f"{NAME}.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+    assert _final_files(tmp_path) == []
+    assert download_option(client, _option(client), tmp_path).read_bytes() == data
+    assert hub.file_gets(NAME)[-1].headers["range"] == f"bytes={kept}-"
+
+
+@pytest.mark.skipif(not SMOLLM2_DIR.is_dir(), reason="needs the installed SmolLM2 (openlms-setup-models)")
+def test_smollm2_from_the_fake_hub_is_listed_only_once_complete(
+    hub: FakeHub, client: HubClient, tmp_path: Path
+) -> None:
+    name = hub.add_smollm2()
+    option = _option(client, "Q4_1", repo=SMOLLM2_REPO)
+    catalog = ModelCatalog(tmp_path)
+    listed_midway: list[list[str]] = []
+
+    def look(progress: DownloadProgress) -> None:
+        if not listed_midway and 0 < progress.downloaded_bytes < progress.total_bytes:
+            listed_midway.append([m.key for m in catalog.models(refresh=True)])
+
+    path = download_option(client, option, tmp_path, on_progress=look)
+    assert listed_midway == [[]]
+    assert path == tmp_path / SMOLLM2_REPO / name
+    assert [m.key for m in catalog.models(refresh=True)] == ["smollm2-135m-instruct"]
+    assert path.stat().st_size == (SMOLLM2_DIR / name).stat().st_size
