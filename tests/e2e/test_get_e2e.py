@@ -196,6 +196,23 @@ def test_split_parts_and_the_vision_projector_come_together(
     assert installed(server, "zz-org/Vision-GGUF") == {"Vision-Q4_K_M.gguf", "mmproj-Vision-F16.gguf"}
 
 
+def test_a_curated_name_resolves_to_its_hugging_face_source(
+    server: Server, hub: FakeHub, ggufs: dict[str, Path]
+) -> None:
+    from openlms.store.curated import find_curated
+
+    entry = find_curated("gemma-3-1b")
+    assert entry is not None
+    source = f"{entry.sources[0].user}/{entry.sources[0].repo}"
+    hub.add_repo(source, {"gemma-3-1b-it-Q4_K_M.gguf": ggufs["a"], "gemma-3-1b-it-Q8_0.gguf": ggufs["b"]})
+    got = get(server, "gemma-3-1b@q8_0")
+    assert got.returncode == 0, output(got)
+    assert f"Downloading {source}/gemma-3-1b-it-Q8_0.gguf" in got.stdout
+    assert installed(server, source) == {"gemma-3-1b-it-Q8_0.gguf"}
+    key = got.stdout.split("lms load ")[-1].strip()
+    assert key in ls_keys(server)
+
+
 def test_no_term_lists_staff_picks_and_mlx_is_refused(server: Server) -> None:
     picks = get(server)
     assert picks.returncode == 0, output(picks)
