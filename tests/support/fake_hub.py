@@ -72,6 +72,7 @@ class _Repo:
     library_name: str | None
     downloads: int
     likes: int
+    xet: bool = False
 
 
 @dataclass
@@ -147,13 +148,16 @@ class FakeHub:
         downloads: int = 0,
         likes: int = 0,
         lfs: bool = True,
+        xet: bool = False,
     ) -> None:
-        """Add (or replace: a new commit) a repo. Files are bytes or paths streamed from disk."""
+        """Add (or replace: a new commit) a repo. Files are bytes or paths streamed from disk. `xet`: as
+        a Xet-backed repo on the Hub, `resolve` answers 302 (with X-Xet-Hash and the X-Linked-* headers)
+        to a CDN address that serves the plain bytes with its own ETag."""
         entries = {path: self._file(data, lfs) for path, data in files.items()}
         commit = hashlib.sha1(repr(sorted((p, f.sha256) for p, f in entries.items())).encode()).hexdigest()
         with self.lock:
             self.repos[repo_id] = _Repo(
-                repo_id, entries, commit, gated, private, tags, library_name, downloads, likes
+                repo_id, entries, commit, gated, private, tags, library_name, downloads, likes, xet
             )
 
     def add_smollm2(self, repo_id: str = SMOLLM2_REPO) -> str:
@@ -258,6 +262,8 @@ class _HubHandler(BaseHTTPRequestHandler):
             self._search(query)
         elif path.startswith("/api/models/"):
             self._api_model(path.removeprefix("/api/models/"), query)
+        elif path.startswith("/cdn/"):
+            self._cdn(method, path.removeprefix("/cdn/"))
         elif "/resolve/" in path:
             self._resolve(method, path.lstrip("/"))
         else:
@@ -362,9 +368,35 @@ class _HubHandler(BaseHTTPRequestHandler):
         if f is None:
             self._error(404, "EntryNotFound", f"{file_path} does not exist")
             return
+        if repo.xet:
+            self._redirect_to_cdn(repo, file_path, f)
+            return
         self._serve_file(method, repo, file_path, f)
 
-    def _serve_file(self, method: str, repo: _Repo, file_path: str, f: _File) -> None:
+    def _redirect_to_cdn(self, repo: _Repo, file_path: str, f: _File) -> None:
+        self.send_response(302)
+        for key, value in {
+            "Location": f"{self.hub.url}/cdn/{repo.repo_id}/{f.sha256}?name={file_path}",
+            "Content-Length": "0",
+            "X-Repo-Commit": repo.sha,
+            "X-Linked-Etag": f'"{f.sha256}"',
+            "X-Linked-Size": str(f.size),
+            "X-Xet-Hash": hashlib.sha256(f.sha256.encode()).hexdigest(),
+            "X-Xet-Refresh-Route": f"/api/models/{repo.repo_id}/xet-read-token/{repo.sha}",
+        }.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _cdn(self, method: str, rest: str) -> None:
+        repo_id, _, sha = rest.rpartition("/")
+        repo = self.hub.repos.get(repo_id)
+        found = [(p, f) for p, f in (repo.files.items() if repo else ()) if f.sha256 == sha]
+        if repo is None or not found:
+            self._json(404, {"error": "no such object"})
+            return
+        self._serve_file(method, repo, found[0][0], found[0][1], cdn=True)
+
+    def _serve_file(self, method: str, repo: _Repo, file_path: str, f: _File, *, cdn: bool = False) -> None:
         start, end = 0, f.size
         status = 200
         wanted = self.headers.get("Range")
@@ -387,7 +419,11 @@ class _HubHandler(BaseHTTPRequestHandler):
             "ETag": etag,
             "X-Repo-Commit": repo.sha,
         }
-        if f.lfs:
+        if cdn:
+            headers = {k: v for k, v in headers.items() if not k.startswith("X-")} | {
+                "ETag": f'"cdn-{f.sha256[:16]}"'
+            }
+        elif f.lfs:
             headers |= {"X-Linked-Etag": etag, "X-Linked-Size": str(f.size)}
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{f.size}"

@@ -361,3 +361,16 @@ def test_smollm2_from_the_fake_hub_is_listed_only_once_complete(
     assert path == tmp_path / SMOLLM2_REPO / name
     assert [m.key for m in catalog.models(refresh=True)] == ["smollm2-135m-instruct"]
     assert path.stat().st_size == (SMOLLM2_DIR / name).stat().st_size
+
+
+def test_a_xet_backed_repo_downloads_over_plain_http_with_resume(
+    hub: FakeHub, client: HubClient, data: bytes, tmp_path: Path
+) -> None:
+    hub.add_repo(REPO, {NAME: data}, xet=True)
+    hub.cut_after(NAME, 777_777)
+    assert download_option(client, _option(client), tmp_path).read_bytes() == data
+    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
+    assert [r.headers.get("range") for r in cdn] == [None, "bytes=777777-"]
+    assert not any("xet" in r.path for r in hub.requests)
+    state = tmp_path / STAGING_DIR / REPO / f"{NAME}.part.json"
+    assert not state.exists()
