@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -17,15 +18,17 @@ _TERM_RE: Final = re.compile(r"^[\w .:/+-]{1,200}$")
 _FILE_MARKERS: Final = ("blob", "resolve")
 
 
-def parse_model_ref(text: str) -> ModelRef:
-    """Parse `text`; raises InvalidRequestError for something that is neither a repo nor a search term."""
+def parse_model_ref(text: str, *, endpoint: str | None = None) -> ModelRef:
+    """Parse `text`; raises InvalidRequestError for something that is neither a repo nor a search term.
+
+    URLs on huggingface.co / hf.co are understood, and on the host of `endpoint` or HF_ENDPOINT (a mirror)."""
     raw = text.strip()
     if not raw:
         raise InvalidRequestError(
             "Give a model: a search term, `user/repo` or a Hugging Face URL.", param="model"
         )
     body, quant = _split_quant(raw)
-    host_path = _strip_host(body)
+    host_path = _strip_host(body, _hf_hosts(endpoint))
     if host_path is not None:
         return _from_path(raw, host_path, quant)
     if body.count("/") == 1 and all(_NAME_RE.match(p) for p in body.split("/")):
@@ -52,14 +55,19 @@ def _split_quant(raw: str) -> tuple[str, str | None]:
     return raw, None
 
 
-def _strip_host(body: str) -> str | None:
+def _hf_hosts(endpoint: str | None) -> frozenset[str]:
+    extra = {urlsplit(e).hostname for e in (endpoint, os.environ.get("HF_ENDPOINT")) if e}
+    return _HF_HOSTS | {h.lower() for h in extra if h}
+
+
+def _strip_host(body: str, hosts: frozenset[str]) -> str | None:
     """The path after a Hugging Face host (with or without a scheme), or None when there is no host."""
     candidate = body if "://" in body else f"https://{body}"
     parts = urlsplit(candidate)
     if "://" in body and parts.scheme not in ("http", "https"):
         raise _invalid(body)
     host = (parts.hostname or "").lower()
-    if host in _HF_HOSTS:
+    if host in hosts:
         return unquote(parts.path).strip("/")
     if "://" in body:
         raise InvalidRequestError(

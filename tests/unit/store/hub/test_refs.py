@@ -70,3 +70,15 @@ def test_junk_is_a_clear_invalid_request(text: str) -> None:
         parse_model_ref(text)
     assert err.value.param == "model"
     assert "user/repo" in err.value.message or "model" in err.value.message.lower()
+
+
+def test_urls_of_the_configured_mirror_are_understood(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    with pytest.raises(InvalidRequestError):
+        parse_model_ref("https://hf-mirror.example/user/repo")
+    assert (
+        parse_model_ref("https://hf-mirror.example/u/r", endpoint="https://hf-mirror.example").repo_id
+        == "u/r"
+    )
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8123")
+    assert parse_model_ref("http://127.0.0.1:8123/u/r@q8_0").quantization == "Q8_0"
