@@ -21,7 +21,7 @@ from openlms.store.hub.progress import Meter
 from openlms.store.hub.types import DownloadCancelled, DownloadOption, HubFile
 
 CHUNK_BYTES: Final = 1 << 20
-_TIMEOUT: Final = httpx2.Timeout(30.0, read=60.0)
+_TIMEOUT: Final = httpx2.Timeout(30.0)
 
 
 @dataclass
@@ -85,8 +85,11 @@ class FileJob:
         if state.verified and have == self.file.size:
             self.meter.add(have, transferred=False)
             return
-        self._hasher = _hash_existing(self.part, self.file.size)
+        if _size(self.part) > self.file.size:
+            self.part.unlink()
         self.meter.add(_size(self.part), transferred=False)
+        self.meter.flush()
+        self._hasher = _hash_existing(self.part)
         self._fetch(state)
         self._verify()
         state.verified = True
@@ -194,11 +197,9 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _hash_existing(part: Path, size: int) -> hashlib._Hash:
-    """sha256 over the part's bytes so far (a part longer than the file is discarded)."""
+def _hash_existing(part: Path) -> hashlib._Hash:
+    """sha256 over the part's bytes so far."""
     hasher = hashlib.sha256()
-    if _size(part) > size:
-        part.unlink()
     if not part.exists():
         return hasher
     with part.open("rb") as fh:
