@@ -46,9 +46,14 @@ def repo() -> Iterator[FakeRepository]:
 
 
 def lms(
-    repo: FakeRepository, args: Sequence[str], *, tty: bool = False, input: str | None = None
+    repo: FakeRepository,
+    args: Sequence[str],
+    *,
+    tty: bool = False,
+    input: str | None = None,
+    bar: bool = False,
 ) -> click.testing.Result:
-    app = CliApp(stdin_is_tty=lambda: tty, show_progress=lambda: False)
+    app = CliApp(stdin_is_tty=lambda: tty, show_progress=lambda: bar)
     return click.testing.CliRunner().invoke(cli, ["get", *args, "--host", repo.url], obj=app, input=input)
 
 
@@ -211,3 +216,19 @@ def test_ctrl_c_closes_the_socket_and_says_how_to_resume(repo: FakeRepository) -
     assert result.exit_code == 130, result.output
     assert PAUSED in result.output
     assert repo.closed_mid_download.wait(10)
+
+
+def test_progress_bar_on_a_terminal_and_the_limit(repo: FakeRepository) -> None:
+    result = lms(repo, ["tiny-1b", "-y", "--limit", "5"], bar=True)
+    assert result.exit_code == 0, result.output
+    assert repo.calls[0][1]["opts"]["limit"] == 5
+    assert "Tiny-Q4_K_M.gguf" in result.output and "500 B/s" in result.output
+    assert f"Downloaded to {PATH}. Load it with: lms load {KEY}" in result.output
+
+
+def test_a_server_without_the_repository_endpoints_is_one_error(repo: FakeRepository) -> None:
+    repo.search["old"] = [{"name": "x", "identifier": {"type": "hf", "identifier": "a/b"}, "exact": True}]
+    repo.options["a/b"] = {"error": {"title": "Searching and downloading models needs the LM Studio Hub"}}
+    result = lms(repo, ["old", "-y"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: Searching and downloading models needs the LM Studio Hub"

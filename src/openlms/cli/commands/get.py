@@ -263,7 +263,7 @@ class _Progress:
         if quarter > self.quarter and quarter < 4:
             self.quarter = quarter
             speed_text = f", {rate}" if rate else ""
-            click.echo(f"  {25 * quarter}% ({format_size(done)} of {format_size(total)}{speed_text})")
+            click.echo(f"  {100 * done // total}% ({format_size(done)} of {format_size(total)}{speed_text})")
 
     def finalize(self) -> None:
         if self.finalizing:
