@@ -232,3 +232,11 @@ def test_a_server_without_the_repository_endpoints_is_one_error(repo: FakeReposi
     result = lms(repo, ["old", "-y"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: Searching and downloading models needs the LM Studio Hub"
+
+
+def test_no_term_on_a_terminal_picks_a_staff_pick_then_its_quantization(repo: FakeRepository) -> None:
+    repo.search[None] = [{**CURATED, "exact": False, "staffPick": True}]
+    result = lms(repo, [], tty=True, input="1\n3\n")
+    assert result.exit_code == 0, result.output
+    assert "Staff picks that fit this machine. Select one to download:" in result.output
+    assert downloaded(repo) == [identifier("Q8_0")]
