@@ -89,6 +89,7 @@ class _Faults:
     retry_after: int = 0
     cuts: dict[str, list[int]] = field(default_factory=dict)
     corrupt: set[str] = field(default_factory=set)
+    vary_etag: set[str] = field(default_factory=set)
     bytes_per_second: float | None = None
 
 
@@ -189,6 +190,11 @@ class FakeHub:
         """The next GET of `path` (any repo) closes the connection after `nbytes` body bytes."""
         with self.lock:
             self.faults.cuts.setdefault(path, []).append(nbytes)
+
+    def vary_etag(self, path: str) -> None:
+        """Every response for `path` carries another ETag (a server that changes the file all the time)."""
+        with self.lock:
+            self.faults.vary_etag.add(path)
 
     def corrupt(self, path: str) -> None:
         with self.lock:
@@ -412,6 +418,8 @@ class _HubHandler(BaseHTTPRequestHandler):
                 return
             start, end, status = parsed[0], parsed[1], 206
         etag = f'"{f.sha256}"' if f.lfs else f'"{f.sha256[:40]}"'
+        if file_path in self.hub.faults.vary_etag:
+            etag = f'"{len(self.hub.requests)}-{etag.strip(chr(34))}"'
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(end - start),

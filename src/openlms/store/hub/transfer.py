@@ -21,6 +21,7 @@ from openlms.store.hub.progress import Meter
 from openlms.store.hub.types import DownloadCancelled, DownloadOption, HubFile
 
 CHUNK_BYTES: Final = 1 << 20
+_MAX_RESTARTS: Final = 3
 _TIMEOUT: Final = httpx2.Timeout(30.0)
 
 
@@ -96,14 +97,14 @@ class FileJob:
         state.save(self.part)
 
     def _fetch(self, state: Sidecar) -> None:
-        attempt = 0
+        attempt = restarts = 0
         while (have := _size(self.part)) < self.file.size:
             self._check_cancel()
             try:
                 self._get(state, have)
             except _RemoteChanged:
-                self.meter.rewind(have)
-                self._hasher = hashlib.sha256()
+                restarts += 1
+                self._restart(have, restarts)
             except (OpenLMSError, DownloadCancelled):
                 raise
             except Exception as exc:
@@ -113,6 +114,17 @@ class FileJob:
                     raise self._error(exc) from exc
                 if self.cancel.wait(backoff_delay(max(attempt - 1, 0), self.client.backoff_s, exc)):
                     self._check_cancel()
+
+    def _restart(self, had: int, restarts: int) -> None:
+        """The part was discarded: count its bytes out, hash from zero; give up on a file that keeps
+        changing."""
+        self.meter.rewind(had)
+        self._hasher = hashlib.sha256()
+        if restarts > _MAX_RESTARTS:
+            raise DownloadError(
+                f"{self.file.path} in {self.option.repo_id} keeps changing while it downloads (another ETag "
+                "on every request); try again later."
+            )
 
     def _get(self, state: Sidecar, have: int) -> None:
         url = hf_hub_url(

@@ -374,3 +374,17 @@ def test_a_xet_backed_repo_downloads_over_plain_http_with_resume(
     assert not any("xet" in r.path for r in hub.requests)
     state = tmp_path / STAGING_DIR / REPO / f"{NAME}.part.json"
     assert not state.exists()
+
+
+def test_a_file_that_keeps_changing_gives_up(
+    hub: FakeHub, client: HubClient, data: bytes, tmp_path: Path
+) -> None:
+    hub.add_repo(REPO, {NAME: data}, lfs=False)
+    option = dataclasses.replace(_option(client), revision="main")
+    _leave_part(hub, client, option, tmp_path)
+    hub.vary_etag(NAME)
+    for _ in range(10):  # every other GET (the ones without Range) is cut, so a part is there to resume
+        hub.cut_after(NAME, 500_000)
+    with pytest.raises(DownloadError, match="keeps changing"):
+        download_option(client, option, tmp_path)
+    assert _final_files(tmp_path) == []
