@@ -174,6 +174,9 @@ def test_at_quant_and_url_forms(server: Server, hub: FakeHub, ggufs: dict[str, P
     got = get(server, "hf.co/zz-org/Forms-GGUF:Q4_K_M")
     assert got.returncode == 0, output(got)
     assert "Forms-Q4_K_M.gguf" in installed(server, "zz-org/Forms-GGUF")
+    got = get(server, f"{hub.url}/zz-org/Forms-GGUF/resolve/main/Forms-Q4_K_M.gguf")  # the mirror's own URL
+    assert got.returncode == 0, output(got)
+    assert "Already downloaded (zz-org/Forms-GGUF/Forms-Q4_K_M.gguf)" in got.stdout
     assert sha256(models_dir(server) / "zz-org/Forms-GGUF/Forms-Q2_K.gguf") == sha256(ggufs["a"])
     missing = get(server, "zz-org/Forms-GGUF@q5_k_s")
     assert missing.returncode == 1

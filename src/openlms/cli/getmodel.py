@@ -147,11 +147,12 @@ def _split_quant(text: str) -> tuple[str, str | None]:
 
 
 def _hub_path(text: str) -> str | None:
-    """The path of a Hugging Face URL (`user/repo/...`), `text` itself for a bare `user/repo`, else None."""
+    """The path of a Hugging Face URL (`user/repo/...`; any http(s) host, so a mirror's URLs work too),
+    `text` itself for a bare `user/repo`, else None."""
     lowered = text.lower()
     for scheme in ("https://", "http://"):
         if lowered.startswith(scheme):
-            text, lowered = text[len(scheme) :], lowered[len(scheme) :]
+            return text[len(scheme) :].partition("/")[2]
     for host in _HUB_HOSTS:
         if lowered.startswith(host + "/"):
             return text[len(host) + 1 :]

@@ -39,6 +39,11 @@ from openlms.cli.sdkws import error_text, websocket_url
             ),
         ),
         ("qwen coder", Wanted("qwen coder", None, None, None)),
+        (
+            "https://hf-mirror.example:8080/user/R@q8_0",
+            Wanted("https://hf-mirror.example:8080/user/R", "user/R", "Q8_0", None),
+        ),
+        ("https://huggingface.co/user", Wanted("https://huggingface.co/user", None, None, None)),
     ],
 )
 def test_parse_wanted(text: str, wanted: Wanted) -> None:
