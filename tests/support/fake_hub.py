@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -115,7 +116,7 @@ class FakeHub:
         self.faults = _Faults()
         self.lock = threading.Lock()
         self._hash_cache: dict[Path, tuple[float, int, str]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._serve, name="fake-hub", daemon=True)
 
@@ -221,6 +222,14 @@ class FakeHub:
                 return None
             self.faults.throttle_left -= 1
             return self.faults.retry_after
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that drop a connection (a paused download, a closed keep-alive) are no error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
