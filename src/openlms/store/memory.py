@@ -151,6 +151,7 @@ def estimate_load(
     resident = _activations(meta, ubatch) + output_bytes(meta, n_seq)
     compute = reserved + output_bytes(meta, n_seq) if ratio > 0 else resident
     gpu = int(ratio * (weights + kv)) + (reserved + mmproj_bytes if ratio > 0 else 0)
+    cells = cells if kv else 0  # an encoder keeps no cache
     return LoadEstimate(weights, kv, compute, context_length, vocab_bytes(meta), mmproj_bytes, gpu, cells)
 
 
