@@ -114,6 +114,7 @@ class FakeHub:
         self.requests: list[RequestLog] = []
         self.tokens: set[str] = set()
         self.faults = _Faults()
+        self.garbage_json = False  # answer the API with bytes that are not JSON (a broken mirror)
         self.lock = threading.Lock()
         self._hash_cache: dict[Path, tuple[float, int, str]] = {}
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -475,7 +476,7 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     # -- helpers -------------------------------------------------------------------------------------
     def _json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+        data = b"<html>not the Hub</html>" if self.hub.garbage_json else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

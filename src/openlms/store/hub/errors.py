@@ -11,11 +11,18 @@ import httpx2
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 
-from openlms.core.errors import HubAuthRequiredError, HubError, ModelNotFoundError, OpenLMSError
+from openlms.core.errors import (
+    HubAuthRequiredError,
+    HubError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    OpenLMSError,
+)
 
 T = TypeVar("T")
 
@@ -114,6 +121,13 @@ def hub_error(exc: BaseException, *, endpoint: str, repo_id: str | None = None) 
         return HubError(
             f"{endpoint} answered HTTP {status} for {web}. Try again later, or point HF_ENDPOINT "
             "(the `hub_endpoint` setting) at a working mirror."
+        )
+    if isinstance(exc, HFValidationError):
+        return InvalidRequestError(f"'{repo_id}' is not a valid Hugging Face repo id: {exc}", param="model")
+    if not is_transient(exc):
+        return HubError(
+            f"{endpoint} gave an answer openlms cannot use ({type(exc).__name__}: {exc}). If HF_ENDPOINT "
+            "(the `hub_endpoint` setting) points at a mirror, check that it speaks the Hugging Face Hub API."
         )
     return HubError(
         f"Could not reach the model hub at {endpoint} ({type(exc).__name__}: {exc}). Check the network and "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -12,9 +13,15 @@ from typing import Any, Final
 
 import httpx2
 from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
+from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils._headers import build_hf_headers
 
-from openlms.core.errors import DownloadError, DownloadVerificationError, OpenLMSError
+from openlms.core.errors import (
+    DownloadError,
+    DownloadVerificationError,
+    InsufficientDiskError,
+    OpenLMSError,
+)
 from openlms.store.hub.client import HubClient
 from openlms.store.hub.errors import backoff_delay, hub_error, is_transient, status_of
 from openlms.store.hub.progress import Meter
@@ -188,6 +195,8 @@ class FileJob:
             raise DownloadCancelled(f"Download of {self.option.identifier} paused; run it again to resume.")
 
     def _error(self, exc: BaseException) -> OpenLMSError:
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | HfHubHTTPError):
+            return _disk_error(exc, self.part)
         if status_of(exc) == 404:
             return DownloadError(
                 f"{self.file.path} is not in {self.option.repo_id} at revision {self.option.revision} (any "
@@ -200,6 +209,15 @@ class FileJob:
                 "kept: run the download again to resume it."
             )
         return hub_error(exc, endpoint=self.client.endpoint, repo_id=self.option.repo_id)
+
+
+def _disk_error(exc: OSError, part: Path) -> OpenLMSError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientDiskError(
+            f"The disk filled up while writing {part.name} ({exc.strerror}). What was downloaded is kept in "
+            f"{part.parent}: free some space and run the download again to resume it."
+        )
+    return DownloadError(f"Could not write {part}: {exc}. Check the models folder's permissions and disk.")
 
 
 def _size(path: Path) -> int:

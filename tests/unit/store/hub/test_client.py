@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from openlms.core.errors import HubAuthRequiredError, HubError, ModelNotFoundError
+from openlms.core.errors import HubAuthRequiredError, HubError, InvalidRequestError, ModelNotFoundError
 from openlms.store.hub import HubClient
 from tests.support.fake_hub import FakeHub
 
@@ -125,3 +125,15 @@ def test_an_invalid_token_says_so(hub: FakeHub) -> None:
     with pytest.raises(HubAuthRequiredError, match="invalid or expired") as err:
         HubClient(hub.url, token="hf_invalid_x", retries=0).listing("org/Foo-GGUF")
     assert "settings/tokens" in err.value.message
+
+
+def test_a_repo_id_the_hub_refuses_is_an_invalid_request(client: HubClient) -> None:
+    with pytest.raises(InvalidRequestError, match="not a valid Hugging Face repo id"):
+        client.listing("org/bad--..name")
+
+
+def test_a_hub_that_answers_nonsense_says_so(hub: FakeHub) -> None:
+    hub.add_repo("org/Foo-GGUF", {"Foo-Q4_K_M.gguf": b"x"})
+    hub.garbage_json = True
+    with pytest.raises(HubError, match="cannot use"):
+        HubClient(hub.url, retries=0).listing("org/Foo-GGUF")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -388,3 +390,40 @@ def test_a_file_that_keeps_changing_gives_up(
     with pytest.raises(DownloadError, match="keeps changing"):
         download_option(client, option, tmp_path)
     assert _final_files(tmp_path) == []
+
+
+def test_disk_filling_up_midway_keeps_the_part_and_says_so(
+    hub: FakeHub, client: HubClient, data: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.add_repo(REPO, {NAME: data})
+    real_open = Path.open
+
+    class FullDisk:
+        def __init__(self, inner: IO[bytes]) -> None:
+            self.inner, self.written = inner, 0
+
+        def write(self, chunk: bytes) -> int:
+            if self.written > 1_000_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(chunk)
+            return self.inner.write(chunk)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+    def fake_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, mode, *args, **kwargs)
+        return FullDisk(handle) if self.suffix == ".part" and mode in ("ab", "wb") else handle
+
+    monkeypatch.setattr(Path, "open", fake_open)
+    with pytest.raises(InsufficientDiskError, match="disk filled up") as err:
+        download_option(client, _option(client), tmp_path)
+    assert "resume" in err.value.message
+    monkeypatch.undo()
+    kept = (tmp_path / STAGING_DIR / REPO / f"{NAME}.part").stat().st_size
+    assert kept > 1_000_000
+    assert download_option(client, _option(client), tmp_path).read_bytes() == data
+    assert hub.file_gets(NAME)[-1].headers["range"] == f"bytes={kept}-"
