@@ -82,3 +82,18 @@ async def test_the_verdict_is_the_loads_verdict(home: Path) -> None:
             assert verdict["limit_bytes"] < body["total_bytes"]
             assert "will fail to load" in verdict["message"]
             assert load.json()["error"]["code"] == "insufficient_memory"
+
+
+async def test_a_vision_projector_is_counted(home: Path, model_files: dict[str, Path]) -> None:
+    folder = home / "models" / "acme" / "tiny-vision-GGUF"
+    folder.mkdir(parents=True)
+    (folder / "tiny-vision-F32.gguf").symlink_to(model_files["llm"])
+    (folder / "mmproj-tiny-vision-F16.gguf").write_bytes(b"\0" * 123_456)
+    app = make_app(home, FakeBackend())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            vision = await _estimate(http, "tiny-vision")
+            plain = await _estimate(http, "tiny-chat")
+    assert vision["mmproj_bytes"] == 123_456 and plain["mmproj_bytes"] == 0
+    assert vision["total_bytes"] == plain["total_bytes"] + 123_456
