@@ -1,19 +1,21 @@
-"""A FakeHub per test and a HubClient on it with fast backoff (no HF_TOKEN from the environment)."""
+"""A FakeHub per test and a HubClient on it with fast backoff (no HF_TOKEN, no saved token)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from openlms.store.hub import HubClient
 from tests.support.fake_hub import FakeHub
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    no_token = tmp_path_factory.mktemp("hf") / "token"  # no token saved by `hf auth login` either
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(no_token))
     with FakeHub() as fake:
         yield fake
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from openlms.core.errors import (
     DownloadError,
@@ -214,7 +215,6 @@ def test_gated_repo_without_then_with_token(hub: FakeHub, data: bytes, tmp_path:
 def test_hf_token_env_is_honoured(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     hub.add_repo("meta/Llama-Gated-GGUF", {NAME: b"llama"}, gated=True)
     hub.tokens.add("hf_from_env")
-    monkeypatch.delenv("HF_HUB_DISABLE_IMPLICIT_TOKEN")
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     client = HubClient(hub.url, retries=0)
     assert (
@@ -427,3 +427,12 @@ def test_disk_filling_up_midway_keeps_the_part_and_says_so(
     assert kept > 1_000_000
     assert download_option(client, _option(client), tmp_path).read_bytes() == data
     assert hub.file_gets(NAME)[-1].headers["range"] == f"bytes={kept}-"
+
+
+def test_the_token_saved_by_hf_auth_login_is_honoured(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add_repo("meta/Llama-Gated-GGUF", {NAME: b"llama"}, gated=True)
+    hub.tokens.add("hf_saved")
+    Path(hf_constants.HF_TOKEN_PATH).write_text("hf_saved\n")
+    client = HubClient(hub.url, retries=0)
+    option = _option(client, repo="meta/Llama-Gated-GGUF")
+    assert download_option(client, option, tmp_path).read_bytes() == b"llama"
