@@ -17,6 +17,12 @@ step "openlms with test extras (pip install -e '.[test]')"
 ensure_openlms test
 step "Default models (openlms-setup-models)"
 ensure_models
+step "Extra test model (openlms-setup-models --only qwen2.5-coder-0.5b-instruct, ~490 MB)"
+# the tool-calling e2e tests (tests/e2e/test_qwen_tools_e2e.py) need a model that picks tools itself
+rc_extra=0
+"$VENV/bin/openlms-setup-models" --only qwen2.5-coder-0.5b-instruct || rc_extra=$?
+((rc_extra == 0)) || die "openlms-setup-models --only qwen2.5-coder-0.5b-instruct failed (exit $rc_extra)" \
+  "see its message above; then run again"
 
 step "Static checks (lint-imports, ruff, mypy --strict)"
 rc_lint=0
