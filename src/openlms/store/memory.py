@@ -14,8 +14,9 @@ engine's llama.cpp build allocates it; and what the machine has (`psutil`: Linux
 - Compute: llama.cpp reserves its scheduler's graph for a full ubatch (512 tokens): the logits of every
   token of the ubatch, or without flash attention the f32 KQ matrix (cells x ubatch x heads) if larger,
   plus the layer activations. On a GPU that buffer is allocated up front; on the CPU its pages are
-  committed only as a prediction touches them, so the host figure counts the activations of one ubatch
-  and the output buffer (calibrated against measured RSS: `bench/memory_estimate.py`).
+  committed only as a prediction touches them, so the host figure counts the activations of one ubatch,
+  the output buffer and, without flash attention, the KQ matrix (a long conversation fills it); calibrated
+  against measured RSS: `bench/memory_estimate.py`.
 - Runtime: llama.cpp's vocabulary (token strings, scores, BPE merges), about 180 bytes a token and 200 a
   merge (calibrated: SmolLM2, Gemma 3, MiniLM).
 - A vision projector (mmproj) counts its file size.
@@ -148,7 +149,7 @@ def estimate_load(
     ratio = gpu_ratio(config.gpu) if gpu_offload else 0.0
     flash = config.flash_attention is not False
     reserved = compute_reserved_bytes(meta, cells, ubatch, flash_attention=flash, embedding=embedding)
-    resident = _activations(meta, ubatch) + output_bytes(meta, n_seq)
+    resident = _activations(meta, ubatch) + output_bytes(meta, n_seq) + _kq_bytes(meta, cells, ubatch, flash)
     compute = reserved + output_bytes(meta, n_seq) if ratio > 0 else resident
     gpu = int(ratio * (weights + kv)) + (reserved + mmproj_bytes if ratio > 0 else 0)
     cells = cells if kv else 0  # an encoder keeps no cache
@@ -244,11 +245,17 @@ def compute_reserved_bytes(
     """llama.cpp's compute buffer as its scheduler reserves it for a full ubatch: the larger of the
     logits of every token and (without flash attention) the KQ matrix and its mask, plus activations."""
     logits = 0 if embedding else (meta.vocab_size or 0) * ubatch * _F32
-    n_head = max(_per_layer(meta, "attention.head_count", meta.block_count or 0) or [0])
-    attention = cells * ubatch * 2  # the f16 mask
-    if not flash_attention:
-        attention += cells * ubatch * n_head * _F32
+    attention = cells * ubatch * 2 + _kq_bytes(meta, cells, ubatch, flash_attention)  # f16 mask, KQ
     return max(logits, attention) + _activations(meta, ubatch)
+
+
+def _kq_bytes(meta: GGUFMetadata, cells: int, ubatch: int, flash_attention: bool) -> int:
+    """Without flash attention, the f32 KQ matrix of a ubatch against every cell (on the CPU too: a
+    long conversation touches all of it, and its pages stay committed)."""
+    if flash_attention:
+        return 0
+    n_head = max(_per_layer(meta, "attention.head_count", meta.block_count or 0) or [0])
+    return cells * ubatch * n_head * _F32
 
 
 def output_bytes(meta: GGUFMetadata, n_seq: int) -> int:
