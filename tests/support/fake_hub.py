@@ -13,9 +13,11 @@ X-Repo-Commit, X-Linked-Etag, X-Linked-Size). Errors as the Hub sends them: 404 
 files, a private repo is a 404 without a valid token.
 
 Faults: `throttle(n)` answers 429 + Retry-After to the next n requests; `cut_after(path, n)` closes the
-connection after n bytes of that file's next GET; `corrupt(path)` serves other bytes than the listing's
-sha256; `slow(bytes_per_second)` paces file bodies; `tokens` are the accepted tokens (for gated and
-private repos); a token starting with `hf_invalid` gets the Hub's 401 "Invalid credentials" everywhere.
+connection after n bytes of that file's next GET; `stall_after(path, n, seconds)` goes silent after n
+bytes; `corrupt(path)` serves other bytes than the listing's sha256; `vary_etag(path)` gives another ETag
+every time; `slow(bytes_per_second)` paces file bodies; `garbage_json` answers the API with HTML.
+`tokens` are the accepted tokens (gated and private repos); a token starting with `hf_invalid` gets the
+Hub's 401 "Invalid credentials" everywhere. `xet=True` repos redirect `resolve` to a CDN address.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class _Faults:
     cuts: dict[str, list[int]] = field(default_factory=dict)
     corrupt: set[str] = field(default_factory=set)
     vary_etag: set[str] = field(default_factory=set)
+    stalls: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     bytes_per_second: float | None = None
 
 
@@ -197,6 +200,16 @@ class FakeHub:
         """Every response for `path` carries another ETag (a server that changes the file all the time)."""
         with self.lock:
             self.faults.vary_etag.add(path)
+
+    def stall_after(self, path: str, nbytes: int, seconds: float) -> None:
+        """The next GET of `path` sends `nbytes`, then nothing for `seconds` (then the rest)."""
+        with self.lock:
+            self.faults.stalls.setdefault(path, []).append((nbytes, seconds))
+
+    def next_stall(self, path: str) -> tuple[int, float] | None:
+        with self.lock:
+            queue = self.faults.stalls.get(path)
+            return queue.pop(0) if queue else None
 
     def corrupt(self, path: str) -> None:
         with self.lock:
@@ -454,6 +467,7 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def _body(self, file_path: str, f: _File, start: int, end: int) -> None:
         cut = self.hub.next_cut(file_path)
+        stall = self.hub.next_stall(file_path)
         corrupt = file_path in self.hub.faults.corrupt
         sent = 0
         for chunk in f.read(start, end):
@@ -465,6 +479,12 @@ class _HubHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            if stall is not None and sent + len(chunk) > stall[0]:
+                head = max(0, stall[0] - sent)
+                self.wfile.write(chunk[:head])
+                self.wfile.flush()
+                time.sleep(stall[1])
+                chunk, sent, stall = chunk[head:], sent + head, None
             self.wfile.write(chunk)
             sent += len(chunk)
             self._pace(len(chunk))

@@ -24,7 +24,8 @@ _SEARCH_EXPAND: Final = ["downloads", "likes", "tags", "gated", "library_name"]
 class HubClient:
     """The Hub at `endpoint` (None: HF_ENDPOINT, else huggingface.co) with `token` (None: HF_TOKEN or
     huggingface_hub's saved token). Transient failures are retried `retries` times with exponential
-    backoff from `backoff_s` (Retry-After honoured)."""
+    backoff from `backoff_s` (Retry-After honoured). A download whose connection sends nothing for
+    `read_timeout_s` reconnects (and so notices a pause within that time)."""
 
     def __init__(
         self,
@@ -33,11 +34,13 @@ class HubClient:
         *,
         retries: int = 5,
         backoff_s: float = 1.0,
+        read_timeout_s: float = 10.0,
     ) -> None:
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         self.token = token
         self.retries = retries
         self.backoff_s = backoff_s
+        self.read_timeout_s = read_timeout_s
         self._api = HfApi(endpoint=self.endpoint, token=token)
 
     def search(self, term: str, *, limit: int = 10, formats: Collection[str] = ("gguf",)) -> list[SearchHit]:

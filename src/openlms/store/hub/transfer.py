@@ -29,7 +29,6 @@ from openlms.store.hub.types import DownloadCancelled, DownloadOption, HubFile
 
 CHUNK_BYTES: Final = 1 << 20
 _MAX_RESTARTS: Final = 3
-_TIMEOUT: Final = httpx2.Timeout(30.0)
 
 
 @dataclass
@@ -140,7 +139,8 @@ class FileJob:
         headers = build_hf_headers(token=self.client.token, library_name="openlms")
         if have:
             headers["Range"] = f"bytes={have}-"
-        with get_session().stream("GET", url, headers=headers, timeout=_TIMEOUT) as resp:
+        timeout = httpx2.Timeout(30.0, read=self.client.read_timeout_s)
+        with get_session().stream("GET", url, headers=headers, timeout=timeout) as resp:
             if resp.status_code == 416:
                 discard(self.part)
                 state.save(self.part)

@@ -436,3 +436,26 @@ def test_the_token_saved_by_hf_auth_login_is_honoured(hub: FakeHub, tmp_path: Pa
     client = HubClient(hub.url, retries=0)
     option = _option(client, repo="meta/Llama-Gated-GGUF")
     assert download_option(client, option, tmp_path).read_bytes() == b"llama"
+
+
+def test_a_stalled_connection_reconnects_with_range(hub: FakeHub, data: bytes, tmp_path: Path) -> None:
+    hub.add_repo(REPO, {NAME: data})
+    client = HubClient(hub.url, retries=2, backoff_s=0.01, read_timeout_s=0.3)
+    hub.stall_after(NAME, 654_321, seconds=3)
+    assert download_option(client, _option(client), tmp_path).read_bytes() == data
+    assert hub.file_gets(NAME)[-1].headers["range"] == "bytes=654321-"
+
+
+def test_a_pause_during_a_stall_is_noticed(hub: FakeHub, data: bytes, tmp_path: Path) -> None:
+    hub.add_repo(REPO, {NAME: data})
+    client = HubClient(hub.url, retries=5, backoff_s=0.01, read_timeout_s=0.3)
+    for _ in range(20):  # every reconnection stalls again
+        hub.stall_after(NAME, 100_000, seconds=5)
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    with pytest.raises(DownloadCancelled):
+        download_option(client, _option(client), tmp_path, cancel=cancel)
+    timer.join()
+    assert 2 <= len(hub.file_gets(NAME)) < 20
+    assert (tmp_path / STAGING_DIR / REPO / f"{NAME}.part").stat().st_size >= 200_000
