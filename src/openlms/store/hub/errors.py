@@ -12,6 +12,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -42,6 +43,8 @@ def status_of(exc: BaseException) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """A cut or refused connection, a timeout, a 429 or a 5xx: worth another try."""
+    if isinstance(exc, OfflineModeIsEnabled):
+        return False
     if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
         return True
     status = status_of(exc)
@@ -96,6 +99,11 @@ def hub_error(exc: BaseException, *, endpoint: str, repo_id: str | None = None) 
     """The domain error for a failed Hub call."""
     status = status_of(exc)
     web = f"{endpoint}/{repo_id}" if repo_id else endpoint
+    if isinstance(exc, OfflineModeIsEnabled):
+        return HubError(
+            "Hugging Face offline mode is on (HF_HUB_OFFLINE is set in the server's environment): unset it "
+            "to search and download models."
+        )
     if status == 401 and _server_says(exc, "Invalid credentials"):
         return HubAuthRequiredError(
             f"{endpoint} refused the token sent (HF_TOKEN or the one saved by `hf auth login`): it is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from openlms.core.errors import HubAuthRequiredError, HubError, InvalidRequestError, ModelNotFoundError
 from openlms.store.hub import HubClient
@@ -137,3 +138,11 @@ def test_a_hub_that_answers_nonsense_says_so(hub: FakeHub) -> None:
     hub.garbage_json = True
     with pytest.raises(HubError, match="cannot use"):
         HubClient(hub.url, retries=0).listing("org/Foo-GGUF")
+
+
+def test_offline_mode_is_named_and_not_retried(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.add_repo("org/Foo-GGUF", {"Foo-Q4_K_M.gguf": b"x"})
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
+        HubClient(hub.url, retries=5, backoff_s=10).listing("org/Foo-GGUF")
+    assert hub.requests == []
