@@ -1,4 +1,5 @@
-"""Hermes calls in a fenced JSON block (```json ... ```), as Qwen2.5-Coder models write them."""
+"""Hermes calls in the other shapes Qwen2.5-Coder models write (and llama.cpp takes): a fenced JSON block
+(```json ... ```), <json>...</json>, and a bare call object at the start of the output."""
 
 from __future__ import annotations
 
@@ -87,7 +88,52 @@ def test_other_fenced_blocks_stay_content_as_written(text: str) -> None:
         assert message.content == text and not message.tool_calls
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "say_hello", "arguments": {"name": "Bob"}}',
+        '\n  {\n"name": "say_hello",\n"arguments": {\n"name": "Bob"\n}\n}\n',
+        '<json>\n{"name": "say_hello", "arguments": {"name": "Bob"}}\n</json>',
+        '{"arguments": {"name": "Bob"}, "name": "say_hello"}',  # keys in another order: read whole
+    ],
+)
+def test_a_bare_call_at_the_start_and_a_json_tagged_call(text: str) -> None:
+    for message in (parse_all(make(), text), char_by_char(make(), text)):
+        assert message.content == ""
+        assert calls(message) == [("say_hello", {"name": "Bob"})]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ' {"answer": 42, "names": ["a", "b"]}',  # JSON, not a call: kept with its leading space
+        '{"name": "Joke", "arguments": {}}',  # not one of the tools
+        'Here it is: {"name": "say_hello", "arguments": {"name": "Bob"}}',  # a bare object only at the start
+        "<json>[1]</json>",
+        "   ",
+    ],
+)
+def test_bare_objects_that_are_no_call_stay_content(text: str) -> None:
+    for message in (parse_all(make(), text), char_by_char(make(), text)):
+        assert message.content == text and not message.tool_calls
+
+
+def test_a_bare_call_streams_and_text_after_it_is_content() -> None:
+    parser = make()
+    assert parser.feed("  ") == []
+    assert parser.feed('{"name": "say_hello", "arguments": {"na') == [
+        ToolCallBegin(0, "id0", "say_hello"),
+        ToolCallArgs(0, '{"na'),
+    ]
+    assert parser.feed('me": "Bob"}}') == [ToolCallArgs(0, 'me": "Bob"}'), ToolCallEnd(0)]
+    assert parser.feed("\nDone.") == [ContentDelta("\nDone.")]
+    assert parser.finish() == []
+
+
 def test_the_default_format_takes_no_fenced_call() -> None:
-    text = '```json\n{"name": "say_hello", "arguments": {"name": "Bob"}}\n```'
-    message = parse_all(make("default"), text)
-    assert message.content == text and not message.tool_calls
+    for text in (
+        '```json\n{"name": "say_hello", "arguments": {"name": "Bob"}}\n```',
+        '{"name": "say_hello"}',
+    ):
+        message = parse_all(make("default"), text)
+        assert message.content == text and not message.tool_calls

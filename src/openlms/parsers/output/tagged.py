@@ -7,19 +7,20 @@ Text before, between and after calls is content. The closing tag is optional (a 
 object is); whitespace between calls, and after the last one, is dropped. An opening tag that is not
 followed by a well-formed call to one of the tools stays in content with the text after it, as written.
 
-Hermes also takes a call in a fenced JSON block, `` ```json\n{"name": "fn", "arguments": {...}}\n``` ``,
-as llama.cpp's Hermes parser does: Qwen2.5-Coder models write their calls that way. A fenced block that
-is not a call to one of the tools (other JSON, another name) stays in content as written.
+Hermes also takes the other shapes llama.cpp's Hermes parser takes, which Qwen2.5-Coder models write
+instead of `<tool_call>`: a fenced JSON block (`` ```json\n{"name": "fn", "arguments": {...}}\n``` ``),
+`<json>{...}</json>`, and a bare call object that starts the output. What turns out not to be a call to
+one of the tools (other JSON, another name) stays in content as written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping
 
-from openlms.parsers.output.base import IdFactory, could_start
+from openlms.parsers.output.base import IdFactory, could_start, skip_whitespace
 from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
-FENCE = "```"
+HERMES_ALTERNATIVES = {"```json": "```", "<json>": "</json>"}
 
 
 class TaggedCallParser(CallReadingParser):
@@ -29,14 +30,17 @@ class TaggedCallParser(CallReadingParser):
         open_tag: str,
         close_tag: str,
         *,
-        fences: Sequence[str] = (),
+        alternatives: Mapping[str, str] | None = None,
+        bare_start: bool = False,
         new_id: IdFactory | None = None,
     ) -> None:
-        """`fences`: more opening markers (code fences) of calls that a fence closes."""
+        """`alternatives`: more (opening, closing) markers of calls; `bare_start`: a call object may
+        start the output without any marker."""
         super().__init__(tool_names, new_id)
-        self._closing = {open_tag: close_tag, **dict.fromkeys(fences, FENCE)}
-        self._opens = tuple(self._closing)
+        self._closing = {open_tag: close_tag, **(alternatives or {}), "": ""}
+        self._opens = tuple(m for m in self._closing if m)
         self._open = open_tag  # the opening marker of the call being read (or the last one)
+        self._bare = bare_start  # nothing but whitespace has come yet, and a bare call may start
         self._after = False  # just after a call: holding whitespace, maybe a closing tag
         self._closed = False  # the closing tag of the last call was seen
 
@@ -48,10 +52,22 @@ class TaggedCallParser(CallReadingParser):
         return self._text()
 
     def _text(self) -> bool:
+        if self._bare:
+            return self._bare_call()
         marker = self._content_until(self._opens)
         if marker is None:
             return False
         self._start_call(0, marker)
+        return True
+
+    def _bare_call(self) -> bool:
+        """At the start of the output: a `{` after whitespace may open a call (the reader decides)."""
+        i = skip_whitespace(self._buf)
+        if i == len(self._buf) and not self._done:
+            return False
+        self._bare = False
+        if i < len(self._buf) and self._buf[i] == "{":
+            self._start_call(0, "")  # the whitespace goes to the reader: back into content if rejected
         return True
 
     def _start_call(self, start: int, marker: str) -> None:
@@ -66,7 +82,7 @@ class TaggedCallParser(CallReadingParser):
         if reader.state is ReadState.REJECTED:
             self._content(self._open + reader.raw)
         else:
-            self._after, self._closed = True, False
+            self._after, self._closed = True, not self._closing[self._open]
         return True
 
     def _after_call(self) -> bool:
@@ -92,7 +108,14 @@ class TaggedCallParser(CallReadingParser):
 
 
 def hermes_parser(tool_names: Collection[str], *, new_id: IdFactory | None = None) -> TaggedCallParser:
-    return TaggedCallParser(tool_names, "<tool_call>", "</tool_call>", fences=("```json",), new_id=new_id)
+    return TaggedCallParser(
+        tool_names,
+        "<tool_call>",
+        "</tool_call>",
+        alternatives=HERMES_ALTERNATIVES,
+        bare_start=True,
+        new_id=new_id,
+    )
 
 
 def default_format_parser(
