@@ -5,20 +5,24 @@ real load, for every default model at two context lengths (issue 12: within +/-1
 
 Each (model, context) runs in a fresh child process, one at a time: it starts llama.cpp's backend, reads
 its RSS, loads the model with the engine's own runtime (`LlamaBackend.load`, what a model worker process
-runs when `isolate_models` is on, and the server itself when it is off), runs a first short prediction
-(8 tokens of a chat prompt; one sentence for an embedding model), and reads its RSS again: the growth
-is the measured memory. The estimate is the one the load check and `POST /api/v1/models/estimate`
-compute (`load_limits.check_load`) for the same model, context and config.
+runs when `isolate_models` is on, and the server itself when it is off), uses it, and reads its RSS
+again: the growth is the measured memory. The estimate is the one the load check and
+`POST /api/v1/models/estimate` compute (`load_limits.check_load`) for the same model, context and config.
 
-Like with like: LM Studio counts a model's weights in full. With mmap (the default of a load) only the
-pages a prediction touched are resident, so the bench loads with `try_mmap` off unless `--mmap` is
-given: the weights are then read into memory, all of them, as the estimate counts them. (With mmap on,
-a model whose output layer shares the token embeddings, as all three LLMs here, touches every page in
-its first prediction anyway; an encoder such as MiniLM touches only the rows of the tokens it saw.)
-`gpu` is "off", so the host's memory is compared on any machine. The prompt cache is off (it grows with
-conversations, not with the load). A second figure, after a long
-prompt (about 680 tokens; 3/4 of the context for an embedding model), shows what the compute buffers
-add under longer prompts; the estimate counts one ubatch of activations.
+What "memory" is, and how the bench compares like with like:
+- Weights count in full, as LM Studio counts them. With mmap (the default of a load) only the pages a
+  prediction touched would be resident, so the bench loads with `try_mmap` off unless `--mmap` is given.
+  (With mmap on, llama.cpp faults the file in at load: the figures barely move.)
+- An LLM is measured after the load and a first short prediction (8 tokens of a chat prompt). Its compute
+  buffers are committed as prompts touch them: the "other" column, after a ~680-token prompt, shows what a
+  full ubatch adds (the estimate counts one ubatch of activations).
+- An embedding model is measured after an input as long as its context: llama.cpp's encode sizes its
+  output buffer for a row of logits and one of embeddings per input token (60 MiB for MiniLM at 512
+  tokens, more than its weights; gigabytes for a large-vocabulary embedding model at a long context), and
+  the estimate counts that, since a guardrail that left it out would let such a model run out of memory on
+  its first long input. The "other" column is the growth after one short sentence.
+- `gpu` is "off", so the host's memory is compared on any machine; the prompt cache is off (it grows
+  with conversations, not with the load).
 """
 
 from __future__ import annotations
@@ -91,21 +95,21 @@ async def measure(key: str, ctx: int, mmap: bool) -> dict[str, Any]:
     proc = psutil.Process()
     before = proc.memory_info().rss
     runtime = backend.load(descriptor, config, lambda _fraction: None)
-    embedding = descriptor.kind is ModelKind.EMBEDDING
-    if embedding:
+    if descriptor.kind is ModelKind.EMBEDDING:  # a sentence, then an input as long as the context
         await runtime.embed(["What is the capital of France?"])
-    else:
-        request = GenerationRequest("<|im_start|>user\nHello, who are you?<|im_end|>\n<|im_start|>"
-                                    "assistant\n", SamplingParams(temperature=0.0), max_tokens=8)  # fmt: skip
-        async for _event in runtime.generate(request):
+        short = proc.memory_info().rss - before
+        await runtime.embed([_fill(runtime, ctx)])
+        long = proc.memory_info().rss - before
+        measured, other = long, short
+    else:  # a short chat prediction, then a long prompt
+        chat = "<|im_start|>user\nHello, who are you?<|im_end|>\n<|im_start|>assistant\n"
+        async for _event in runtime.generate(GenerationRequest(chat, SamplingParams(0.0), max_tokens=8)):
             pass
-    measured = proc.memory_info().rss - before
-    if embedding:
-        await runtime.embed([" ".join(LONG_TEXT.split()[: ctx * 3 // 4])])  # within its context
-    else:
+        short = proc.memory_info().rss - before
         async for _event in runtime.generate(GenerationRequest(LONG_TEXT, max_tokens=1)):
             pass
-    after_long = proc.memory_info().rss - before
+        long = proc.memory_info().rss - before
+        measured, other = short, long
     runtime.close()
     e = plan.estimate
     return {
@@ -118,22 +122,32 @@ async def measure(key: str, ctx: int, mmap: bool) -> dict[str, Any]:
         "compute_mib": e.compute_bytes / MIB,
         "runtime_mib": e.runtime_bytes / MIB,
         "measured_mib": measured / MIB,
-        "after_long_prompt_mib": after_long / MIB,
+        "other_mib": other / MIB,
         "error": (e.total_bytes - measured) / measured,
     }
 
 
+def _fill(runtime: Any, ctx: int) -> str:
+    """Text of as many words as fit the embedding model's context (its input limit)."""
+    words = LONG_TEXT.split()
+    n = ctx
+    while len(runtime.tokenize(" ".join(words[:n]), add_special=True)) > ctx:
+        n -= 8
+    return " ".join(words[:n])
+
+
 def print_table(rows: list[dict[str, Any]], mmap: bool) -> None:
-    print(f"\nmmap {'on' if mmap else 'off'}; RSS growth of a load + a first short prediction (MiB)")
-    print("| model | context | estimate (weights + KV + compute + vocab) | measured | error | "
-          "after a long prompt |")  # fmt: skip
+    print(f"\nmmap {'on' if mmap else 'off'}; RSS growth in MiB: LLMs after the load and a short prediction "
+          "(other: then a ~680-token prompt), embedding models after the load and an input as long as the "
+          "context (other: after a short sentence only)")  # fmt: skip
+    print("| model | context | estimate (weights + KV + compute + vocab) | measured | error | other |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         parts = " + ".join(
             f"{r[k]:.1f}" for k in ("weights_mib", "kv_cache_mib", "compute_mib", "runtime_mib")
         )
         estimate = f"{r['estimate_mib']:.1f} ({parts})"
-        measured = f"{r['measured_mib']:.1f} | {r['error']:+.1%} | {r['after_long_prompt_mib']:.1f}"
+        measured = f"{r['measured_mib']:.1f} | {r['error']:+.1%} | {r['other_mib']:.1f}"
         print(f"| {r['model']} | {r['context_length']} | {estimate} | {measured} |")
     worst = max(abs(r["error"]) for r in rows)
     print(f"\nlargest error {worst:.1%} (target {TARGET:.0%})")

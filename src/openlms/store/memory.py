@@ -17,6 +17,8 @@ engine's llama.cpp build allocates it; and what the machine has (`psutil`: Linux
   committed only as a prediction touches them, so the host figure counts the activations of one ubatch,
   the output buffer and, without flash attention, the KQ matrix (a long conversation fills it); calibrated
   against measured RSS: `bench/memory_estimate.py`.
+- Output: a row of logits per parallel sequence for an LLM; for an embedding model a row of logits and
+  one of embeddings per token of its longest input (llama.cpp's encode reserves them all).
 - Runtime: llama.cpp's vocabulary (token strings, scores, BPE merges), about 180 bytes a token and 200 a
   merge (calibrated: SmolLM2, Gemma 3, MiniLM).
 - A vision projector (mmproj) counts its file size.
@@ -145,12 +147,12 @@ def estimate_load(
     ubatch = _ubatch(config, context_length, embedding)
     cells = kv_cells(meta, context_length, embedding=embedding)
     kv = kv_cache_bytes(meta, cells, k_type, v_type, parallel=parallel, ubatch=ubatch, embedding=embedding)
-    n_seq = EMBED_SEQ_MAX if embedding else parallel
+    output = output_bytes(meta, ubatch if embedding else parallel, embedding=embedding)
     ratio = gpu_ratio(config.gpu) if gpu_offload else 0.0
     flash = config.flash_attention is not False
     reserved = compute_reserved_bytes(meta, cells, ubatch, flash_attention=flash, embedding=embedding)
-    resident = _activations(meta, ubatch) + output_bytes(meta, n_seq) + _kq_bytes(meta, cells, ubatch, flash)
-    compute = reserved + output_bytes(meta, n_seq) if ratio > 0 else resident
+    resident = _activations(meta, ubatch) + output + _kq_bytes(meta, cells, ubatch, flash)
+    compute = reserved + output if ratio > 0 else resident
     gpu = int(ratio * (weights + kv)) + (reserved + mmproj_bytes if ratio > 0 else 0)
     cells = cells if kv else 0  # an encoder keeps no cache
     return LoadEstimate(weights, kv, compute, context_length, vocab_bytes(meta), mmproj_bytes, gpu, cells)
@@ -258,9 +260,15 @@ def _kq_bytes(meta: GGUFMetadata, cells: int, ubatch: int, flash_attention: bool
     return cells * ubatch * n_head * _F32
 
 
-def output_bytes(meta: GGUFMetadata, n_seq: int) -> int:
-    """llama.cpp's output buffer: one row of logits per sequence."""
-    return (meta.vocab_size or 0) * _F32 * n_seq
+def output_bytes(meta: GGUFMetadata, n_outputs: int, *, embedding: bool = False) -> int:
+    """llama.cpp's output buffer (host memory): an LLM's one row of logits per sequence (`n_outputs`:
+    parallel). An embedding context outputs every token of an input, and llama.cpp then sizes the buffer
+    for a row of logits and one of embeddings per token (`output_reserve`): `n_outputs` is the longest
+    input (a ubatch: 60 MiB for MiniLM at 512 tokens, more than its weights)."""
+    n_vocab = meta.vocab_size or 0
+    if embedding:
+        return (n_vocab + (meta.embedding_length or 0)) * _F32 * max(n_outputs, EMBED_SEQ_MAX)
+    return n_vocab * _F32 * n_outputs
 
 
 def vocab_bytes(meta: GGUFMetadata) -> int:

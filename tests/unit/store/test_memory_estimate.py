@@ -144,6 +144,9 @@ def test_embedding_models(tiny_bert: Path) -> None:
     assert estimate.kv_cache_bytes == 0  # BERT is an encoder: llama.cpp gives it no KV cache
     assert estimate.weights_bytes == minilm.tensor_bytes
     assert estimate_load(minilm, 256, embedding=True).compute_bytes < estimate.compute_bytes
+    # llama.cpp's encode reserves a row of logits and one of embeddings for every token of an input
+    assert output_bytes(minilm, 512, embedding=True) == (30522 + 384) * 4 * 512
+    assert estimate.compute_bytes > output_bytes(minilm, 512, embedding=True)
     assert kv_cells(minilm, 512, embedding=True) == 16 * 256  # 16 sequences of at least 256 cells
     bert = read_gguf_metadata(tiny_bert)
     assert estimate_load(bert, 300, embedding=True).kv_cache_bytes == 0
