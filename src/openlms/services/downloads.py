@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from openlms.core.errors import (
     DownloadError,
@@ -33,6 +34,7 @@ from openlms.store.curated import CuratedModel, curated_models, find_curated, in
 from openlms.store.hub import (
     DownloadCancelled,
     DownloadOption,
+    DownloadProgress,
     HubClient,
     RepoListing,
     download_option,
@@ -81,15 +83,33 @@ class Resolved:
     curated: CuratedModel | None
 
 
+class Downloader(Protocol):
+    """`store.hub.download_option`'s signature (tests give a scripted one)."""
+
+    def __call__(
+        self,
+        client: HubClient,
+        option: DownloadOption,
+        models_dir: Path,
+        *,
+        on_progress: Callable[[DownloadProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Path: ...
+
+
 class DownloadService:
-    def __init__(self, models: ModelService, hub: HubClient | None = None) -> None:
+    def __init__(
+        self, models: ModelService, hub: HubClient | None = None, *, downloader: Downloader = download_option
+    ) -> None:
         self.models = models
         self.settings = models.settings
         self._hub = hub
+        self._download = downloader
         self._jobs: dict[str, DownloadJob] = {}
         self._by_option: dict[str, DownloadJob] = {}
         self._task_of: dict[str, asyncio.Task[None]] = {}  # job id -> its running download
         self._semaphore: asyncio.Semaphore | None = None
+        self._start_lock = asyncio.Lock()
 
     @property
     def hub(self) -> HubClient:
@@ -223,6 +243,12 @@ class DownloadService:
     async def start_option(
         self, option: DownloadOption, *, model: str | None = None, curated: CuratedModel | None = None
     ) -> DownloadJob:
+        async with self._start_lock:  # two requests at once for one option: one job
+            return await self._start_locked(option, model, curated)
+
+    async def _start_locked(
+        self, option: DownloadOption, model: str | None, curated: CuratedModel | None
+    ) -> DownloadJob:
         job = self._by_option.get(option.identifier)
         if job is not None and job.active:
             return job  # the same download, asked for again
@@ -315,7 +341,7 @@ class DownloadService:
                     raise DownloadCancelled()
                 job.started = True
                 path = await asyncio.to_thread(
-                    download_option,
+                    self._download,
                     self.hub,
                     job.option,
                     self.models_dir,
