@@ -49,7 +49,7 @@ log = logging.getLogger("openlms.downloads")
 
 SearchKind = Literal["catalog", "hf"]
 MAX_SEARCH_LIMIT = 25
-PAUSE_WAIT_S = 10.0
+PAUSE_WAIT_S = 15.0  # a download notices a pause between chunks (a stalled link: within 10 s)
 
 
 @dataclass(frozen=True, slots=True)
