@@ -35,6 +35,7 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from openlms.core.types import GpuSetting, KvCacheType, LoadConfig
 from openlms.store.gguf_meta import GGUFMetadata
+from openlms.store.naming import is_mmproj
 
 DEFAULT_UBATCH: Final = 512  # the engine's n_ubatch for LLMs (min(eval_batch_size, 512))
 DEFAULT_PARALLEL: Final = 4  # the engine's default `parallel` (LM Studio 0.4's concurrent predictions)
@@ -161,11 +162,7 @@ def estimate_load(
 def projector_bytes(model_path: Path) -> int:
     """The size of the vision projector (`mmproj*.gguf`) beside a model file (the largest; 0: none)."""
     try:
-        sizes = [
-            p.stat().st_size
-            for p in model_path.parent.iterdir()
-            if p.name.lower().startswith("mmproj") and p.name.lower().endswith(".gguf")
-        ]
+        sizes = [p.stat().st_size for p in model_path.parent.iterdir() if is_mmproj(p.name)]
     except OSError:
         return 0
     return max(sizes, default=0)
