@@ -94,6 +94,7 @@ def test_other_fenced_blocks_stay_content_as_written(text: str) -> None:
         '{"name": "say_hello", "arguments": {"name": "Bob"}}',
         '\n  {\n"name": "say_hello",\n"arguments": {\n"name": "Bob"\n}\n}\n',
         '<json>\n{"name": "say_hello", "arguments": {"name": "Bob"}}\n</json>',
+        '<response>\n{"name": "say_hello", "arguments": {"name": "Bob"}}\n</response>',
         '{"arguments": {"name": "Bob"}, "name": "say_hello"}',  # keys in another order: read whole
     ],
 )

@@ -9,8 +9,9 @@ followed by a well-formed call to one of the tools stays in content with the tex
 
 Hermes also takes the other shapes llama.cpp's Hermes parser takes, which Qwen2.5-Coder models write
 instead of `<tool_call>`: a fenced JSON block (`` ```json\n{"name": "fn", "arguments": {...}}\n``` ``),
-`<json>{...}</json>`, and a bare call object that starts the output. What turns out not to be a call to
-one of the tools (other JSON, another name) stays in content as written.
+`<json>`, `<response>`, `<tool>`, `<function_call>`... tags, and a bare call object that starts the
+output. What turns out not to be a call to one of the tools (other JSON, another name) stays in content
+as written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from collections.abc import Collection, Mapping
 from openlms.parsers.output.base import IdFactory, could_start, skip_whitespace
 from openlms.parsers.output.callobj import CallReadingParser, ReadState
 
-HERMES_ALTERNATIVES = {"```json": "```", "<json>": "</json>"}
+# llama.cpp's Hermes parser's other openings of a call (common/chat.cpp), each with its closing
+HERMES_ALTERNATIVES = {
+    "```json": "```",
+    **{
+        f"<{tag}>": f"</{tag}>"
+        for tag in ("function_call", "tool", "tools", "response", "json", "JSON", "xml")
+    },
+}
 
 
 class TaggedCallParser(CallReadingParser):
