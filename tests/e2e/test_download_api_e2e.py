@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ import pytest
 
 from tests.support.fake_hub import FakeHub
 from tests.support.sdk import host_of
-from tests.support.server import Server, free_port, start_server
+from tests.support.server import SDK_PORT, Server, free_port, sdk_port_held, start_server
 from tests.support.tiny_gguf import write_tiny_llama_gguf
 
 pytestmark = pytest.mark.e2e
@@ -188,3 +191,62 @@ def test_closing_the_sdk_channel_pauses_and_the_same_download_resumes(
     resumed = http.post("/api/v1/models/download", json={"model": "acme/Slow-GGUF"}).json()
     assert resumed["job_id"] == slow["job_id"]
     assert wait_job(http, slow["job_id"])["status"] == "completed"
+
+
+# -- the SDK's own repository tests ------------------------------------------------------------------
+
+SUITE_SDIST_DIR = Path.home() / ".cache" / "openlms" / "sdk-suite" / "sdist"  # as scripts/sdk-suite.sh
+SUITE_FILES = ("tests/sync/test_repository_sync.py", "tests/async/test_repository_async.py")
+
+
+def sdk_suite(tmp: Path) -> Path:
+    """The lmstudio 1.5.0 sdist's root (its pyproject.toml's pytest settings and `tests/`), unpacked."""
+    sdist = SUITE_SDIST_DIR / "lmstudio-1.5.0.tar.gz"
+    if not sdist.exists():
+        SUITE_SDIST_DIR.mkdir(parents=True, exist_ok=True)
+        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
+        fetched = subprocess.run(
+            [*pip, "-d", str(SUITE_SDIST_DIR), "lmstudio==1.5.0"], capture_output=True, timeout=300
+        )
+        if fetched.returncode != 0 or not sdist.exists():
+            pytest.skip("the lmstudio 1.5.0 sdist (the SDK's test suite) could not be fetched from PyPI")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp, filter="data")
+    return tmp / "lmstudio-1.5.0"
+
+
+def test_the_sdks_own_repository_tests_pass(tmp_path_factory: pytest.TempPathFactory, hub: FakeHub) -> None:
+    """lmstudio 1.5.0's tests/{sync,async}/test_repository_*.py, unchanged: `Client()` with no host finds
+    the server on 41343; its Hub is the fake one, serving SmolLM2 (the suite's search term)."""
+    tmp = tmp_path_factory.mktemp("sdk-suite")
+    root = sdk_suite(tmp)
+    (tmp / "models").mkdir()
+    with sdk_port_held(), pytest.MonkeyPatch.context() as patch:
+        for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+            patch.delenv(name, raising=False)
+        patch.setenv("HF_ENDPOINT", hub.url)
+        patch.setenv("HF_HOME", str(tmp / "hf"))
+        srv = start_server(tmp, tmp / "models", free_port(), sdk_port=SDK_PORT)
+        try:
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:cacheprovider",
+                    "-m",
+                    "lmstudio",
+                    "-q",
+                    "-rA",
+                    *SUITE_FILES,
+                ],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        finally:
+            srv.lms("server", "stop", check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "6 passed" in run.stdout, run.stdout[-2000:]
