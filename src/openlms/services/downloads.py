@@ -110,6 +110,7 @@ class DownloadService:
         self._task_of: dict[str, asyncio.Task[None]] = {}  # job id -> its running download
         self._semaphore: asyncio.Semaphore | None = None
         self._start_lock = asyncio.Lock()
+        self._curated_of: dict[str, CuratedModel] = {}  # option identifier -> the curated entry offering it
 
     @property
     def hub(self) -> HubClient:
@@ -172,6 +173,7 @@ class DownloadService:
             if entry is None:
                 raise ModelNotFoundError(identifier, reason=f"No curated model named '{identifier}'.")
             listing = await self._curated_listing(entry)
+            self._curated_of.update({o.identifier: entry for o in listing.options})
         else:
             listing = await self._listing(identifier, None)
         return choices(_gguf_options(listing))
@@ -249,13 +251,14 @@ class DownloadService:
     async def _start_locked(
         self, option: DownloadOption, model: str | None, curated: CuratedModel | None
     ) -> DownloadJob:
+        curated = curated or self._curated_of.get(option.identifier)  # chosen from a catalog result
         job = self._by_option.get(option.identifier)
         if job is not None and job.active:
             return job  # the same download, asked for again
         installed = await asyncio.to_thread(installed_path, option, self.models_dir)
         if installed is not None:
             job = self._new_job(option, model, curated)
-            job.model_key = await self._model_key(installed)
+            job.model_key = await self._model_key(installed, curated)
             job.finish("already_downloaded")
             return job
         if job is not None and job.status in ("paused", "failed"):
@@ -360,14 +363,19 @@ class DownloadService:
             job.finish("failed", error=DownloadError(f"Downloading {job.identifier} failed: {exc}"))
 
     async def _installed(self, job: DownloadJob, path: Path) -> None:
-        entry = find_curated(job.curated) if job.curated else None
-        if entry is not None:
-            await asyncio.to_thread(install_virtual_model, entry, self.settings.home)
-        job.model_key = await self._model_key(path)
+        job.model_key = await self._model_key(path, find_curated(job.curated) if job.curated else None)
 
-    async def _model_key(self, path: Path) -> str | None:
+    async def _model_key(self, path: Path, curated: CuratedModel | None) -> str | None:
+        """The key to load: a curated entry's virtual model (its model.yaml installed now) when the
+        catalog resolves it to the files, else the downloaded file's own key."""
+        if curated is not None:
+            await asyncio.to_thread(install_virtual_model, curated, self.settings.home)
         await self.models.downloaded()  # rescan: the new files are listed at once
-        descriptor = self.models.catalog.find(str(path), refresh=False)
+        catalog = self.models.catalog
+        virtual = catalog.find(curated.model, refresh=False) if curated is not None else None
+        if virtual is not None and virtual.virtual:
+            return virtual.key
+        descriptor = catalog.find(str(path), refresh=False)
         return descriptor.key if descriptor else None
 
 

@@ -24,6 +24,7 @@ from openlms.services.downloads import DownloadService
 from openlms.services.models import ModelService
 from openlms.store import ModelCatalog
 from openlms.store.hub import HubClient
+from openlms.store.virtual import hub_models_dir
 from tests.support.hub_stub import BASE_SIZE, QUANTS, REPO, ScriptedDownload, StubHub, stub_hub
 from tests.support.tiny_gguf import write_tiny_llama_gguf
 
@@ -40,7 +41,8 @@ def script(tiny: Path) -> ScriptedDownload:
 
 def service(tmp_path: Path, hub: HubClient, script: ScriptedDownload, **settings: object) -> DownloadService:
     config = Settings(home=tmp_path, **settings)  # type: ignore[arg-type]
-    models = ModelService(config, ModelCatalog(config.resolved_models_dir), InstanceManager(FakeBackend()))
+    catalog = ModelCatalog(config.resolved_models_dir, hub_models_dir(config.home))  # as app.py builds it
+    models = ModelService(config, catalog, InstanceManager(FakeBackend()))
     return DownloadService(models, hub, downloader=script)
 
 
@@ -203,3 +205,19 @@ async def test_options_mark_fit_and_one_recommendation(
     assert all(c.fit in ("fullGPUOffload", "partialGPUOffload", "fitWithoutGPU") for c in choices)
     catalog = await service(tmp_path, hub, script).options("catalog", "smollm2-135m-instruct")
     assert [c.option.quantization for c in catalog] == ["Q8_0"] and catalog[0].recommended
+
+
+async def test_a_curated_download_reports_its_virtual_model(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    downloads = service(tmp_path, hub, script)
+    job = await downloads.start("smollm2-135m-instruct")
+    await asyncio.wait_for(job.done.wait(), 30)
+    assert job.status == "completed" and job.model_key == "huggingfacetb/smollm2-135m-instruct"
+    assert (tmp_path / "hub" / "models" / "huggingfacetb" / "smollm2-135m-instruct" / "model.yaml").is_file()
+    listed = downloads.models.catalog.find(job.model_key, refresh=False)
+    assert listed is not None and listed.virtual
+    # chosen through the SDK (a catalog search result's option): the same key
+    choice = (await downloads.options("catalog", "huggingfacetb/smollm2-135m-instruct"))[0]
+    again = await downloads.start_option(choice.option)
+    assert again.status == "already_downloaded" and again.model_key == job.model_key
