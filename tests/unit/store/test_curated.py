@@ -66,3 +66,15 @@ def _entry(name: str) -> CuratedModel:
     entry = find_curated(name)
     assert entry is not None
     return entry
+
+
+def test_the_default_and_extra_models_folders_are_sources_of_curated_entries() -> None:
+    """`openlms-setup-models` (--extra) places SmolLM2 and the Qwen2.5-Coder models where a curated entry's
+    source points, so an installed entry's virtual model resolves to them."""
+    from openlms.store.defaults import ALL_MODELS
+
+    folders = {s.repo_id.lower() for entry in curated_models() for s in entry.sources}
+    placed = {m.rel_path.rsplit("/", 1)[0].lower() for m in ALL_MODELS}
+    for folder in ("huggingfacetb/smollm2-135m-instruct-gguf", "qwen/qwen2.5-coder-0.5b-instruct-gguf"):
+        assert folder in placed and folder in folders
+    assert "qwen/qwen2.5-coder-1.5b-instruct-gguf" in placed & folders
