@@ -74,3 +74,9 @@ async def test_loading_a_virtual_model_with_nothing_downloaded_says_what_to_do(
     assert "lms get acme/elsewhere" in answer.json()["error"]["message"]
     broken = await client.post("/api/v1/models/load", json={"model": "acme/broken"})
     assert broken.status_code == 422 and "model.yaml" in broken.json()["error"]["message"]
+
+
+async def test_v0_single_model_by_virtual_key(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/api/v0/models/acme/tiny-chat")
+    assert answer.status_code == 200 and answer.json()["id"] == "acme/tiny-chat"
+    assert answer.json()["params_string"] == "7B"
