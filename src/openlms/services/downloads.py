@@ -417,6 +417,12 @@ def _gguf_options(listing: RepoListing) -> tuple[DownloadOption, ...]:
             f"version, e.g. `lms get {name} --gguf`.",
             param="model",
         )
+    if "gguf" in listing.formats:
+        raise InvalidRequestError(
+            f"{listing.repo_id} has no complete GGUF model to download (a split set with a part "
+            "missing, or only vision projectors); pick another repo.",
+            param="model",
+        )
     raise UnsupportedFormatError(
         f"{listing.repo_id} has no GGUF files; openlms runs GGUF models on llama.cpp. Look for a GGUF "
         "version of it (repos named ...-GGUF).",
@@ -425,10 +431,12 @@ def _gguf_options(listing: RepoListing) -> tuple[DownloadOption, ...]:
 
 
 def _by_file(options: Sequence[DownloadOption], file: str, repo_id: str) -> DownloadOption:
+    """The option holding `file` (its main file or any split part; not the shared vision projector)."""
     wanted = file.strip("/").lower()
     for option in options:
-        names = {option.name.lower()} | {f.path.lower() for f in option.files[:1]}
-        if wanted in names or any(n.rsplit("/", 1)[-1] == wanted for n in names):
+        paths = [option.name] + [f.path for f in option.files if "mmproj" not in f.path.lower()]
+        names = {p.lower() for p in paths} | {p.lower().rsplit("/", 1)[-1] for p in paths}
+        if wanted in names:
             return option
     have = ", ".join(o.name for o in options)
     raise InvalidRequestError(f"No model file '{file}' in {repo_id}; it has: {have}.", param="model")

@@ -149,6 +149,28 @@ async def test_pause_then_resume(http: httpx.AsyncClient, hub: FakeHub) -> None:
     assert any(r and not r.startswith("bytes=0-") for r in ranges), ranges  # resumed, not restarted
 
 
+async def test_split_files_and_the_vision_projector_come_as_one_model(
+    http: httpx.AsyncClient, hub: FakeHub, tmp_path: Path, ggufs: dict[str, Path]
+) -> None:
+    write_tiny_llama_gguf(tmp_path / "Split-Q8_0.gguf", split_max_tensors=10, seed=7)
+    parts = sorted(tmp_path.glob("Split-Q8_0-*.gguf"))
+    assert len(parts) > 1
+    files: dict[str, bytes | Path] = {f"Q8_0/{p.name}": p for p in parts}
+    hub.add_repo("acme/Split-GGUF", {**files, "mmproj-Split-F16.gguf": ggufs[Q4]})
+    url = f"https://huggingface.co/acme/Split-GGUF/blob/main/Q8_0/{parts[1].name}"  # the second part's URL
+    job = (await http.post("/api/v1/models/download", json={"model": url})).json()
+    assert [f["path"] for f in job["files"]] == [*files, "mmproj-Split-F16.gguf"], job
+    done = await wait_job(http, job["job_id"], ("completed", "failed"))
+    assert done["status"] == "completed", done
+    models = [
+        m for m in (await http.get("/api/v1/models")).json()["models"] if m["path"].startswith("acme/Split")
+    ]
+    assert [m["key"] for m in models] == [done["model_key"]]  # one model, its projector not listed apart
+    assert (await http.post("/api/v1/models/download", json={"model": "acme/Split-GGUF"})).json()[
+        "status"
+    ] == "already_downloaded"
+
+
 # -- the SDK's repository namespace ------------------------------------------------------------------
 
 
