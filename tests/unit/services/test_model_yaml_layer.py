@@ -132,3 +132,14 @@ def test_not_downloaded_virtual_and_curated_models_say_how_to_get_them(service: 
     with pytest.raises(ModelNotFoundError) as info:
         asyncio.run(service.find_downloaded("llama-3.1-8b"))
     assert "lms get llama-3.1-8b" in info.value.message and "curated" in info.value.message
+
+
+def test_every_curated_entrys_config_uses_keys_openlms_implements() -> None:
+    from openlms.services.kvconfig import read_prediction
+    from openlms.store.curated import curated_models
+    from openlms.store.model_yaml import parse_model_yaml
+
+    for entry in curated_models():
+        parsed = parse_model_yaml(entry.yaml_text)
+        read_prediction(dict(parsed.operation_fields), strict=True)  # an unknown key raises
+        assert not parsed.load_fields  # the curated entries leave loads to the user and the server
