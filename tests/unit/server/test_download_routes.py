@@ -5,6 +5,7 @@ downloads: LM Studio 0.4's `/api/v1/models/download` + status (and openlms's pau
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -147,6 +148,30 @@ async def test_pause_then_resume(http: httpx.AsyncClient, hub: FakeHub) -> None:
     assert done["status"] == "completed", done
     ranges = [r.headers.get("range") for r in hub.file_gets(Q8)]
     assert any(r and not r.startswith("bytes=0-") for r in ranges), ranges  # resumed, not restarted
+
+
+async def test_two_clients_asking_at_once_share_one_download(http: httpx.AsyncClient, hub: FakeHub) -> None:
+    hub.slow(400_000)
+    try:
+        body = {"model": REPO, "quantization": "Q8_0"}
+        first, second = await asyncio.gather(
+            http.post("/api/v1/models/download", json=body), http.post("/api/v1/models/download", json=body)
+        )
+        assert first.json()["job_id"] == second.json()["job_id"]
+    finally:
+        hub.slow(None)
+    assert (await wait_job(http, first.json()["job_id"], ("completed", "failed")))["status"] == "completed"
+    assert len([r for r in hub.file_gets(Q8) if not r.headers.get("range")]) <= 1  # one transfer
+
+
+async def test_a_cut_connection_is_resumed_within_the_job(http: httpx.AsyncClient, hub: FakeHub) -> None:
+    cut_at = random.randrange(1, 700_000)
+    hub.cut_after(Q4, cut_at)
+    job = (await http.post("/api/v1/models/download", json={"model": f"{REPO}@Q4_K_M"})).json()
+    done = await wait_job(http, job["job_id"], ("completed", "failed"))
+    assert done["status"] == "completed", (cut_at, done)
+    ranges = [r.headers.get("range") for r in hub.file_gets(Q4)]
+    assert f"bytes={cut_at}-" in ranges, (cut_at, ranges)  # went on from the byte it had
 
 
 async def test_split_files_and_the_vision_projector_come_as_one_model(
