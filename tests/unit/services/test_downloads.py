@@ -221,3 +221,16 @@ async def test_a_curated_download_reports_its_virtual_model(
     choice = (await downloads.options("catalog", "huggingfacetb/smollm2-135m-instruct"))[0]
     again = await downloads.start_option(choice.option)
     assert again.status == "already_downloaded" and again.model_key == job.model_key
+
+
+async def test_closing_the_service_pauses_running_and_queued_downloads(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    script.gate.clear()
+    downloads = service(tmp_path, hub, script, max_concurrent_downloads=1)
+    running = await downloads.start(REPO, "Q2_K")
+    queued = await downloads.start(REPO, "Q8_0")
+    await asyncio.to_thread(script.started.wait, 30)
+    await asyncio.wait_for(downloads.close(), 30)
+    assert (running.status, queued.status) == ("paused", "paused")
+    assert running.downloaded_bytes > 0 and queued.downloaded_bytes == 0
