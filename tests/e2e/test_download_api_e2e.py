@@ -118,6 +118,35 @@ def test_sdk_search_options_download_then_chat(server: Server, http: httpx.Clien
     assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"] is not None
 
 
+def test_the_sdk_docs_download_flow_then_load(server: Server, hub: FakeHub, tmp_path: Path) -> None:
+    """_download-models.md's steps in Python (the page is a TypeScript draft): search with a term, a
+    limit and compatibility types, pick Q4_K_M, download with both callbacks, load the key it returns."""
+    hub.add_repo(
+        "acme/Docs-GGUF",
+        {
+            "Docs-Q4_K_M.gguf": write_tiny_llama_gguf(tmp_path / "q4.gguf", seed=11),
+            "Docs-Q8_0.gguf": write_tiny_llama_gguf(tmp_path / "q8.gguf", seed=12),
+        },
+    )
+    finalizing: list[str] = []
+    updates: list[lms.DownloadProgressUpdate] = []
+    with lms.Client(host_of(server)) as client:
+        results = client.repository.search_models("Docs-GGUF", limit=5, compatibility_types=["gguf"])
+        best = results[0]
+        assert best.search_result.identifier.identifier == "acme/Docs-GGUF"
+        options = best.get_download_options()
+        desired = next(o for o in options if o.info.quantization == "Q4_K_M")
+        model_key = desired.download(on_progress=updates.append, on_finalize=lambda: finalizing.append("x"))
+        model = client.llm.model(model_key)
+        try:
+            assert model.get_info().model_key == model_key
+            reply = model.respond("Hi", config={"maxTokens": 2, "temperature": 0})
+            assert reply.stats.predicted_tokens_count is not None
+        finally:
+            model.unload()
+    assert finalizing == ["x"] and updates[-1].downloaded_bytes == desired.info.size_bytes
+
+
 def test_sdk_objects_out_of_session_raise(server: Server) -> None:
     """The SDK suite's test_get_options_out_of_session and test_download_out_of_session."""
     with lms.Client(host_of(server)) as client:
