@@ -206,6 +206,8 @@ class DownloadService:
         quant = quantization or at_quant.strip() or None
         if entry is not None:
             return Resolved(pick(_gguf_options(await self._curated_listing(entry)), quant), entry)
+        if text.lower().endswith(".gguf") and text.count("/") >= 2 and "://" not in text:
+            return Resolved(await self.resolve_identifier(text), None)  # user/repo/<file>.gguf
         ref = parse_model_ref(text)
         quant = quantization or ref.quantization
         if ref.repo_id is None:
@@ -226,14 +228,14 @@ class DownloadService:
     async def resolve_identifier(self, identifier: str) -> DownloadOption:
         """A download identifier (`user/repo/<file>`, the SDK's `downloadIdentifier`) → its option."""
         parts = identifier.strip().split("/", 2)
-        if len(parts) != 3 or not all(parts):
+        ref = parse_model_ref(f"{parts[0]}/{parts[1]}") if len(parts) == 3 and all(parts) else None
+        if ref is None or ref.repo_id is None:
             raise InvalidRequestError(
                 f"'{identifier}' is not a download identifier (user/repo/file.gguf from "
                 "getModelDownloadOptions).",
                 param="downloadIdentifier",
             )
-        repo_id = f"{parts[0]}/{parts[1]}"
-        return _by_file(_gguf_options(await self._listing(repo_id, None)), parts[2], repo_id)
+        return _by_file(_gguf_options(await self._listing(ref.repo_id, None)), parts[2], ref.repo_id)
 
     # -- jobs -----------------------------------------------------------------------------------------
 

@@ -234,3 +234,23 @@ async def test_closing_the_service_pauses_running_and_queued_downloads(
     await asyncio.wait_for(downloads.close(), 30)
     assert (running.status, queued.status) == ("paused", "paused")
     assert running.downloaded_bytes > 0 and queued.downloaded_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["junk", "../../etc/passwd.gguf", "a/../b.gguf", "acme/../x/y.gguf", "/acme/Tiny-GGUF/x.gguf"],
+)
+async def test_bad_download_identifiers_are_refused_before_the_hub(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload, identifier: str
+) -> None:
+    downloads = service(tmp_path, hub, script)
+    with pytest.raises(InvalidRequestError):
+        await downloads.resolve_identifier(identifier)
+    assert hub.listings == 0
+
+
+async def test_a_download_identifier_is_a_model_too(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    resolved = await service(tmp_path, hub, script).resolve(f"{REPO}/Tiny-Q8_0.gguf")
+    assert resolved.option.identifier == f"{REPO}/Tiny-Q8_0.gguf"
