@@ -5,6 +5,7 @@ listing and the download a scripted function (the real ones are tested with Fake
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,22 @@ from openlms.core.errors import (
 from openlms.core.settings import Settings
 from openlms.engine.fake import FakeBackend
 from openlms.engine.manager import InstanceManager
+from openlms.services.download_jobs import DownloadJob, SpeedMeter
 from openlms.services.downloads import DownloadService
 from openlms.services.models import ModelService
 from openlms.store import ModelCatalog
 from openlms.store.hub import HubClient
 from openlms.store.virtual import hub_models_dir
-from tests.support.hub_stub import BASE_SIZE, QUANTS, REPO, ScriptedDownload, StubHub, stub_hub
+from tests.support.hub_stub import (
+    BASE_SIZE,
+    QUANTS,
+    REPO,
+    ScriptedDownload,
+    StubHub,
+    listing,
+    option,
+    stub_hub,
+)
 from tests.support.tiny_gguf import write_tiny_llama_gguf
 
 
@@ -254,3 +265,32 @@ async def test_a_download_identifier_is_a_model_too(
 ) -> None:
     resolved = await service(tmp_path, hub, script).resolve(f"{REPO}/Tiny-Q8_0.gguf")
     assert resolved.option.identifier == f"{REPO}/Tiny-Q8_0.gguf"
+
+
+async def test_a_curated_entry_falls_back_to_its_next_source(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    first = next(r for r in hub.repos if r.lower() == "huggingfacetb/smollm2-135m-instruct-gguf")
+    del hub.repos[first]
+    hub.repos["bartowski/SmolLM2-135M-Instruct-GGUF"] = listing(
+        "bartowski/SmolLM2-135M-Instruct-GGUF", ("Q4_K_M",)
+    )
+    resolved = await service(tmp_path, hub, script).resolve("smollm2-135m-instruct")
+    assert resolved.option.repo_id == "bartowski/SmolLM2-135M-Instruct-GGUF"
+
+
+def test_speed_is_smoothed_over_time_and_gives_an_eta() -> None:
+    meter = SpeedMeter()
+    meter.update(0, now=0.0)
+    assert meter.update(1_000_000, now=1.0) == 1_000_000  # the first measurement as it is
+    slower = meter.update(1_500_000, now=2.0)  # 500 kB/s for a second: the average moves, not jumps
+    assert 500_000 < slower < 1_000_000
+    assert meter.update(1_500_100, now=2.01) == slower  # too short to measure
+    job = DownloadJob(option=option(REPO, "Q4_K_M", 10_000_000), model=REPO)
+    job.downloaded_bytes, job.bytes_per_second = 4_000_000, 2_000_000.0
+    before = time.time()
+    eta = job.estimated_completion()
+    assert eta is not None and before + 3.0 <= eta <= time.time() + 3.0  # 6 MB left at 2 MB/s
+    assert job.to_json()["estimated_completion"].endswith("Z")
+    job.finish("paused")
+    assert job.to_json()["estimated_completion"] is None and job.to_json()["bytes_per_second"] == 0
