@@ -258,8 +258,9 @@ class DownloadService:
         if job is not None and job.active:
             return job  # the same download, asked for again
         installed = await asyncio.to_thread(installed_path, option, self.models_dir)
-        if installed is not None:
-            job = self._new_job(option, model, curated)
+        if installed is not None:  # a paused/failed job finished elsewhere (another process) ends here
+            if job is None or job.status not in ("paused", "failed"):
+                job = self._new_job(option, model, curated)
             job.model_key = await self._model_key(installed, curated)
             job.finish("already_downloaded")
             return job

@@ -294,3 +294,19 @@ def test_speed_is_smoothed_over_time_and_gives_an_eta() -> None:
     assert job.to_json()["estimated_completion"].endswith("Z")
     job.finish("paused")
     assert job.to_json()["estimated_completion"] is None and job.to_json()["bytes_per_second"] == 0
+
+
+async def test_a_paused_job_whose_files_appeared_meanwhile_ends_as_already_downloaded(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    script.gate.clear()
+    downloads = service(tmp_path, hub, script)
+    job = await downloads.start(REPO, "Q8_0")
+    await asyncio.to_thread(script.started.wait, 30)
+    await downloads.pause(job.job_id)
+    script.gate.set()  # another process (lms get elsewhere) completes the same files
+    other = service(tmp_path, hub, script)
+    finished = await other.start(REPO, "Q8_0")
+    await asyncio.wait_for(finished.done.wait(), 30)
+    resumed = await downloads.resume(job.job_id)
+    assert resumed is job and job.status == "already_downloaded" and job.model_key == finished.model_key
