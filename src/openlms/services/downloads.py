@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from openlms.core.errors import (
     DownloadError,
@@ -26,7 +26,19 @@ from openlms.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
     OpenLMSError,
-    UnsupportedFormatError,
+)
+from openlms.services.download_choice import (
+    Choice,
+    SearchKind,
+    SearchResult,
+    by_file,
+    choices,
+    curated_matches,
+    curated_picks,
+    curated_result,
+    gguf_options,
+    is_exact,
+    pick,
 )
 from openlms.services.download_jobs import DownloadJob
 from openlms.services.models import ModelService
@@ -38,41 +50,14 @@ from openlms.store.hub import (
     HubClient,
     RepoListing,
     download_option,
-    find_option,
     installed_path,
     parse_model_ref,
-    recommend,
 )
-from openlms.store.memory import FitEstimation, fit_estimation, system_memory
 
 log = logging.getLogger("openlms.downloads")
 
-SearchKind = Literal["catalog", "hf"]
 MAX_SEARCH_LIMIT = 25
 PAUSE_WAIT_S = 15.0  # a download notices a pause between chunks (a stalled link: within 10 s)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    name: str
-    kind: SearchKind  # "catalog": a curated entry (identifier = its model id), "hf": a Hub repo
-    identifier: str
-    exact: bool = False
-    staff_pick: bool = False
-    description: str | None = None
-    downloads: int | None = None
-    likes: int | None = None
-    gated: bool = False
-    formats: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """One download option as offered to a user: its files, size, fit on this machine, recommended?"""
-
-    option: DownloadOption
-    fit: FitEstimation
-    recommended: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +132,7 @@ class DownloadService:
             log.warning("Hub search for %r failed; answering with the curated catalog only", text)
             hits = []
         known = {s for entry in curated for s in (f"{x.user}/{x.repo}".lower() for x in entry.sources)}
-        results = [_curated_result(entry, exact=_is_exact(entry, text)) for entry in curated]
+        results = [curated_result(entry, exact=is_exact(entry, text)) for entry in curated]
         results += [
             SearchResult(
                 name=hit.repo_id,
@@ -176,7 +161,7 @@ class DownloadService:
             self._curated_of.update({o.identifier: entry for o in listing.options})
         else:
             listing = await self._listing(identifier, None)
-        return choices(_gguf_options(listing))
+        return choices(gguf_options(listing))
 
     async def _listing(self, repo_id: str, revision: str | None) -> RepoListing:
         return await asyncio.to_thread(self.hub.listing, repo_id, revision)
@@ -205,7 +190,7 @@ class DownloadService:
         entry = find_curated(base.strip())
         quant = quantization or at_quant.strip() or None
         if entry is not None:
-            return Resolved(pick(_gguf_options(await self._curated_listing(entry)), quant), entry)
+            return Resolved(pick(gguf_options(await self._curated_listing(entry)), quant), entry)
         if text.lower().endswith(".gguf") and text.count("/") >= 2 and "://" not in text:
             return Resolved(await self.resolve_identifier(text), None)  # user/repo/<file>.gguf
         ref = parse_model_ref(text)
@@ -219,10 +204,10 @@ class DownloadService:
                     reason=f"'{text}' is neither a curated model nor a Hugging Face repo (user/repo or "
                     "a https://huggingface.co/... URL). Search for it first (`lms get <term>`).",
                 )
-            return Resolved(pick(_gguf_options(await self._curated_listing(entry)), quant), entry)
-        options = _gguf_options(await self._listing(ref.repo_id, None))
+            return Resolved(pick(gguf_options(await self._curated_listing(entry)), quant), entry)
+        options = gguf_options(await self._listing(ref.repo_id, None))
         if ref.file is not None:
-            return Resolved(_by_file(options, ref.file, ref.repo_id), None)
+            return Resolved(by_file(options, ref.file, ref.repo_id), None)
         return Resolved(pick(options, quant), None)
 
     async def resolve_identifier(self, identifier: str) -> DownloadOption:
@@ -235,7 +220,7 @@ class DownloadService:
                 "getModelDownloadOptions).",
                 param="downloadIdentifier",
             )
-        return _by_file(_gguf_options(await self._listing(ref.repo_id, None)), parts[2], ref.repo_id)
+        return by_file(gguf_options(await self._listing(ref.repo_id, None)), parts[2], ref.repo_id)
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -384,94 +369,3 @@ class DownloadService:
 
 def _job_id(task: asyncio.Task[None]) -> str:
     return task.get_name()
-
-
-def choices(options: Sequence[DownloadOption]) -> list[Choice]:
-    """Each option with its fit on this machine; the recommended one is what fits best (Q4_K_M first)."""
-    system = system_memory()
-    fits = [fit_estimation(o.size_bytes, system=system) for o in options]
-    budget = max((o.size_bytes for o, f in zip(options, fits, strict=True) if f != "willNotFit"), default=0)
-    best = recommend(options, budget)
-    return [Choice(o, f, o == best) for o, f in zip(options, fits, strict=True)]
-
-
-def pick(options: Sequence[DownloadOption], quantization: str | None) -> DownloadOption:
-    """The option for `quantization`, else the recommended one for this machine."""
-    if quantization:
-        found = find_option(options, quantization)
-        if found is None:
-            have = ", ".join(o.quantization or o.name for o in options)
-            raise InvalidRequestError(
-                f"No {quantization.upper()} file in {options[0].repo_id}; it has: {have}.",
-                param="quantization",
-            )
-        return found
-    best = next((c.option for c in choices(options) if c.recommended), None)
-    return best or options[0]
-
-
-def _gguf_options(listing: RepoListing) -> tuple[DownloadOption, ...]:
-    if listing.options:
-        return listing.options
-    if "mlx" in listing.formats:
-        name = listing.repo_id.split("/")[-1]
-        raise UnsupportedFormatError(
-            f"{listing.repo_id} is an MLX model; openlms runs GGUF models on llama.cpp. Look for a GGUF "
-            f"version, e.g. `lms get {name} --gguf`.",
-            param="model",
-        )
-    if "gguf" in listing.formats:
-        raise InvalidRequestError(
-            f"{listing.repo_id} has no complete GGUF model to download (a split set with a part "
-            "missing, or only vision projectors); pick another repo.",
-            param="model",
-        )
-    raise UnsupportedFormatError(
-        f"{listing.repo_id} has no GGUF files; openlms runs GGUF models on llama.cpp. Look for a GGUF "
-        "version of it (repos named ...-GGUF).",
-        param="model",
-    )
-
-
-def _by_file(options: Sequence[DownloadOption], file: str, repo_id: str) -> DownloadOption:
-    """The option holding `file` (its main file or any split part; not the shared vision projector)."""
-    wanted = file.strip("/").lower()
-    for option in options:
-        paths = [option.name] + [f.path for f in option.files if "mmproj" not in f.path.lower()]
-        names = {p.lower() for p in paths} | {p.lower().rsplit("/", 1)[-1] for p in paths}
-        if wanted in names:
-            return option
-    have = ", ".join(o.name for o in options)
-    raise InvalidRequestError(f"No model file '{file}' in {repo_id}; it has: {have}.", param="model")
-
-
-def _is_exact(entry: CuratedModel, term: str) -> bool:
-    text = term.lower()
-    return text in (entry.name.lower(), entry.model.lower())
-
-
-def curated_matches(term: str) -> list[CuratedModel]:
-    text = term.lower()
-    found = [e for e in curated_models() if text in e.name.lower() or text in e.model.lower()]
-    return sorted(found, key=lambda e: not _is_exact(e, term))
-
-
-def curated_picks(*, show_all: bool) -> list[SearchResult]:
-    total = system_memory().total_bytes
-    return [
-        _curated_result(entry, staff_pick=True)
-        for entry in curated_models()
-        if show_all or entry.min_memory_bytes is None or entry.min_memory_bytes <= total
-    ]
-
-
-def _curated_result(entry: CuratedModel, *, exact: bool = False, staff_pick: bool = False) -> SearchResult:
-    return SearchResult(
-        name=entry.model,
-        kind="catalog",
-        identifier=entry.model,
-        exact=exact,
-        staff_pick=staff_pick,
-        description=entry.description,
-        formats=frozenset({"gguf"}),
-    )

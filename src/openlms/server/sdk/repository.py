@@ -18,8 +18,9 @@ from typing import Any
 from openlms.core.errors import DownloadError, InvalidRequestError
 from openlms.server.sdk.convert import as_object
 from openlms.server.sdk.transport import Channel, Client, Namespace
+from openlms.services.download_choice import Choice, SearchResult
 from openlms.services.download_jobs import DownloadJob
-from openlms.services.downloads import MAX_SEARCH_LIMIT, Choice, DownloadService, SearchResult
+from openlms.services.downloads import MAX_SEARCH_LIMIT, DownloadService
 
 PROGRESS_INTERVAL_S = 0.25
 HEARTBEAT_S = 15.0
