@@ -251,3 +251,13 @@ def test_sdk_curated_search_and_errors(repository: Socket) -> None:
     assert mlx["type"] == "rpcError" and "MLX" in mlx["error"]["title"]
     frames = repository.channel("downloadModel", {"downloadIdentifier": "junk"})
     assert frames[-1]["type"] == "channelError" and "download identifier" in frames[-1]["error"]["title"]
+
+
+def test_sdk_download_of_a_gated_repo_is_a_channel_error_naming_hf_token(repository: Socket) -> None:
+    options = repository.call(
+        "getModelDownloadOptions",
+        {"modelSearchResultIdentifier": {"type": "hf", "identifier": "acme/Gated-GGUF"}},
+    )["result"]["results"]
+    frames = repository.channel("downloadModel", {"downloadIdentifier": options[0]["downloadIdentifier"]})
+    assert frames[-1]["type"] == "channelError", frames
+    assert "HF_TOKEN" in frames[-1]["error"]["title"]
