@@ -240,6 +240,8 @@ class DownloadService:
     ) -> DownloadJob:
         curated = curated or self._curated_of.get(option.identifier)  # chosen from a catalog result
         job = self._by_option.get(option.identifier)
+        if job is not None and job.active and job.cancel.is_set():
+            await job.done.wait()  # still pausing (a Ctrl+C just before): let it stop, then resume it
         if job is not None and job.active:
             return job  # the same download, asked for again
         installed = await asyncio.to_thread(installed_path, option, self.models_dir)

@@ -209,7 +209,8 @@ def test_sdk_search_options_and_download(repository: Socket) -> None:
     found = repository.call("searchModels", {"opts": {"searchTerm": "tiny", "limit": 5}})
     results = found["result"]["results"]
     hf = [r for r in results if r["identifier"]["type"] == "hf"]
-    assert hf[0] == {"name": REPO, "identifier": {"type": "hf", "identifier": REPO}}
+    assert hf[0]["name"] == REPO and hf[0]["identifier"] == {"type": "hf", "identifier": REPO}
+    assert hf[0]["formats"] == ["gguf"] and isinstance(hf[0]["downloads"], int)  # openlms extras
     options = repository.call("getModelDownloadOptions", {"modelSearchResultIdentifier": hf[0]["identifier"]})
     listed = options["result"]["results"]
     assert [o["quantization"] for o in listed] == ["Q4_K_M", "Q8_0"]

@@ -121,6 +121,24 @@ async def test_pause_keeps_the_job_and_resume_finishes_it(
     assert (await downloads.resume(job.job_id)).status == "completed"  # nothing to resume
 
 
+async def test_asking_again_while_a_pause_is_under_way_resumes_instead_of_joining_the_pause(
+    tmp_path: Path, hub: StubHub, script: ScriptedDownload
+) -> None:
+    """`lms get` run again right after Ctrl+C: the job is still stopping; the new request waits for
+    the stop, then resumes the download, and does not end paused with it."""
+    script.gate.clear()
+    downloads = service(tmp_path, hub, script)
+    job = await downloads.start(REPO, "Q4_K_M")
+    await asyncio.to_thread(script.started.wait, 30)
+    downloads.request_pause(job.job_id)  # no wait: the download thread has not stopped yet
+    assert job.active and job.cancel.is_set()
+    again = await downloads.start(REPO, "Q4_K_M")
+    assert again is job and job.status == "downloading" and not job.cancel.is_set()
+    script.gate.set()
+    await asyncio.wait_for(job.done.wait(), 30)
+    assert job.status == "completed" and len(script.calls) == 2
+
+
 async def test_a_failed_download_reports_its_error_and_can_be_retried(
     tmp_path: Path, hub: StubHub, script: ScriptedDownload
 ) -> None:

@@ -148,6 +148,15 @@ def _search_entry(result: SearchResult) -> dict[str, Any]:
         entry["exact"] = True
     if result.staff_pick:
         entry["staffPick"] = True
+    # openlms extras (the SDK ignores fields it does not know): what `lms get` shows in its result table
+    if result.downloads is not None:
+        entry["downloads"] = result.downloads
+    if result.likes is not None:
+        entry["likes"] = result.likes
+    if result.formats:
+        entry["formats"] = sorted(result.formats)
+    if result.description:
+        entry["description"] = result.description
     return entry
 
 
