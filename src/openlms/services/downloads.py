@@ -193,7 +193,7 @@ class DownloadService:
             return Resolved(pick(gguf_options(await self._curated_listing(entry)), quant), entry)
         if text.lower().endswith(".gguf") and text.count("/") >= 2 and "://" not in text:
             return Resolved(await self.resolve_identifier(text), None)  # user/repo/<file>.gguf
-        ref = parse_model_ref(text)
+        ref = parse_model_ref(text, endpoint=self.hub.endpoint)
         quant = quantization or ref.quantization
         if ref.repo_id is None:
             entry = find_curated(ref.term or text)

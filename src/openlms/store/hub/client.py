@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import ModelInfo
 
+from openlms.core.errors import HubError
 from openlms.store.hub.errors import hub_error, with_retries
 from openlms.store.hub.quants import build_options
 from openlms.store.hub.types import HubFile, RepoListing, SearchHit
@@ -79,12 +82,31 @@ class HubClient:
         return list(models)
 
     def _call(self, fn: Callable[[], T], *, repo_id: str | None = None, retries: int | None = None) -> T:
+        self._check_resolvable()
         return with_retries(
             fn,
             retries=self.retries if retries is None else retries,
             base_s=self.backoff_s,
             on_error=lambda exc: hub_error(exc, endpoint=self.endpoint, repo_id=repo_id),
         )
+
+    def _check_resolvable(self) -> None:
+        """A host name that does not resolve (offline, a typo in HF_ENDPOINT) fails at once: retrying it
+        with backoff, as huggingface_hub does for any connection error, only makes an offline user wait."""
+        host = urlsplit(self.endpoint).hostname
+        if not host:
+            raise HubError(
+                f"The hub address '{self.endpoint}' has no host name: fix HF_ENDPOINT (`hub_endpoint`)."
+            )
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:
+            raise HubError(
+                f"Could not reach the model hub at {self.endpoint}: its name does not resolve "
+                f"({exc.strerror}). Check the network connection and any proxy (HTTPS_PROXY), or set "
+                "HF_ENDPOINT (the `hub_endpoint` setting) to a reachable mirror. Models already downloaded "
+                "keep working offline."
+            ) from exc
 
 
 def _hit(info: ModelInfo) -> SearchHit:

@@ -113,6 +113,15 @@ def test_unreachable_hub_names_the_address_and_hf_endpoint() -> None:
     assert "http://127.0.0.1:9" in err.value.message and "HF_ENDPOINT" in err.value.message
 
 
+def test_a_hub_name_that_does_not_resolve_fails_at_once_without_retries() -> None:
+    """Offline (no DNS): one clear error, not a minute of backoff; search and listings alike."""
+    client = HubClient("https://hub.invalid", retries=5, backoff_s=60.0)  # a retry would hang the test
+    for call in (lambda: client.listing("org/Foo-GGUF"), lambda: client.search("foo")):
+        with pytest.raises(HubError, match="does not resolve") as err:
+            call()
+        assert "https://hub.invalid" in err.value.message and "HF_ENDPOINT" in err.value.message
+
+
 def test_endpoint_defaults_to_hf_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example/")
     assert HubClient().endpoint == "https://mirror.example"
