@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
 KNOWN_FORMATS: Final = ("gguf", "mlx", "safetensors")
+_PROXY_VARIABLES: Final = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SEARCH_EXPAND: Final = ["downloads", "likes", "tags", "gated", "library_name"]
 
 
@@ -93,6 +94,8 @@ class HubClient:
     def _check_resolvable(self) -> None:
         """A host name that does not resolve (offline, a typo in HF_ENDPOINT) fails at once: retrying it
         with backoff, as huggingface_hub does for any connection error, only makes an offline user wait."""
+        if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+            return  # the proxy resolves names: this machine may not
         host = urlsplit(self.endpoint).hostname
         if not host:
             raise HubError(

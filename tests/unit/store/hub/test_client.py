@@ -113,8 +113,12 @@ def test_unreachable_hub_names_the_address_and_hf_endpoint() -> None:
     assert "http://127.0.0.1:9" in err.value.message and "HF_ENDPOINT" in err.value.message
 
 
-def test_a_hub_name_that_does_not_resolve_fails_at_once_without_retries() -> None:
+def test_a_hub_name_that_does_not_resolve_fails_at_once_without_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Offline (no DNS): one clear error, not a minute of backoff; search and listings alike."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)  # behind a proxy, names are the proxy's to resolve
     client = HubClient("https://hub.invalid", retries=5, backoff_s=60.0)  # a retry would hang the test
     for call in (lambda: client.listing("org/Foo-GGUF"), lambda: client.search("foo")):
         with pytest.raises(HubError, match="does not resolve") as err:
