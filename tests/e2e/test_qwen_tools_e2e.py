@@ -7,8 +7,10 @@ Unlike the SmolLM2 tests (test_tools_spec_examples.py), nothing forces a call: `
 SDK's `act()` runs act.md's multiply example. The model's words are its own: the tests check structure (a
 call to the offered tool, JSON arguments, no call markup left in `content`, a text answer after the tool's
 result). This model writes its calls either in `<tool_call>` tags or in a fenced ```json block; both are
-calls. The per-model `load.seed` makes each request's sampling repeatable on a machine (the streaming
-example samples at temperature 0.2). The last test has the 0.5B draft for the 1.5B (speculative
+calls. A request that sets no temperature runs greedy (a prelude before each example makes
+`temperature=0` the default of `chat.completions.create`), so whether the model calls does not hang on
+one sampled token; the streaming example keeps its own 0.2, made repeatable on a machine by the
+per-model `load.seed`. The last test has the 0.5B draft for the 1.5B (speculative
 decoding) when that extra model is installed too.
 """
 
@@ -41,6 +43,19 @@ TOOLS_MD = "0_app/4_api/tools.md"
 SPEC_MODEL = "lmstudio-community/qwen2.5-7b-instruct"
 SPEC_URLS = ("http://localhost:1234/v1", "http://127.0.0.1:1234/v1")
 MARKUP = ("<tool_call>", "</tool_call>", "```json")
+GREEDY_BY_DEFAULT = """\
+from openai.resources.chat.completions import Completions as _GreedyCompletions
+
+_greedy_create = _GreedyCompletions.create
+
+
+def _greedy_by_default(self, *args, **kwargs):
+    kwargs.setdefault("temperature", 0)
+    return _greedy_create(self, *args, **kwargs)
+
+
+_GreedyCompletions.create = _greedy_by_default
+"""
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +90,7 @@ def example(server: Server, starts: str) -> str:
 def run(code: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """The example, its chat completions recorded (`read_trace(tmp_path)`)."""
     result = subprocess.run(
-        [sys.executable, "-c", traced(code)],
+        [sys.executable, "-c", traced(GREEDY_BY_DEFAULT + code)],
         input=stdin,
         capture_output=True,
         text=True,
