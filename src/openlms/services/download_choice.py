@@ -39,16 +39,19 @@ class Choice:
     recommended: bool
 
 
-def choices(options: Sequence[DownloadOption]) -> list[Choice]:
-    """Each option with its fit on this machine; the recommended one is what fits best (Q4_K_M first)."""
+def choices(options: Sequence[DownloadOption], *, vram_bytes: int | None = None) -> list[Choice]:
+    """Each option with its fit on this machine (RAM, and the GPU's memory when the runtime offloads to
+    one); the recommended one is what fits best (Q4_K_M first)."""
     system = system_memory()
-    fits = [fit_estimation(o.size_bytes, system=system) for o in options]
+    fits = [fit_estimation(o.size_bytes, system=system, vram_bytes=vram_bytes) for o in options]
     budget = max((o.size_bytes for o, f in zip(options, fits, strict=True) if f != "willNotFit"), default=0)
     best = recommend(options, budget)
     return [Choice(o, f, o == best) for o, f in zip(options, fits, strict=True)]
 
 
-def pick(options: Sequence[DownloadOption], quantization: str | None) -> DownloadOption:
+def pick(
+    options: Sequence[DownloadOption], quantization: str | None, *, vram_bytes: int | None = None
+) -> DownloadOption:
     """The option for `quantization`, else the recommended one for this machine."""
     if quantization:
         found = find_option(options, quantization)
@@ -59,7 +62,7 @@ def pick(options: Sequence[DownloadOption], quantization: str | None) -> Downloa
                 param="quantization",
             )
         return found
-    best = next((c.option for c in choices(options) if c.recommended), None)
+    best = next((c.option for c in choices(options, vram_bytes=vram_bytes) if c.recommended), None)
     return best or options[0]
 
 

@@ -41,6 +41,7 @@ from openlms.services.download_choice import (
     pick,
 )
 from openlms.services.download_jobs import DownloadJob
+from openlms.services.load_limits import runtime_offloads
 from openlms.services.models import ModelService
 from openlms.store.curated import CuratedModel, curated_models, find_curated, install_virtual_model
 from openlms.store.hub import (
@@ -53,6 +54,7 @@ from openlms.store.hub import (
     installed_path,
     parse_model_ref,
 )
+from openlms.store.memory import gpu_memory_bytes
 
 log = logging.getLogger("openlms.downloads")
 
@@ -96,6 +98,8 @@ class DownloadService:
         self._semaphore: asyncio.Semaphore | None = None
         self._start_lock = asyncio.Lock()
         self._curated_of: dict[str, CuratedModel] = {}  # option identifier -> the curated entry offering it
+        self._vram_bytes: int | None = None
+        self._vram_asked = False
 
     @property
     def hub(self) -> HubClient:
@@ -161,7 +165,16 @@ class DownloadService:
             self._curated_of.update({o.identifier: entry for o in listing.options})
         else:
             listing = await self._listing(identifier, None)
-        return choices(gguf_options(listing))
+        return choices(gguf_options(listing), vram_bytes=await self._vram())
+
+    async def _vram(self) -> int | None:
+        """The GPU memory download options are marked against: asked once, and only when this runtime
+        offloads to a GPU (a CPU build on a GPU machine runs everything in RAM)."""
+        if not self._vram_asked:
+            self._vram_asked = True
+            if runtime_offloads(self.models.runtime_name):
+                self._vram_bytes = await asyncio.to_thread(gpu_memory_bytes)
+        return self._vram_bytes
 
     async def _listing(self, repo_id: str, revision: str | None) -> RepoListing:
         return await asyncio.to_thread(self.hub.listing, repo_id, revision)
@@ -190,7 +203,10 @@ class DownloadService:
         entry = find_curated(base.strip())
         quant = quantization or at_quant.strip() or None
         if entry is not None:
-            return Resolved(pick(gguf_options(await self._curated_listing(entry)), quant), entry)
+            return Resolved(
+                pick(gguf_options(await self._curated_listing(entry)), quant, vram_bytes=await self._vram()),
+                entry,
+            )
         if text.lower().endswith(".gguf") and text.count("/") >= 2 and "://" not in text:
             return Resolved(await self.resolve_identifier(text), None)  # user/repo/<file>.gguf
         ref = parse_model_ref(text, endpoint=self.hub.endpoint)
@@ -204,11 +220,14 @@ class DownloadService:
                     reason=f"'{text}' is neither a curated model nor a Hugging Face repo (user/repo or "
                     "a https://huggingface.co/... URL). Search for it first (`lms get <term>`).",
                 )
-            return Resolved(pick(gguf_options(await self._curated_listing(entry)), quant), entry)
+            return Resolved(
+                pick(gguf_options(await self._curated_listing(entry)), quant, vram_bytes=await self._vram()),
+                entry,
+            )
         options = gguf_options(await self._listing(ref.repo_id, None))
         if ref.file is not None:
             return Resolved(by_file(options, ref.file, ref.repo_id), None)
-        return Resolved(pick(options, quant), None)
+        return Resolved(pick(options, quant, vram_bytes=await self._vram()), None)
 
     async def resolve_identifier(self, identifier: str) -> DownloadOption:
         """A download identifier (`user/repo/<file>`, the SDK's `downloadIdentifier`) → its option."""

@@ -26,6 +26,9 @@ engine's llama.cpp build allocates it; and what the machine has (`psutil`: Linux
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -335,3 +338,32 @@ def fit_estimation(
             return "partialGPUOffload"
         return "willNotFit"
     return "fitWithoutGPU" if need <= total else "willNotFit"
+
+
+def gpu_memory_bytes(run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> int | None:
+    """Total memory of this machine's largest NVIDIA GPU (from `nvidia-smi`), None when there is none or
+    it cannot be asked. Other GPUs (Metal's unified memory, Vulkan, ROCm) are not detected: their options
+    are marked by RAM alone."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = run(
+            [exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    mib = [int(float(v)) for v in out.split() if _is_number(v)]
+    return max(mib) * 1024 * 1024 if mib else None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
