@@ -44,14 +44,15 @@ def estimate_body(
     key: str, *, gpu: str | float | None, context_length: int | None, parallel: int | None
 ) -> dict[str, Any]:
     """The request: only what the user set (the server fills in its defaults, as a load would)."""
-    config: dict[str, Any] = {}
-    if context_length is not None:
-        config["context_length"] = context_length
-    if gpu is not None:
-        config["gpu"] = gpu
-    if parallel is not None:
-        config["parallel"] = parallel
-    return {"model": key, "config": config}
+    return {"model": key, "config": load_config(gpu=gpu, context_length=context_length, parallel=parallel)}
+
+
+def load_config(
+    *, gpu: str | float | None, context_length: int | None, parallel: int | None
+) -> dict[str, Any]:
+    """The `config` of a load or an estimate request: only the settings the user gave."""
+    given = {"context_length": context_length, "gpu": gpu, "parallel": parallel}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def render_estimate(display_name: str, estimate: Estimate) -> str:

@@ -11,6 +11,7 @@ import click
 
 from openlms.cli.app import CliApp, get_app, host_option
 from openlms.cli.errors import CliError
+from openlms.cli.estimate import load_config
 from openlms.cli.render import format_size
 from openlms.cli.schema import LoadResult, ModelInfo, loaded_instances
 from openlms.core.types import MAX_PARALLEL
@@ -118,13 +119,7 @@ def load_body(
         body["identifier"] = identifier
     if ttl is not None:
         body["ttl"] = ttl
-    config: dict[str, Any] = {}
-    if context_length is not None:
-        config["context_length"] = context_length
-    if gpu is not None:
-        config["gpu"] = gpu
-    if parallel is not None:
-        config["parallel"] = parallel
+    config = load_config(gpu=gpu, context_length=context_length, parallel=parallel)
     if config:
         body["config"] = config
     return body
