@@ -210,3 +210,39 @@ def test_remote_host_skips_discovery(invoke: Invoke, server: FakeServer, home: P
     (home / "openlms" / "server.json").unlink()
     assert invoke(["ps", "--host", "gpu-box"]).exit_code == 0
     assert server.urls == ["http://gpu-box:1234/api/v1/models"]
+
+
+def test_an_exact_key_wins_over_a_publisher_and_key_spelling() -> None:
+    """`lms get` of a curated model prints `lms load huggingfacetb/smollm2-135m-instruct` (the model.yaml
+    model's key); the file it resolves to is `smollm2-135m-instruct` from HuggingFaceTB, whose
+    publisher/key spelling is the same text. The key wins; the spelling still finds the file alone."""
+    from openlms.cli.commands.load import match_models
+    from openlms.cli.schema import ModelInfo
+
+    def model(key: str, publisher: str, *, virtual: bool) -> ModelInfo:
+        path = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_1.gguf"
+        return ModelInfo(
+            key,
+            "llm",
+            publisher,
+            None,
+            None,
+            None,
+            None,
+            None,
+            1,
+            None,
+            path,
+            None,
+            False,
+            False,
+            (),
+            {},
+            virtual=virtual,
+        )
+
+    concrete = model("smollm2-135m-instruct", "HuggingFaceTB", virtual=False)
+    virtual = model("huggingfacetb/smollm2-135m-instruct", "huggingfacetb", virtual=True)
+    assert match_models([concrete, virtual], "huggingfacetb/smollm2-135m-instruct") == [virtual]
+    assert match_models([concrete, virtual], "smollm2-135m-instruct") == [concrete]
+    assert match_models([concrete], "HuggingFaceTB/smollm2-135m-instruct") == [concrete]

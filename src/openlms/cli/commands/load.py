@@ -149,16 +149,21 @@ def choose_model(
 
 
 def match_models(models: Sequence[ModelInfo], query: str) -> list[ModelInfo]:
-    """Exact matches (key, publisher/key, path) if any, else the models whose key or path contains `query`."""
+    """The model whose key is `query`; else exact matches of publisher/key or path; else the models whose
+    key or path contains `query`. (A model.yaml model keyed `publisher/name` wins over a file that is
+    `name` from that publisher: its key is what `lms get` and `lms ls` print.)"""
     needle = query.strip().casefold()
 
     def names(model: ModelInfo) -> set[str]:
         full = f"{model.publisher}/{model.key}" if model.publisher else model.key
-        return {model.key.casefold(), model.path.casefold(), full.casefold()}
+        return {model.path.casefold(), full.casefold()}
 
-    exact = [m for m in models if needle in names(m)]
-    if exact:
-        return exact
+    for exact in (
+        [m for m in models if m.key.casefold() == needle],
+        [m for m in models if needle in names(m)],
+    ):
+        if exact:
+            return exact
     return [m for m in models if needle in m.key.casefold() or needle in m.path.casefold()]
 
 
