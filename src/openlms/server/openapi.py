@@ -407,9 +407,12 @@ class V1ModelList(_Open):
 
 class V1LoadResponse(_Open):
     type: Literal["llm", "embedding"]
-    model_instance_id: str
-    config: V1InstanceConfig
+    instance_id: str
     load_time_seconds: float
+    status: Literal["loaded"]
+    load_config: V1InstanceConfig | None = Field(default=None, description="Only with `echo_load_config`")
+    model_instance_id: str = Field(description="openlms: the same as `instance_id` (older clients)")
+    config: V1InstanceConfig = Field(description="openlms: the load config, always")
 
 
 LOAD_STREAM = (

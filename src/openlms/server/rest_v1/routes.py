@@ -62,14 +62,43 @@ class LoadConfigBody(BaseModel):
         return LoadConfig(**fields)
 
 
+FLAT_LOAD_FIELDS = (
+    "context_length",
+    "eval_batch_size",
+    "flash_attention",
+    "num_experts",
+    "offload_kv_cache_to_gpu",
+)
+
+
 class LoadRequest(BaseModel):
+    """LM Studio 0.4's flat load request; `config` (every load setting) is an openlms extension."""
+
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1)
+    context_length: int | None = Field(default=None, ge=64)
+    eval_batch_size: int | None = Field(default=None, ge=1, le=65536)
+    flash_attention: bool | None = None
+    num_experts: int | None = Field(default=None, ge=1)
+    offload_kv_cache_to_gpu: bool | None = None
     identifier: str | None = Field(default=None, min_length=1, max_length=256)
     ttl: int | None = Field(default=None, ge=1)
     config: LoadConfigBody = Field(default_factory=LoadConfigBody)
     echo_load_config: bool = False
     stream: bool = False
+
+    def merged_config(self) -> LoadConfigBody:
+        """The flat fields over `config`; one setting given both ways with different values is a 400."""
+        flat = {name: getattr(self, name) for name in FLAT_LOAD_FIELDS if getattr(self, name) is not None}
+        for name, value in flat.items():
+            nested = getattr(self.config, name)
+            if nested is not None and nested != value:
+                raise InvalidRequestError(
+                    f"'{name}' is given twice with different values ({value!r} and config.{name} "
+                    f"{nested!r}); set it in one place.",
+                    param=name,
+                )
+        return self.config.model_copy(update=flat)
 
 
 class ImportRequest(BaseModel):
@@ -168,13 +197,21 @@ def crash_entry(crash: CrashRecord) -> dict[str, Any]:
     return {"model": crash.model_key, "instance_id": crash.identifier, "at": crash.at, "exit": crash.exit}
 
 
-def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
-    return {
+def load_response(instance: LoadedInstance, seconds: float, *, echo: bool = False) -> dict[str, Any]:
+    """LM Studio 0.4's answer (`load_config` only when asked); `model_instance_id` and `config` are kept
+    for older openlms clients."""
+    config = instance_config(instance)
+    out: dict[str, Any] = {
         "type": instance.descriptor.kind.value,
-        "model_instance_id": instance.identifier,
-        "config": instance_config(instance),
+        "instance_id": instance.identifier,
         "load_time_seconds": round(seconds, 3),
+        "status": "loaded",
+        "model_instance_id": instance.identifier,
+        "config": config,
     }
+    if echo:
+        out["load_config"] = config
+    return out
 
 
 @router.post(
@@ -185,13 +222,13 @@ def load_response(instance: LoadedInstance, seconds: float) -> dict[str, Any]:
     ),
 )
 async def load(body: LoadRequest, state: State) -> Response | dict[str, Any]:
-    config = body.config.to_load_config()
+    config = body.merged_config().to_load_config()
     await state.models.find_downloaded(body.model)  # a clear 404 before any stream starts
     if body.stream:
         return EventSourceResponse(_load_stream(state, body, config), sep="\n", ping=15)
     started = time.perf_counter()
     instance = await state.models.load(body.model, config, identifier=body.identifier, ttl_seconds=body.ttl)
-    return load_response(instance, time.perf_counter() - started)
+    return load_response(instance, time.perf_counter() - started, echo=body.echo_load_config)
 
 
 async def _load_stream(
@@ -226,7 +263,10 @@ async def _load_stream(
                 last = value
                 yield {"event": "progress", "data": dumps({"progress": round(value, 4)})}
         instance = task.result()
-        yield {"event": "loaded", "data": dumps(load_response(instance, time.perf_counter() - started))}
+        yield {
+            "event": "loaded",
+            "data": dumps(load_response(instance, time.perf_counter() - started, echo=body.echo_load_config)),
+        }
     except OpenLMSError as exc:
         yield {"event": "error", "data": dumps(domain_error_body(exc)[1])}
     finally:
