@@ -17,6 +17,7 @@ from openlms.server import errors, guard, metrics, openapi
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
+from openlms.server.responses.routes import router as responses_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         return {"lmstudio": True}
 
     app.include_router(openai_router)
+    app.include_router(responses_router)
     app.include_router(v0_router)
     app.include_router(v1_router)
     app.include_router(prompt_router)
