@@ -1,0 +1,169 @@
+"""/v1/responses over the fake engine with the real `openai` client: conversion of the request into the
+chat the model sees, the `response` object, the stream's event sequence, function tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import GenerationStats, StopReason
+from openlms.engine.fake import FakeBackend
+from openlms.parsers.output.events import ContentDelta, ToolCallArgs, ToolCallBegin
+from openlms.server.responses import convert
+from openlms.server.responses.events import ResponseEvents
+from openlms.server.responses.protocol import ResponsesRequest
+
+CHAT = "tiny-chat"
+CALL = '[TOOL_REQUEST]{"name": "get_delivery_date", "arguments": {"order_id": "123"}}[END_TOOL_REQUEST]'
+TOOL = {
+    "type": "function",
+    "name": "get_delivery_date",
+    "description": "Delivery date of an order",
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"],
+    },
+}
+
+
+def stats(reason: StopReason) -> GenerationStats:
+    return GenerationStats(reason, 3, 2, 0.0, 0.0, 0.0)
+
+
+@pytest.fixture
+def oai(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url="http://openlms.test/v1", api_key="lm-studio", http_client=client)
+
+
+def test_items_become_chat_messages() -> None:
+    req = ResponsesRequest(
+        model=CHAT,
+        instructions="Be brief.",
+        input=[
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Order "}, {"type": "input_text", "text": "1"}],
+            },
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": '{"a": 1}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "done"},
+        ],
+        tools=[TOOL],
+        tool_choice={"type": "function", "name": "get_delivery_date"},
+        text={"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+        max_output_tokens=7,
+    )
+    chat = convert.chat_request(req)
+    assert [m["role"] for m in chat.messages] == ["system", "user", "assistant", "tool"]
+    assert chat.messages[1]["content"] == "Order 1"
+    assert chat.messages[2]["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a": 1}'}
+    assert chat.messages[3] == {"role": "tool", "content": "done", "tool_call_id": "call_1"}
+    assert chat.params.tools and chat.params.tools[0]["function"]["name"] == "get_delivery_date"
+    assert chat.params.tool_choice == {"type": "function", "function": {"name": "get_delivery_date"}}
+    assert chat.params.max_tokens == 7 and chat.params.structured
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"input": [{"type": "input_image", "image_url": "x"}]},
+        {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+        {"input": "hi", "tools": [{"type": "web_search"}]},
+        {"input": "hi", "previous_response_id": "resp_1"},
+        {"input": []},
+    ],
+)
+def test_unsupported_input_is_a_clear_error(body: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequestError):
+        convert.chat_request(ResponsesRequest(model=CHAT, **body))
+
+
+def test_event_sequence_for_text_then_call() -> None:
+    machine = ResponseEvents("resp_1", 0, ResponsesRequest(model=CHAT, input="hi"))
+    events = machine.start()
+    for parsed in (
+        ContentDelta(" "),
+        ContentDelta("Hi"),
+        ToolCallBegin(0, "call_9", "f"),
+        ToolCallArgs(0, "{}"),
+    ):
+        events += machine.on(parsed)
+    events += machine.finish(stats(StopReason.TOOL_CALLS))
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["message", "function_call"]
+    assert final["output"][0]["content"][0]["text"] == " Hi"
+    assert final["output"][1]["call_id"] == "call_9" and final["output"][1]["arguments"] == "{}"
+
+
+def test_cut_by_max_tokens_is_incomplete() -> None:
+    machine = ResponseEvents("resp_1", 0, ResponsesRequest(model=CHAT, input="hi"))
+    events = machine.on(ContentDelta("abc")) + machine.finish(stats(StopReason.MAX_TOKENS))
+    assert events[-1]["type"] == "response.incomplete"
+    assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+async def test_create_with_string_input(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = lambda prompt: "Seven."
+    reply = await oai.responses.create(model=CHAT, input="A prime below 10?", metadata={"k": "v"})
+    assert reply.id.startswith("resp_") and reply.status == "completed"
+    assert reply.output_text == "Seven." and reply.metadata == {"k": "v"}
+    assert reply.output[0].type == "message"
+    assert reply.usage and reply.usage.output_tokens > 0
+
+
+async def test_stream_events_and_final_response(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = lambda prompt: "Hello there"
+    async with oai.responses.stream(model=CHAT, input="Hello") as stream:
+        deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    assert "".join(deltas) == "Hello there" == final.output_text
+    assert final.status == "completed"
+
+
+async def test_function_call_round_trip(
+    client: httpx.AsyncClient, oai: openai.AsyncOpenAI, fake: FakeBackend
+) -> None:
+    fake.reply = lambda prompt: CALL
+    ask = [{"role": "user", "content": "When does order 123 arrive?"}]
+    first = await oai.responses.create(model=CHAT, input=ask, tools=[TOOL])  # type: ignore[arg-type, list-item]
+    calls = [i for i in first.output if i.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_delivery_date"
+    assert json.loads(calls[0].arguments) == {"order_id": "123"}
+    fake.reply = lambda prompt: "Tomorrow."
+    history: list[Any] = [
+        *ask,
+        calls[0].model_dump(),
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "2026-12-08"},
+    ]
+    second = await oai.responses.create(model=CHAT, input=history, tools=[TOOL])  # type: ignore[list-item]
+    assert second.output_text == "Tomorrow." and second.status == "completed"
+    messages = convert.input_messages(history)  # what the model saw: the call's output is in its prompt
+    rendered = await client.post("/api/v1/apply-template", json={"model": CHAT, "messages": messages})
+    assert "2026-12-08" in rendered.json()["prompt"]
+
+
+async def test_bad_item_is_a_400(client: httpx.AsyncClient) -> None:
+    reply = await client.post("/v1/responses", json={"model": CHAT, "input": [{"type": "input_image"}]})
+    assert reply.status_code == 400
+    assert "function_call_output" in reply.json()["error"]["message"]
