@@ -1,0 +1,205 @@
+"""Pure conversions between Anthropic Messages shapes and openlms's service types."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from openlms.core.errors import InvalidRequestError
+from openlms.core.types import GenerationStats, StopReason
+from openlms.parsers.output.events import ParsedMessage
+from openlms.server.anthropic.protocol import Block, CountTokensRequest, MessagesRequest, ToolChoice
+from openlms.services.generation import ChatRequest
+from openlms.services.params import PredictionParams
+from openlms.services.toolcalls import ToolChoice as ServiceToolChoice
+
+# Anthropic's error type per HTTP status (the status comes from server/errors.py's one table)
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type(status), "message": message}}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def chat_request(req: CountTokensRequest) -> ChatRequest:
+    params = PredictionParams(tools=tools(req), tool_choice=tool_choice(req.tool_choice))
+    if isinstance(req, MessagesRequest):
+        params = PredictionParams(
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            max_tokens=req.max_tokens,
+            stop=tuple(s for s in req.stop_sequences or () if s) or None,
+            tools=params.tools,
+            tool_choice=params.tool_choice,
+        )
+    return ChatRequest(req.model, template_messages(req), params)
+
+
+def tools(req: CountTokensRequest) -> list[dict[str, Any]] | None:
+    if not req.tools or (req.tool_choice and req.tool_choice.type == "none"):
+        return None
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema},
+        }
+        for t in req.tools
+    ]
+
+
+def tool_choice(choice: ToolChoice | None) -> ServiceToolChoice:
+    if choice is None or choice.type == "auto":
+        return None
+    if choice.type == "any":
+        return "required"
+    if choice.type == "none":
+        return "none"
+    if not choice.name:
+        raise InvalidRequestError(
+            "tool_choice of type 'tool' needs the tool's 'name'.", param="tool_choice.name"
+        )
+    return {"type": "function", "function": {"name": choice.name}}
+
+
+def template_messages(req: CountTokensRequest) -> list[dict[str, Any]]:
+    """The conversation as chat templates expect it (OpenAI-style roles, tool calls and tool results)."""
+    out: list[dict[str, Any]] = []
+    system = _text(req.system, "system") if req.system is not None else ""
+    if system:
+        out.append({"role": "system", "content": system})
+    for index, message in enumerate(req.messages):
+        where = f"messages[{index}].content"
+        if isinstance(message.content, str):
+            out.append({"role": message.role, "content": message.content})
+        elif message.role == "assistant":
+            out.append(_assistant(message.content, where))
+        else:
+            out += _user(message.content, where)
+    return out
+
+
+def _assistant(blocks: list[Block], where: str) -> dict[str, Any]:
+    calls = [
+        {
+            "id": b.id or new_id("toolu"),
+            "type": "function",
+            "function": {"name": b.name or "", "arguments": json.dumps(b.input or {})},
+        }
+        for b in blocks
+        if b.type == "tool_use"
+    ]
+    texts = [b for b in blocks if b.type not in ("tool_use", "thinking", "redacted_thinking")]
+    entry: dict[str, Any] = {"role": "assistant", "content": _text(texts, where)}
+    if calls:
+        entry["tool_calls"] = calls
+    return entry
+
+
+def _user(blocks: list[Block], where: str) -> list[dict[str, Any]]:
+    """Tool results become `tool` messages (in order); the rest of the text one user message."""
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        if block.type == "tool_result":
+            content = "" if block.content is None else _text(block.content, where)
+            out.append({"role": "tool", "tool_call_id": block.tool_use_id or "", "content": content})
+    texts = [b for b in blocks if b.type != "tool_result"]
+    if texts or not out:
+        out.append({"role": "user", "content": _text(texts, where)})
+    return out
+
+
+def _text(content: str | list[Block], where: str) -> str:
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if block.type != "text" or block.text is None:
+            raise InvalidRequestError(
+                f"{where} has a '{block.type}' block here; send text blocks (this server supports "
+                "text, tool_use and tool_result blocks).",
+                param=where,
+            )
+        parts.append(block.text)
+    return "".join(parts)
+
+
+STOP_REASONS = {
+    StopReason.STOP_STRING: "stop_sequence",
+    StopReason.MAX_TOKENS: "max_tokens",
+    StopReason.CONTEXT_LENGTH: "max_tokens",
+    StopReason.TOOL_CALLS: "tool_use",
+}
+
+
+def stop_reason(stats: GenerationStats, tool_calls: bool) -> str:
+    reason = STOP_REASONS.get(stats.stop_reason, "end_turn")
+    return "tool_use" if tool_calls and reason != "max_tokens" else reason
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def content_blocks(message: ParsedMessage) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if message.reasoning:
+        blocks.append({"type": "thinking", "thinking": message.reasoning, "signature": ""})
+    if message.content or not message.tool_calls:
+        blocks.append({"type": "text", "text": message.content})
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c.arguments)}
+        for c in message.tool_calls
+    ]
+    return blocks
+
+
+def usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "input_tokens": stats.prompt_tokens,
+        "output_tokens": stats.predicted_tokens,
+        "cache_read_input_tokens": stats.cached_prompt_tokens,
+    }
+
+
+def message_shell(mid: str, model: str) -> dict[str, Any]:
+    return {
+        "id": mid,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+    }
+
+
+def message(mid: str, model: str, parsed: ParsedMessage, stats: GenerationStats) -> dict[str, Any]:
+    reason = stop_reason(stats, bool(parsed.tool_calls))
+    return message_shell(mid, model) | {
+        "content": content_blocks(parsed),
+        "stop_reason": reason,
+        "stop_sequence": stats.stop_string if reason == "stop_sequence" else None,
+        "usage": usage(stats),
+    }

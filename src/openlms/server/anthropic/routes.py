@@ -1,0 +1,83 @@
+"""Anthropic-compatible endpoints: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
+
+Errors leave in Anthropic's shape (`{"type":"error","error":{"type","message"}}`), their status taken
+from server/errors.py's one table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
+
+from openlms.core.errors import OpenLMSError
+from openlms.server.anthropic import convert
+from openlms.server.anthropic.protocol import CountTokensRequest, MessagesRequest
+from openlms.server.anthropic.streaming import framed, stream_events
+from openlms.server.errors import domain_error_body, encodable, validation_body
+from openlms.server.state import State
+
+router = APIRouter()
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def _parse(request: Request, kind: type[T]) -> T:
+    try:
+        return kind.model_validate_json(await request.body())
+    except ValidationError as exc:
+        message = validation_body(exc.errors())["error"]["message"]
+        raise BadRequest(400, str(message)) from exc
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(convert.error_body(status, encodable(message)), status_code=status)
+
+
+@router.post("/v1/messages", response_model=None, tags=["anthropic"])
+async def messages(request: Request, state: State) -> Response:
+    try:
+        return await _messages(await _parse(request, MessagesRequest), state)
+    except BadRequest as exc:
+        return _error(exc.status, exc.message)
+    except OpenLMSError as exc:
+        status, body = domain_error_body(exc)
+        return _error(status, body["error"]["message"])
+
+
+async def _messages(body: MessagesRequest, state: State) -> Response:
+    prepared = await state.predictor.prepare_chat(convert.chat_request(body))
+    mid = convert.new_id("msg")
+    if body.stream:
+        events = await stream_events(state.predictor, prepared, mid, body.model)
+        return EventSourceResponse(
+            framed(events), sep="\n", ping=15, background=BackgroundTask(events.aclose)
+        )
+    async with state.predictor.run(prepared) as prediction:
+        parsed, stats = await prediction.collect()
+    return JSONResponse(convert.message(mid, body.model, parsed, stats))
+
+
+@router.post("/v1/messages/count_tokens", response_model=None, tags=["anthropic"])
+async def count_tokens(request: Request, state: State) -> Response:
+    try:
+        body = await _parse(request, CountTokensRequest)
+        chat = convert.chat_request(body)
+        result = await state.predictor.apply_template(chat.model, chat.messages, chat.params)
+    except BadRequest as exc:
+        return _error(exc.status, exc.message)
+    except OpenLMSError as exc:
+        status, err = domain_error_body(exc)
+        return _error(status, err["error"]["message"])
+    answer: dict[str, Any] = {"input_tokens": result.prompt_tokens}
+    return Response(json.dumps(answer), media_type="application/json")
