@@ -14,6 +14,7 @@ from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
 from openlms.server import errors, guard, metrics, openapi
+from openlms.server.anthropic.routes import router as anthropic_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
 
     app.include_router(openai_router)
     app.include_router(responses_router)
+    app.include_router(anthropic_router)
     app.include_router(v0_router)
     app.include_router(v1_router)
     app.include_router(prompt_router)
