@@ -167,3 +167,29 @@ async def test_bad_item_is_a_400(client: httpx.AsyncClient) -> None:
     reply = await client.post("/v1/responses", json={"model": CHAT, "input": [{"type": "input_image"}]})
     assert reply.status_code == 400
     assert "function_call_output" in reply.json()["error"]["message"]
+
+
+def test_empty_stream_still_has_a_message() -> None:
+    machine = ResponseEvents("resp_1", 0, ResponsesRequest(model=CHAT, input="hi"))
+    events = machine.finish(stats(StopReason.EOS))
+    final = events[-1]["response"]
+    assert final["status"] == "completed" and [i["type"] for i in final["output"]] == ["message"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+async def test_json_schema_format_constrains_the_answer(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = lambda prompt: '{"n": 7}'
+    fmt = {
+        "type": "json_schema",
+        "name": "n",
+        "schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
+    reply = await oai.responses.create(model=CHAT, input="A number", text={"format": fmt})  # type: ignore[typeddict-item]
+    assert json.loads(reply.output_text) == {"n": 7}
+    assert reply.text and reply.text.format and reply.text.format.type == "json_schema"
+
+
+async def test_missing_input_is_an_openai_error(client: httpx.AsyncClient) -> None:
+    reply = await client.post("/v1/responses", json={"model": CHAT})
+    assert reply.status_code == 400
+    assert "input" in json.dumps(reply.json()["error"])

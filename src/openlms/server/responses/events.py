@@ -76,7 +76,10 @@ class ResponseEvents:
         return []
 
     def finish(self, stats: GenerationStats) -> list[Event]:
-        out = self._close()
+        if self.current is None and not self.output:  # nothing said: an empty message, as when not streamed
+            out = [*self._open("message"), *self._close()]
+        else:
+            out = self._close()
         final = convert.response(self.rid, self.created, self.request, self.output, stats)
         kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=final)]
