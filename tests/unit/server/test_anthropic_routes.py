@@ -11,6 +11,8 @@ import httpx
 import httpx2
 import pytest
 
+from openlms.core.settings import Settings
+from openlms.core.tokens import TokenStore
 from openlms.engine.fake import FakeBackend
 from openlms.server.anthropic import convert
 from openlms.server.anthropic.protocol import MessagesRequest, ToolChoice
@@ -59,7 +61,9 @@ async def test_tool_use_then_tool_result(claude: anthropic.AsyncAnthropic, fake:
     reply = await claude.messages.create(model=CHAT, max_tokens=64, tools=[TOOL], messages=ASK)  # type: ignore[list-item]
     assert reply.stop_reason == "tool_use"
     use = [b for b in reply.content if b.type == "tool_use"][0]
-    assert use.name == "get_delivery_date" and use.input == {"order_id": "123"}
+    assert (
+        use.name == "get_delivery_date" and use.input == {"order_id": "123"} and use.id.startswith("toolu_")
+    )
     fake.reply = lambda prompt: "It arrives on Monday."
     result = {"type": "tool_result", "tool_use_id": use.id, "content": "2025-01-06"}
     turns = [*ASK, {"role": "assistant", "content": reply.content}, {"role": "user", "content": [result]}]
@@ -78,6 +82,13 @@ async def test_stream_events(claude: anthropic.AsyncAnthropic, fake: FakeBackend
         final = await stream.get_final_message()
     assert final.stop_reason == "tool_use"
     assert [(b.type, getattr(b, "input", None)) for b in final.content] == [("tool_use", {"order_id": "123"})]
+
+
+async def test_openapi_documents_the_routes(claude: anthropic.AsyncAnthropic) -> None:
+    spec = (await claude.get("/openapi.json", cast_to=httpx2.Response)).json()
+    ok = spec["paths"]["/v1/messages"]["post"]["responses"]["200"]["content"]
+    assert set(ok) == {"application/json", "text/event-stream"}
+    assert "200" in spec["paths"]["/v1/messages/count_tokens"]["post"]["responses"]
 
 
 async def test_count_tokens(claude: anthropic.AsyncAnthropic) -> None:
@@ -155,3 +166,21 @@ def test_error_types_follow_the_status() -> None:
         "api_error",
         "overloaded_error",
     ]
+
+
+async def test_require_auth_takes_the_clients_x_api_key(home: Path, fake: FakeBackend) -> None:
+    token = TokenStore(Settings(home=home).tokens_file).create("tests")
+    app = make_app(home, fake, require_auth=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://openlms.test") as http:
+            for key, allowed in (("wrong", False), (token.token, True)):
+                client = anthropic.AsyncAnthropic(
+                    base_url="http://openlms.test", api_key=key, http_client=http, max_retries=0
+                )
+                if allowed:
+                    reply = await client.messages.create(model=CHAT, max_tokens=8, messages=ASK)  # type: ignore[arg-type]
+                    assert reply.content[0].type == "text"
+                else:
+                    with pytest.raises(anthropic.AuthenticationError):
+                        await client.messages.create(model=CHAT, max_tokens=8, messages=ASK)  # type: ignore[arg-type]

@@ -154,6 +154,11 @@ def stop_reason(stats: GenerationStats, tool_calls: bool) -> str:
     return "tool_use" if tool_calls and reason != "max_tokens" else reason
 
 
+def tool_id(call_id: str) -> str:
+    """A call's id as Anthropic spells them (`toolu_...`); a `tool_result` sends it back as it is."""
+    return call_id if call_id.startswith("toolu_") else f"toolu_{call_id}"
+
+
 def tool_input(arguments: str) -> dict[str, Any]:
     try:
         value = json.loads(arguments or "{}")
@@ -169,7 +174,7 @@ def content_blocks(message: ParsedMessage) -> list[dict[str, Any]]:
     if message.content or not message.tool_calls:
         blocks.append({"type": "text", "text": message.content})
     blocks += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c.arguments)}
+        {"type": "tool_use", "id": tool_id(c.id), "name": c.name, "input": tool_input(c.arguments)}
         for c in message.tool_calls
     ]
     return blocks

@@ -56,3 +56,44 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = None
     stream: bool = False
     metadata: dict[str, Any] | None = None
+
+
+# Answers, as documented in the OpenAPI document (open: the answers carry more fields)
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class MessageUsage(_Open):
+    input_tokens: int
+    output_tokens: int
+
+
+class MessageResponse(_Open):
+    """An Anthropic `message`: text, tool_use and thinking blocks, the stop reason and usage."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: MessageUsage
+
+
+class TokenCount(_Open):
+    input_tokens: int
+
+
+STREAM_EVENTS = (
+    "message_start",
+    "ping",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "error",
+)

@@ -15,8 +15,15 @@ from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from openlms.core.errors import OpenLMSError
+from openlms.server import openapi as doc
 from openlms.server.anthropic import convert
-from openlms.server.anthropic.protocol import CountTokensRequest, MessagesRequest
+from openlms.server.anthropic.protocol import (
+    STREAM_EVENTS,
+    CountTokensRequest,
+    MessageResponse,
+    MessagesRequest,
+    TokenCount,
+)
 from openlms.server.anthropic.streaming import framed, stream_events
 from openlms.server.errors import domain_error_body, encodable, validation_body
 from openlms.server.state import State
@@ -44,7 +51,17 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(convert.error_body(status, encodable(message)), status_code=status)
 
 
-@router.post("/v1/messages", response_model=None, tags=["anthropic"])
+# Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`, which the documented error
+# object (`error.message`, `error.type`) also describes; the guard's 401/403/413 are OpenAI's own.
+MESSAGES_DOC = doc.responses(
+    doc.ok_or_stream(MessageResponse, "Anthropic's stream events (`event:` names)", STREAM_EVENTS),
+    404,
+    500,
+    503,
+)
+
+
+@router.post("/v1/messages", response_model=None, responses=MESSAGES_DOC)
 async def messages(request: Request, state: State) -> Response:
     try:
         return await _messages(await _parse(request, MessagesRequest), state)
@@ -68,7 +85,9 @@ async def _messages(body: MessagesRequest, state: State) -> Response:
     return JSONResponse(convert.message(mid, body.model, parsed, stats))
 
 
-@router.post("/v1/messages/count_tokens", response_model=None, tags=["anthropic"])
+@router.post(
+    "/v1/messages/count_tokens", response_model=None, responses=doc.responses(doc.ok(TokenCount), 404, 500)
+)
 async def count_tokens(request: Request, state: State) -> Response:
     try:
         body = await _parse(request, CountTokensRequest)

@@ -52,7 +52,10 @@ class Blocks:
             self.delta("thinking", {"type": "thinking_delta", "thinking": event.text}, thinking)
         elif isinstance(event, ToolCallBegin):
             self.called = True
-            self.open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name, "input": {}})
+            self.open(
+                "tool_use",
+                {"type": "tool_use", "id": convert.tool_id(event.id), "name": event.name, "input": {}},
+            )
         elif isinstance(event, ToolCallArgs) and self.kind == "tool_use":
             delta = {"type": "input_json_delta", "partial_json": event.text}
             self.events.append(("content_block_delta", {"index": self.index, "delta": delta}))
