@@ -97,10 +97,8 @@ def test_openai_md_curl_examples(server: Server) -> None:
         types = [json.loads(line[5:])["type"] for line in r.iter_lines() if line.startswith("data:")]
     assert types[0] == "response.created" and "response.output_text.delta" in types
     assert types[-1] in ("response.completed", "response.incomplete")
-    stateful = httpx.post(
-        url,
-        json={"model": CHAT_MODEL, "input": "Multiply it by 2", "previous_response_id": "resp_123"},
-        timeout=60,
-    )
-    assert stateful.status_code == 400  # not built yet: a clear error, not a 5xx
-    assert "previous_response_id" in stateful.json()["error"]["message"]
+    follow_up = {"model": CHAT_MODEL, "input": "Multiply it by 2", "previous_response_id": plain.json()["id"]}
+    stateful = httpx.post(url, json=follow_up, timeout=120)
+    assert stateful.status_code == 200 and stateful.json()["previous_response_id"] == plain.json()["id"]
+    unknown = httpx.post(url, json=follow_up | {"previous_response_id": "resp_123"}, timeout=60)
+    assert unknown.status_code == 400 and "resp_123" in unknown.json()["error"]["message"]

@@ -4,6 +4,7 @@ chat the model sees, the `response` object, the stream's event sequence, functio
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from openlms.parsers.output.events import ContentDelta, ToolCallArgs, ToolCallBe
 from openlms.server.responses import convert
 from openlms.server.responses.events import ResponseEvents
 from openlms.server.responses.protocol import ResponsesRequest
+from openlms.services.response_store import ResponseStore
 
 CHAT = "tiny-chat"
 CALL = '[TOOL_REQUEST]{"name": "get_delivery_date", "arguments": {"order_id": "123"}}[END_TOOL_REQUEST]'
@@ -74,7 +76,6 @@ def test_items_become_chat_messages() -> None:
         {"input": [{"type": "input_image", "image_url": "x"}]},
         {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
         {"input": "hi", "tools": [{"type": "web_search"}]},
-        {"input": "hi", "previous_response_id": "resp_1"},
         {"input": []},
     ],
 )
@@ -193,3 +194,33 @@ async def test_missing_input_is_an_openai_error(client: httpx.AsyncClient) -> No
     reply = await client.post("/v1/responses", json={"model": CHAT})
     assert reply.status_code == 400
     assert "input" in json.dumps(reply.json()["error"])
+
+
+async def test_stored_response_continues_by_previous_response_id(
+    client: httpx.AsyncClient, oai: openai.AsyncOpenAI, fake: FakeBackend, home: Path
+) -> None:
+    fake.reply = lambda prompt: "Seven."
+    first = await oai.responses.create(model=CHAT, input="A prime below 10?", instructions="Be brief.")
+    assert first.store is True
+    async with oai.responses.stream(model=CHAT, input="Times 2?", previous_response_id=first.id) as stream:
+        second = await stream.get_final_response()
+    assert second.previous_response_id == first.id
+    kept = ResponseStore(home / "openlms" / "responses").load(second.id)
+    assert [(m["role"], m["content"]) for m in kept] == [
+        ("user", "A prime below 10?"),
+        ("assistant", "Seven."),
+        ("user", "Times 2?"),
+        ("assistant", "Seven."),
+    ]  # the instructions are not carried over
+    third = await oai.responses.create(model=CHAT, input="Again", store=False, previous_response_id=second.id)
+    reply = await client.post(
+        "/v1/responses", json={"model": CHAT, "input": "x", "previous_response_id": third.id}
+    )
+    assert reply.status_code == 400 and "not found" in reply.json()["error"]["message"]
+
+
+def test_store_refuses_odd_ids(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path)
+    for rid in ("resp_123", "../settings", "resp_" + "0" * 24):
+        with pytest.raises(InvalidRequestError, match="not found"):
+            store.load(rid)

@@ -21,12 +21,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def chat_request(req: ResponsesRequest) -> ChatRequest:
-    if req.previous_response_id is not None:
-        raise InvalidRequestError(
-            "'previous_response_id' is not supported yet: send the whole conversation in 'input'.",
-            param="previous_response_id",
-        )
+def chat_request(req: ResponsesRequest, history: list[dict[str, Any]] | None = None) -> ChatRequest:
+    """The chat for this request: `instructions` (not carried over from a previous response) as the system
+    message, then the stored conversation `history` (previous_response_id), then `input`."""
     params = PredictionParams(
         temperature=req.temperature,
         top_p=req.top_p,
@@ -36,7 +33,22 @@ def chat_request(req: ResponsesRequest) -> ChatRequest:
         tool_choice=_tool_choice(req.tool_choice),
     )
     messages = [{"role": "system", "content": req.instructions}] if req.instructions else []
-    return ChatRequest(req.model, messages + input_messages(req.input), params, ttl_seconds=req.ttl)
+    turn = [*(history or []), *input_messages(req.input)]
+    return ChatRequest(req.model, messages + turn, params, ttl_seconds=req.ttl)
+
+
+def conversation(
+    req: ResponsesRequest, history: list[dict[str, Any]], output: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What a stored response keeps: the history, this input, and the answer as template messages."""
+    texts = [p["text"] for i in output if i["type"] == "message" for p in i["content"]]
+    calls = [
+        _call(i["call_id"], {"name": i["name"], "arguments": i["arguments"]})
+        for i in output
+        if i["type"] == "function_call"
+    ]
+    answer: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+    return [*history, *input_messages(req.input), answer | ({"tool_calls": calls} if calls else {})]
 
 
 def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,8 +201,8 @@ def response(
         "parallel_tool_calls": req.parallel_tool_calls is not False,
         "text": req.text or {"format": {"type": "text"}},
         "metadata": req.metadata or {},
-        "previous_response_id": None,
-        "store": False,
+        "previous_response_id": req.previous_response_id,
+        "store": req.store is not False,
         "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
         "usage": usage(stats) if stats is not None else None,

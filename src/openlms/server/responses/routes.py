@@ -1,10 +1,11 @@
-"""POST /v1/responses: the OpenAI Responses API, stateless (no `store` / `previous_response_id` yet)."""
+"""POST /v1/responses: the OpenAI Responses API (stored conversations continue by `previous_response_id`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -17,27 +18,49 @@ from openlms.server.responses.protocol import ResponsesRequest
 from openlms.server.sse import sse_response
 from openlms.server.state import State
 from openlms.services.generation import Predictor, PreparedPrediction
+from openlms.services.response_store import ResponseStore
 
 router = APIRouter()
 
 
 @router.post("/v1/responses", response_model=None)
 async def create_response(body: ResponsesRequest, state: State) -> Response:
-    prepared = await state.predictor.prepare_chat(convert.chat_request(body))
-    headers = truncation_headers(prepared.truncation)
+    store = ResponseStore(state.settings.state_dir / "responses")
     rid, created = convert.new_id("resp"), now()
+    history = (
+        await to_thread.run_sync(store.load, body.previous_response_id) if body.previous_response_id else []
+    )
+    prepared = await state.predictor.prepare_chat(convert.chat_request(body, history))
+    headers = truncation_headers(prepared.truncation)
+    keep = _keeper(store, rid, body, history)
     if body.stream:
-        events = _events(state.predictor, prepared, ResponseEvents(rid, created, body))
+        events = _events(state.predictor, prepared, ResponseEvents(rid, created, body), keep)
         await anext(events)  # the prediction's slot is taken (or refused: a 503) before the 200 stream
         return sse_response(events, done_marker=False, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
     reply = convert.response(rid, created, body, convert.output_items(message), stats)
+    await keep(reply["output"])
     return JSONResponse(reply, headers=headers)
 
 
+def _keeper(
+    store: ResponseStore, rid: str, body: ResponsesRequest, history: list[dict[str, Any]]
+) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
+    """Saves the conversation with this answer (unless `store` is false), so that it can be continued."""
+
+    async def keep(output: list[dict[str, Any]]) -> None:
+        if body.store is not False:
+            await to_thread.run_sync(store.save, rid, convert.conversation(body, history, output))
+
+    return keep
+
+
 async def _events(
-    predictor: Predictor, prepared: PreparedPrediction, machine: ResponseEvents
+    predictor: Predictor,
+    prepared: PreparedPrediction,
+    machine: ResponseEvents,
+    keep: Callable[[list[dict[str, Any]]], Awaitable[None]],
 ) -> AsyncGenerator[dict[str, Any], None]:
     async with predictor.run(prepared) as prediction:
         yield {}  # started (never sent)
@@ -45,7 +68,9 @@ async def _events(
             yield event
         async for output in prediction.output():
             if isinstance(output, Done):
-                for event in machine.finish(output.stats):
+                final = machine.finish(output.stats)
+                await keep(machine.output)
+                for event in final:
                     yield event
             elif isinstance(output, ContentDelta | ReasoningDelta | ToolCallBegin | ToolCallArgs):
                 for event in machine.on(output):
