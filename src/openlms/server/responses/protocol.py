@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from openlms.server.openai.protocol import OpenAIModel
 
@@ -26,3 +26,23 @@ class ResponsesRequest(OpenAIModel):
     previous_response_id: str | None = None
     parallel_tool_calls: bool | None = None
     ttl: int | None = Field(default=None, ge=1)
+
+
+class ResponseObject(BaseModel):
+    """The answer's `response` object, as documented in the OpenAPI document (items stay open)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["response"]
+    created_at: int
+    status: str
+    model: str
+    output: list[dict[str, Any]]
+    usage: dict[str, Any] | None = None
+
+
+STREAM_DESCRIPTION = (
+    "Named server-sent events (`event:` the type; `data:` the event object with its `sequence_number`), "
+    "from `response.created` to `response.completed` (or `response.incomplete`); no `[DONE]` line"
+)

@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse, Response
 
 from openlms.core.types import Done
 from openlms.parsers.output.events import ContentDelta, ReasoningDelta, ToolCallArgs, ToolCallBegin
+from openlms.server import openapi as doc
 from openlms.server.openai.convert import now, truncation_headers
 from openlms.server.responses import convert
 from openlms.server.responses.events import ResponseEvents
-from openlms.server.responses.protocol import ResponsesRequest
+from openlms.server.responses.protocol import STREAM_DESCRIPTION, ResponseObject, ResponsesRequest
 from openlms.server.sse import sse_response
 from openlms.server.state import State
 from openlms.services.generation import Predictor, PreparedPrediction
@@ -23,7 +24,11 @@ from openlms.services.response_store import ResponseStore
 router = APIRouter()
 
 
-@router.post("/v1/responses", response_model=None)
+@router.post(
+    "/v1/responses",
+    response_model=None,
+    responses=doc.prediction(ResponseObject, STREAM_DESCRIPTION),
+)
 async def create_response(body: ResponsesRequest, state: State) -> Response:
     store = ResponseStore(state.settings.state_dir / "responses")
     rid, created = convert.new_id("resp"), now()
