@@ -101,4 +101,7 @@ def test_openai_md_curl_examples(server: Server) -> None:
     stateful = httpx.post(url, json=follow_up, timeout=120)
     assert stateful.status_code == 200 and stateful.json()["previous_response_id"] == plain.json()["id"]
     unknown = httpx.post(url, json=follow_up | {"previous_response_id": "resp_123"}, timeout=60)
-    assert unknown.status_code == 400 and "resp_123" in unknown.json()["error"]["message"]
+    assert unknown.status_code == 404 and "resp_123" in unknown.json()["error"]["message"]
+    assert unknown.json()["error"]["code"] == "previous_response_not_found"
+    kept = httpx.get(f"{url}/{plain.json()['id']}", timeout=60)
+    assert kept.status_code == 200 and kept.json()["output"] == plain.json()["output"]

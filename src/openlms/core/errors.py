@@ -200,3 +200,15 @@ class UnsupportedFormatError(InvalidRequestError):
     """A model format this runtime cannot run (MLX, safetensors-only repos): llama.cpp runs GGUF."""
 
     code = "unsupported_format"
+
+
+class ResponseNotFoundError(OpenLMSError):
+    """No stored Responses-API response with this id (never stored, deleted, or pruned as too old)."""
+
+    code = "response_not_found"
+
+
+class PreviousResponseNotFoundError(ResponseNotFoundError):
+    """`previous_response_id` names no stored response (OpenAI's `previous_response_not_found`)."""
+
+    code = "previous_response_not_found"

@@ -42,6 +42,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.DownloadError: (502, "server_error"),
     e.DownloadJobNotFoundError: (404, "invalid_request_error"),
     e.UnsupportedFormatError: (400, "invalid_request_error"),
+    e.ResponseNotFoundError: (404, "invalid_request_error"),
     e.OpenLMSError: (500, "server_error"),
     e.TemplateLimitError: (400, "invalid_request_error"),
 }

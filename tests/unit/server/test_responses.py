@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from openlms.core.errors import InvalidRequestError
+from openlms.core.errors import InvalidRequestError, PreviousResponseNotFoundError, ResponseNotFoundError
 from openlms.core.types import GenerationStats, StopReason
 from openlms.engine.fake import FakeBackend
 from openlms.parsers.output.events import ContentDelta, ToolCallArgs, ToolCallBegin
@@ -216,11 +216,39 @@ async def test_stored_response_continues_by_previous_response_id(
     reply = await client.post(
         "/v1/responses", json={"model": CHAT, "input": "x", "previous_response_id": third.id}
     )
-    assert reply.status_code == 400 and "not found" in reply.json()["error"]["message"]
+    assert reply.status_code == 404 and "not found" in reply.json()["error"]["message"]
+    assert reply.json()["error"]["code"] == "previous_response_not_found"
+    with pytest.raises(openai.NotFoundError):
+        await oai.responses.create(model=CHAT, input="x", previous_response_id="resp_123")
+
+
+async def test_a_stored_response_can_be_fetched_and_deleted(
+    client: httpx.AsyncClient, oai: openai.AsyncOpenAI, fake: FakeBackend
+) -> None:
+    fake.reply = lambda prompt: "Seven."
+    created = await oai.responses.create(model=CHAT, input="A prime below 10?")
+    fetched = await oai.responses.retrieve(created.id)
+    assert fetched.id == created.id and fetched.output_text == "Seven." and fetched.status == "completed"
+    async with oai.responses.stream(model=CHAT, input="Again") as stream:
+        streamed = await stream.get_final_response()
+    assert (await oai.responses.retrieve(streamed.id)).output_text == streamed.output_text
+    assert (await client.delete(f"/v1/responses/{created.id}")).json() == {
+        "id": created.id,
+        "object": "response",
+        "deleted": True,
+    }
+    for call in (client.get, client.delete):
+        gone = await call(f"/v1/responses/{created.id}")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "response_not_found"
+    unstored = await oai.responses.create(model=CHAT, input="x", store=False)
+    with pytest.raises(openai.NotFoundError):
+        await oai.responses.retrieve(unstored.id)
 
 
 def test_store_refuses_odd_ids(tmp_path: Path) -> None:
     store = ResponseStore(tmp_path)
     for rid in ("resp_123", "../settings", "resp_" + "0" * 24):
-        with pytest.raises(InvalidRequestError, match="not found"):
+        with pytest.raises(PreviousResponseNotFoundError, match="not found"):
             store.load(rid)
+        with pytest.raises(ResponseNotFoundError):
+            store.get(rid)

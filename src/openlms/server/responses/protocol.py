@@ -46,3 +46,9 @@ STREAM_DESCRIPTION = (
     "Named server-sent events (`event:` the type; `data:` the event object with its `sequence_number`), "
     "from `response.created` to `response.completed` (or `response.incomplete`); no `[DONE]` line"
 )
+
+
+class DeletedResponse(BaseModel):
+    id: str
+    object: Literal["response"]
+    deleted: bool

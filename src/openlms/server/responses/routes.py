@@ -15,7 +15,12 @@ from openlms.server import openapi as doc
 from openlms.server.openai.convert import now, truncation_headers
 from openlms.server.responses import convert
 from openlms.server.responses.events import ResponseEvents
-from openlms.server.responses.protocol import STREAM_DESCRIPTION, ResponseObject, ResponsesRequest
+from openlms.server.responses.protocol import (
+    STREAM_DESCRIPTION,
+    DeletedResponse,
+    ResponseObject,
+    ResponsesRequest,
+)
 from openlms.server.sse import sse_response
 from openlms.server.state import State
 from openlms.services.generation import Predictor, PreparedPrediction
@@ -45,27 +50,49 @@ async def create_response(body: ResponsesRequest, state: State) -> Response:
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
     reply = convert.response(rid, created, body, convert.output_items(message), stats)
-    await keep(reply["output"])
+    await keep(reply)
     return JSONResponse(reply, headers=headers)
 
 
 def _keeper(
     store: ResponseStore, rid: str, body: ResponsesRequest, history: list[dict[str, Any]]
-) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
-    """Saves the conversation with this answer (unless `store` is false), so that it can be continued."""
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """Saves the response and its conversation (unless `store` is false): it can be fetched and continued."""
 
-    async def keep(output: list[dict[str, Any]]) -> None:
+    async def keep(response: dict[str, Any]) -> None:
         if body.store is not False:
-            await to_thread.run_sync(store.save, rid, convert.conversation(body, history, output))
+            messages = convert.conversation(body, history, response["output"])
+            await to_thread.run_sync(store.save, rid, messages, response)
 
     return keep
+
+
+@router.get(
+    "/v1/responses/{response_id}",
+    response_model=None,
+    responses=doc.responses(doc.ok(ResponseObject), 404),
+)
+async def get_response(response_id: str, state: State) -> JSONResponse:
+    store = ResponseStore(state.settings.state_dir / "responses")
+    return JSONResponse(await to_thread.run_sync(store.get, response_id))
+
+
+@router.delete(
+    "/v1/responses/{response_id}",
+    response_model=None,
+    responses=doc.responses(doc.ok(DeletedResponse), 404),
+)
+async def delete_response(response_id: str, state: State) -> JSONResponse:
+    store = ResponseStore(state.settings.state_dir / "responses")
+    await to_thread.run_sync(store.delete, response_id)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
 
 async def _events(
     predictor: Predictor,
     prepared: PreparedPrediction,
     machine: ResponseEvents,
-    keep: Callable[[list[dict[str, Any]]], Awaitable[None]],
+    keep: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> AsyncGenerator[dict[str, Any], None]:
     async with predictor.run(prepared) as prediction:
         yield {}  # started (never sent)
@@ -74,7 +101,7 @@ async def _events(
         async for output in prediction.output():
             if isinstance(output, Done):
                 final = machine.finish(output.stats)
-                await keep(machine.output)
+                await keep(final[-1]["response"])  # the response.completed (or .incomplete) event's
                 for event in final:
                     yield event
             elif isinstance(output, ContentDelta | ReasoningDelta | ToolCallBegin | ToolCallArgs):
