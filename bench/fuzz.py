@@ -104,6 +104,15 @@ class FuzzReport:
         }
 
 
+# The fields that bound a generation, per route (the last path segment), the one set when none is given first.
+_LIMIT_KEYS: dict[str, tuple[str, ...]] = {
+    "completions": ("max_tokens", "max_completion_tokens"),
+    "responses": ("max_output_tokens",),
+    "messages": ("max_tokens",),
+    "chat": ("max_output_tokens",),
+}
+
+
 def _tame_numbers(obj: dict[str, Any], caps: dict[str, int]) -> None:
     """Lower valid but costly values (and `-1`, "no limit"); an out-of-range value stays: it may be the
     very thing an invalid request is about."""
@@ -122,10 +131,11 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
     if isinstance(body, dict):
         if model is not None and "model" in body:
             body["model"] = model
-        if path.endswith("completions"):
-            if body.get("max_completion_tokens") is None and body.get("max_tokens") is None:
-                body["max_tokens"] = MAX_TOKENS  # none (or null): until the model stops, maybe minutes
-            _tame_numbers(body, {"max_tokens": MAX_TOKENS, "max_completion_tokens": MAX_TOKENS})
+        limit_keys = _LIMIT_KEYS.get(path.rsplit("/", 1)[-1])
+        if limit_keys is not None:
+            if all(body.get(key) is None for key in limit_keys):
+                body[limit_keys[0]] = MAX_TOKENS  # none (or null): until the model stops, maybe minutes
+            _tame_numbers(body, dict.fromkeys(limit_keys, MAX_TOKENS))
         config = body.get("config") if path.endswith("/load") else body.get("load")
         if isinstance(config, dict):
             caps = {"context_length": MAX_CONTEXT, "contextLength": MAX_CONTEXT, "eval_batch_size": MAX_BATCH}
