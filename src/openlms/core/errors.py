@@ -212,3 +212,30 @@ class PreviousResponseNotFoundError(ResponseNotFoundError):
     """`previous_response_id` names no stored response (OpenAI's `previous_response_not_found`)."""
 
     code = "previous_response_not_found"
+
+
+class McpConfigError(InvalidRequestError):
+    """`mcp.json` cannot be read as written (bad JSON, a wrong shape): the message names the file, the
+    line and the field, and says how to fix it."""
+
+    code = "mcp_config_invalid"
+
+
+class McpServerNotFoundError(OpenLMSError):
+    """No server with this label in `mcp.json` (`mcp/<label>` integrations, `lms mcp rm`)."""
+
+    code = "mcp_server_not_found"
+
+
+class McpNotAllowedError(PermissionDeniedError):
+    """A request asked for MCP that the server's settings do not allow: servers from `mcp.json` need
+    `mcp_allow_json_servers`, per-request remote servers `mcp_allow_remote_servers` (both off by default)."""
+
+    code = "mcp_not_allowed"
+
+
+class McpConnectionError(OpenLMSError):
+    """An MCP server could not be started or reached, or it ended the connection (LM Studio's
+    `mcp_connection_error`)."""
+
+    code = "mcp_connection_error"

@@ -166,6 +166,27 @@ class Settings(BaseSettings):
     download_retries: int = Field(
         default=5, ge=0, le=50, description="Retries (with backoff) of a cut or throttled download."
     )
+    # MCP (issue 13): servers from <home>/mcp.json and per-request remote servers.
+    mcp_allow_json_servers: bool = Field(
+        default=False,
+        description="Allow requests (/api/v1/chat integrations, /v1/responses mcp tools) to call the servers "
+        "of mcp.json, which may run programs on this machine (LM Studio's \"Allow calling servers from "
+        'mcp.json").',
+    )
+    mcp_allow_remote_servers: bool = Field(
+        default=False,
+        description="Allow a request to name a remote MCP server by URL (ephemeral_mcp integrations, "
+        '/v1/responses mcp tools with server_url) (LM Studio\'s "Allow per-request MCPs").',
+    )
+    mcp_tool_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds an MCP tool call may take before it fails."
+    )
+    mcp_idle_stop_s: float = Field(
+        default=600.0, gt=0, description="Seconds after its last use that an mcp.json server is stopped."
+    )
+    mcp_max_tool_rounds: int = Field(
+        default=8, ge=1, le=64, description="Tool calls a server-side tool loop makes before it answers."
+    )
     metrics: bool = Field(
         default=True, description="Serve Prometheus metrics at GET /metrics (as guarded as every route)."
     )
