@@ -136,10 +136,11 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
             if all(body.get(key) is None for key in limit_keys):
                 body[limit_keys[0]] = MAX_TOKENS  # none (or null): until the model stops, maybe minutes
             _tame_numbers(body, dict.fromkeys(limit_keys, MAX_TOKENS))
-        config = body.get("config") if path.endswith("/load") else body.get("load")
-        if isinstance(config, dict):
-            caps = {"context_length": MAX_CONTEXT, "contextLength": MAX_CONTEXT, "eval_batch_size": MAX_BATCH}
-            _tame_numbers(config, caps | {"evalBatchSize": MAX_BATCH, "nThreads": 2})
+        caps = {"context_length": MAX_CONTEXT, "contextLength": MAX_CONTEXT, "eval_batch_size": MAX_BATCH}
+        caps |= {"evalBatchSize": MAX_BATCH, "nThreads": 2}
+        for config in (body.get("config"), body) if path.endswith("/load") else (body.get("load"),):
+            if isinstance(config, dict):  # nested, and LM Studio 0.4's flat load shape
+                _tame_numbers(config, caps)
         if path.endswith("/import") and isinstance(body.get("path"), str):
             body["path"] = str(scratch / body["path"].replace("/", "_").replace("\x00", "")[:100])
     return case
