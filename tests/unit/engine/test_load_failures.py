@@ -70,3 +70,17 @@ def test_a_context_of_2_pow_32_plus_64_is_refused_not_wrapped(tiny_llama: Path) 
             LlamaContext(model, ContextParams(n_ctx=2**32 + 64, n_batch=64, n_threads=1))
     finally:
         model.close()
+
+
+def test_a_batch_smaller_than_the_sequences_is_raised_not_an_abort(tiny_llama: Path) -> None:
+    """eval_batch_size 1 with 4 parallel sequences made llama.cpp abort the process (GGML_ASSERT on
+    n_outputs_max); the batch is raised to one token per sequence."""
+    model = load(tiny_llama)
+    try:
+        context = LlamaContext(model, ContextParams(n_ctx=256, n_batch=1, n_threads=1, n_seq_max=4))
+        try:
+            assert context.n_batch == 4
+        finally:
+            context.close()
+    finally:
+        model.close()

@@ -219,8 +219,11 @@ class LlamaContext:
     def __init__(self, model: LlamaModel, params: ContextParams) -> None:
         p = C.llama_context_default_params()
         p.n_ctx = c_int("context_length", params.n_ctx, 1, U32_MAX)
-        p.n_batch = c_int("eval_batch_size", params.n_batch, 1, U32_MAX)
-        p.n_ubatch = params.n_batch if params.embeddings else min(params.n_batch, 512)
+        # llama.cpp asserts (SIGABRT) when a batch cannot hold one token of every sequence: n_batch and
+        # n_ubatch are at least n_seq_max (a batch size is a speed knob; this changes no output)
+        n_batch = max(params.n_batch, params.n_seq_max)
+        p.n_batch = c_int("eval_batch_size", n_batch, 1, U32_MAX)
+        p.n_ubatch = n_batch if params.embeddings else max(min(n_batch, 512), params.n_seq_max)
         p.n_seq_max = c_int("n_seq_max", params.n_seq_max, 1, U32_MAX)
         p.kv_unified = params.kv_unified
         p.n_threads = p.n_threads_batch = c_int("n_threads", params.n_threads, 1, I32_MAX)
