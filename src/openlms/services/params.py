@@ -52,6 +52,7 @@ class PredictionParams:
     reasoning_parsing: bool | None = None  # separate <think> reasoning from the content
     template: PromptTemplateSpec | None = None  # the prompt template (over the model's own)
     system_prompt: str | None = None  # put first when the conversation has no system message
+    reasoning_effort: str | None = None  # off|low|medium|high|on: the template's reasoning switch
     # speculative decoding
     draft_model: str | None = None  # a downloaded model's key
     num_draft_tokens: int | None = None  # numDraftTokensExact
@@ -78,6 +79,7 @@ class ResolvedParams:
     num_draft_tokens: int | None
     min_draft_length: int
     min_continue_probability: float
+    reasoning_effort: str | None = None  # None: the model's own default (its template, customFields)
 
     @property
     def stops(self) -> tuple[str, ...]:
@@ -124,6 +126,7 @@ def resolve(
         min_continue_probability=_first(
             first("min_continue_probability"), _DRAFT_DEFAULTS["min_continue_probability"]
         ),
+        reasoning_effort=first("reasoning_effort"),
     )
 
 

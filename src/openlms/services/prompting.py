@@ -15,6 +15,7 @@ from openlms.parsers.templates import ChatTemplate, ManualTemplate, resolve_temp
 from openlms.parsers.unicode import check_unicode
 from openlms.services.overflow import FittedPrompt
 from openlms.services.params import ResolvedParams
+from openlms.services.reasoning import reasoning_variables
 from openlms.services.toolcalls import (
     ToolPlan,
     messages_for_template,
@@ -68,8 +69,9 @@ def chat_prompt(
     variables: Mapping[str, Any],
     limits: RenderLimits,
 ) -> ChatPrompt:
-    """The prompt of one request: the settings' template (else the model's), its Jinja `variables`, and
-    the settings' tools planned for the template's tool format."""
+    """The prompt of one request: the settings' template (else the model's), its Jinja `variables` (with
+    the settings' reasoning effort applied to the template's reasoning switch), and the settings' tools
+    planned for the template's tool format."""
     template = resolve_template(
         runtime.chat_template,
         descriptor.architecture,
@@ -79,4 +81,5 @@ def chat_prompt(
     )
     source = template.source if isinstance(template, ChatTemplate) else None
     plan = plan_tools(settings.tools, settings.tool_choice, source)
+    variables = reasoning_variables(settings.reasoning_effort, source, variables, descriptor.key)
     return ChatPrompt(runtime, template, plan, variables, limits.start())
