@@ -52,7 +52,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 # Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`, which the documented error
-# object (`error.message`, `error.type`) also describes; the guard's 401/403/413 are OpenAI's own.
+# object (`error.message`, `error.type`) also describes; the guard's 401/403/413 and FastAPI's 404/405
+# are reshaped the same way (reshape.py).
 MESSAGES_DOC = doc.responses(
     doc.ok_or_stream(MessageResponse, "Anthropic's stream events (`event:` names)", STREAM_EVENTS),
     404,
