@@ -14,6 +14,7 @@ from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
 from openlms.server import errors, guard, metrics, openapi
+from openlms.server.anthropic.reshape import AnthropicErrors
 from openlms.server.anthropic.routes import router as anthropic_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.state.logbus = logbus
     errors.install(app)
     guard.install(app, settings)
+    app.add_middleware(AnthropicErrors)  # outermost: /v1/messages* errors in Anthropic's shape
     metrics.install(app, state)  # GET /metrics (docs/metrics.md), unless the `metrics` setting is off
 
     @app.get(
