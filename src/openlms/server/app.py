@@ -30,6 +30,7 @@ from openlms.server.state import AppState
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.logbus import LogBus
+from openlms.services.mcp.host import McpHost
 from openlms.services.models import ModelService
 from openlms.services.restore import ModelRestorer
 from openlms.store import ModelCatalog
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         models=models,
         predictor=Predictor(models, logbus),
         downloads=DownloadService(models),
+        mcp=McpHost(settings, logging.getLogger("openlms.mcp")),
     )
     detach_logs = attach_server_logs(logbus)
     restorer = ModelRestorer.attach(settings, models)
@@ -79,6 +81,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         finally:
             await restorer.close()
             await state.downloads.close()  # running downloads stop; their partial data stays
+            await state.mcp.aclose()  # MCP servers stop (no child process outlives the server)
             await manager.close()
             detach_logs()
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from openlms.core.settings import Settings
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
+from openlms.services.mcp.host import McpHost
 from openlms.services.models import ModelService
 
 
@@ -19,6 +20,7 @@ class AppState:
     models: ModelService
     predictor: Predictor
     downloads: DownloadService
+    mcp: McpHost  # the MCP host (services/mcp/host.py): mcp.json servers and per-request remote ones
 
 
 def app_state(request: Request) -> AppState:
