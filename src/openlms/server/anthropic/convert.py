@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
 from openlms.core.types import GenerationStats, StopReason
 from openlms.parsers.output.events import ParsedMessage
-from openlms.server.anthropic.protocol import Block, CountTokensRequest, MessagesRequest, ToolChoice
+from openlms.server.anthropic.protocol import (
+    Block,
+    CountTokensRequest,
+    MessagesRequest,
+    Thinking,
+    ToolChoice,
+)
 from openlms.services.generation import ChatRequest
 from openlms.services.params import PredictionParams
 from openlms.services.toolcalls import ToolChoice as ServiceToolChoice
@@ -23,6 +32,7 @@ ERROR_TYPES = {
     413: "request_too_large",
     429: "rate_limit_error",
     503: "overloaded_error",
+    504: "timeout_error",
 }
 
 
@@ -39,18 +49,30 @@ def new_id(prefix: str) -> str:
 
 
 def chat_request(req: CountTokensRequest) -> ChatRequest:
-    params = PredictionParams(tools=tools(req), tool_choice=tool_choice(req.tool_choice))
+    effort = reasoning_effort(req.thinking)
+    params = PredictionParams(
+        tools=tools(req),
+        tool_choice=tool_choice(req.tool_choice),
+        reasoning_effort=effort,
+        reasoning_parsing=True if effort == "on" else None,  # thinking blocks, never <think> in text
+    )
     if isinstance(req, MessagesRequest):
-        params = PredictionParams(
+        params = replace(
+            params,
             temperature=req.temperature,
             top_p=req.top_p,
             top_k=req.top_k,
             max_tokens=req.max_tokens,
             stop=tuple(s for s in req.stop_sequences or () if s) or None,
-            tools=params.tools,
-            tool_choice=params.tool_choice,
         )
     return ChatRequest(req.model, template_messages(req), params)
+
+
+def reasoning_effort(thinking: Thinking | None) -> str | None:
+    """`thinking` as the reasoning switch: enabled → on, disabled → off, adaptive or unset → the model's."""
+    if thinking is None or thinking.type == "adaptive":
+        return None
+    return "on" if thinking.type == "enabled" else "off"
 
 
 def tools(req: CountTokensRequest) -> list[dict[str, Any]] | None:
@@ -108,6 +130,9 @@ def _assistant(blocks: list[Block], where: str) -> dict[str, Any]:
     ]
     texts = [b for b in blocks if b.type not in ("tool_use", "thinking", "redacted_thinking")]
     entry: dict[str, Any] = {"role": "assistant", "content": _text(texts, where)}
+    thinking = "".join(b.thinking or "" for b in blocks if b.type == "thinking")
+    if thinking:  # as chat templates read earlier reasoning (most drop it); redacted_thinking is dropped
+        entry["reasoning_content"] = thinking
     if calls:
         entry["tool_calls"] = calls
     return entry
@@ -131,6 +156,13 @@ def _text(content: str | list[Block], where: str) -> str:
         return content
     parts: list[str] = []
     for block in content:
+        if block.type == "image":
+            raise InvalidRequestError(
+                f"{where} has an image, and this model has no vision support (openlms runs no vision "
+                "models yet): load a vision model (one whose capabilities list 'vision') to send "
+                "images, or describe the image in text.",
+                param=where,
+            )
         if block.type != "text" or block.text is None:
             raise InvalidRequestError(
                 f"{where} has a '{block.type}' block here; send text blocks (this server supports "
@@ -139,6 +171,11 @@ def _text(content: str | list[Block], where: str) -> str:
             )
         parts.append(block.text)
     return "".join(parts)
+
+
+def signature(thinking: str) -> str:
+    """A thinking block's `signature`: a digest of its text (clients send it back; it is not checked)."""
+    return base64.b64encode(hashlib.sha256(thinking.encode("utf-8", "replace")).digest()).decode()
 
 
 STOP_REASONS = {
@@ -170,7 +207,8 @@ def tool_input(arguments: str) -> dict[str, Any]:
 def content_blocks(message: ParsedMessage) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if message.reasoning:
-        blocks.append({"type": "thinking", "thinking": message.reasoning, "signature": ""})
+        thinking = message.reasoning
+        blocks.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
     if message.content or not message.tool_calls:
         blocks.append({"type": "text", "text": message.content})
     blocks += [

@@ -20,6 +20,7 @@ class Block(BaseModel):
     tool_use_id: str | None = None
     content: str | list[Block] | None = None
     thinking: str | None = None
+    signature: str | None = None
 
 
 class Message(BaseModel):
@@ -40,12 +41,23 @@ class ToolChoice(BaseModel):
     name: str | None = None
 
 
+class Thinking(BaseModel):
+    """Extended thinking: `enabled` turns the model's reasoning switch on, `disabled` off; `adaptive`
+    leaves it to the model. `budget_tokens` is accepted (the model decides how long it thinks)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = Field(default=None, ge=0)
+
+
 class CountTokensRequest(BaseModel):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     system: str | list[Block] | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
 
 
 class MessagesRequest(CountTokensRequest):

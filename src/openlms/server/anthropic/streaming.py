@@ -28,6 +28,7 @@ class Blocks:
     kind: str | None = None
     called: bool = False
     events: list[Event] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)  # the open thinking block's text, for its signature
 
     def open(self, kind: str, block: dict[str, Any]) -> None:
         self.close()
@@ -35,6 +36,10 @@ class Blocks:
         self.events.append(("content_block_start", {"index": self.index, "content_block": block}))
 
     def close(self) -> None:
+        if self.kind == "thinking":
+            delta = {"type": "signature_delta", "signature": convert.signature("".join(self.thinking))}
+            self.events.append(("content_block_delta", {"index": self.index, "delta": delta}))
+            self.thinking = []
         if self.kind is not None:
             self.events.append(("content_block_stop", {"index": self.index}))
             self.kind = None
@@ -50,6 +55,7 @@ class Blocks:
         elif isinstance(event, ReasoningDelta) and event.text:
             thinking = {"type": "thinking", "thinking": "", "signature": ""}
             self.delta("thinking", {"type": "thinking_delta", "thinking": event.text}, thinking)
+            self.thinking.append(event.text)
         elif isinstance(event, ToolCallBegin):
             self.called = True
             self.open(
