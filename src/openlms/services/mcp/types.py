@@ -11,6 +11,7 @@ prediction goes on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -90,3 +91,12 @@ class ToolHost(Protocol):
         """Call one tool (timeout: the `mcp_tool_timeout_s` setting). Never raises for the tool's own
         failure, a crash of its server or a timeout: those are `ok=False` outcomes."""
         ...
+
+
+class ScopedToolHost(ToolHost, Protocol):
+    """A `ToolHost` with request scopes (what `McpHost` is): `async with host.session() as scope:` gives a
+    `ToolHost` whose per-request remote servers stay connected for the whole request (listed once, called
+    many times) and are closed when the scope ends. Without a scope, `tools()`/`call()` connect to a
+    remote server for that one call; mcp.json servers are shared either way."""
+
+    def session(self) -> AbstractAsyncContextManager[ToolHost]: ...
