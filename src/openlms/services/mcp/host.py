@@ -1,64 +1,180 @@
-"""`McpHost`: the MCP servers of `<home>/mcp.json` and per-request remote servers (a `ToolHost`)."""
+"""`McpHost`: the MCP servers of `<home>/mcp.json` and per-request remote servers (a `ToolHost`).
+
+mcp.json servers start on first use (`tools()` / `call()`), are shared by all requests, stop after
+`mcp_idle_stop_s` unused, on `stop(name)` and on `aclose()`; a crashed one is "failed" until its next use
+restarts it. The file is read again when it changes, and a server whose entry changed is restarted on its
+next use. Remote servers named by a request get a session per request scope (`session()`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from openlms.core.errors import McpConnectionError, McpNotAllowedError
-from openlms.core.settings import Settings, settings_file_for
+from mcp import ClientSession
+
+from openlms.core.errors import McpConnectionError, McpServerNotFoundError
+from openlms.core.settings import Settings
+from openlms.services.mcp.connection import ServerConnection
+from openlms.services.mcp.consent import check_allowed
+from openlms.services.mcp.scope import McpScope
+from openlms.services.mcp.transports import remote_session, stdio_session
 from openlms.services.mcp.types import McpTool, ServerStatus, ToolHost, ToolOutcome, ToolSource
+from openlms.store.mcp_config import McpServerConfig, mcp_config_path, read_mcp_config
 
-
-def consent_hint(settings: Settings, key: str) -> str:
-    """How to turn a consent setting on: the settings file's key or the environment variable."""
-    return (
-        f'Turn it on with "{key}": true in {settings_file_for(settings.home)} (or the environment variable '
-        f"OPENLMS_{key.upper()}=true), then restart the server (`lms server stop`, `lms server start`)."
-    )
+FileStamp = tuple[int, int]  # (mtime_ns, size) of mcp.json; (0, -1) when it does not exist
 
 
 class McpHost:
-    """Starts mcp.json servers lazily, lists and calls their tools, stops them when idle or closed."""
+    """Starts mcp.json servers lazily, lists and calls their tools, stops them when idle or closed.
+
+    Public API: `tools(sources)`, `call(tool, arguments)` (the `ToolHost` protocol), `session()` (a
+    request's scope, itself a `ToolHost`), `statuses(with_tools)`, `stop(name)`, `aclose()`."""
 
     def __init__(self, settings: Settings, log: logging.Logger | None = None) -> None:
-        self._settings = settings
-        self._log = log or logging.getLogger("openlms.mcp")
+        self.settings = settings
+        self.log = log or logging.getLogger("openlms.mcp")
+        self.path = mcp_config_path(settings.home)
+        self._stamp: FileStamp | None = None
+        self._configs: dict[str, McpServerConfig] = {}
+        self._servers: dict[str, tuple[McpServerConfig, ServerConnection]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def tools(self, sources: Sequence[ToolSource]) -> list[McpTool]:
-        for source in sources:
-            self._check_allowed(source)
-        if not sources:
-            return []
-        raise McpConnectionError("The MCP host is not built yet.")
+        async with self.session() as scope:
+            return await scope.tools(sources)
 
     async def call(self, tool: McpTool, arguments: Mapping[str, Any]) -> ToolOutcome:
-        return ToolOutcome(ok=False, output=f"The tool {tool.name} is not available.", error="not built yet")
+        async with self.session() as scope:
+            return await scope.call(tool, arguments)
+
+    def session(self) -> AbstractAsyncContextManager[ToolHost]:
+        """A request's scope (`async with host.session() as scope:`): a `ToolHost` whose remote servers
+        stay connected until the scope ends; mcp.json servers are shared with the host."""
+        return self._scope()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[ToolHost]:
-        """A request's scope: remote servers opened in it are closed when it ends."""
-        yield self
+    async def _scope(self) -> AsyncIterator[ToolHost]:
+        scope = McpScope(self)
+        try:
+            yield scope
+        finally:
+            await scope.aclose()
 
     async def statuses(self, with_tools: bool = False) -> list[ServerStatus]:
-        return []
+        """Every server of mcp.json with its state; `with_tools` starts each (a failure is its status)."""
+        configs = await self.refresh()
+        result: list[ServerStatus] = []
+        for name, config in configs.items():
+            tools: tuple[McpTool, ...] | None = None
+            if with_tools:
+                tools = await self._listed(name)
+            running = self._servers.get(name)
+            conn = running[1] if running else None
+            state = conn.state if conn else "stopped"
+            error = conn.error if conn and state == "failed" else None
+            result.append(ServerStatus(name=name, kind=config.kind, state=state, error=error, tools=tools))
+        return result
 
     async def stop(self, name: str) -> None:
-        return None
+        """Stop one mcp.json server (it starts again on its next use)."""
+        configs = await self.refresh()
+        if name not in configs and name not in self._servers:
+            raise McpServerNotFoundError(self.not_found_message(name, configs))
+        await self._retire(name)
 
     async def aclose(self) -> None:
-        return None
+        """Stop every server (no child process outlives this)."""
+        names = list(self._servers)
+        await asyncio.gather(*(self._retire(name) for name in names), return_exceptions=True)
 
-    def _check_allowed(self, source: ToolSource) -> None:
-        if source.remote is not None and not self._settings.mcp_allow_remote_servers:
-            raise McpNotAllowedError(
-                f"Per-request remote MCP servers are off on this server ({source.label!r} asked for "
-                f"{source.remote.url}). {consent_hint(self._settings, 'mcp_allow_remote_servers')}"
-            )
-        if source.remote is None and not self._settings.mcp_allow_json_servers:
-            raise McpNotAllowedError(
-                f"Calling the servers of mcp.json is off on this server ({source.label!r} asked for). "
-                f"{consent_hint(self._settings, 'mcp_allow_json_servers')}"
-            )
+    # For McpScope.
+
+    async def refresh(self) -> dict[str, McpServerConfig]:
+        """mcp.json as it is now (read again when its mtime or size changed); servers whose entry changed
+        or went away are stopped. Raises `McpConfigError` for a broken file."""
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            configs = read_mcp_config(self.path)
+            self._configs, self._stamp = configs, stamp
+            for name, (started_with, _) in list(self._servers.items()):
+                if configs.get(name) != started_with:
+                    self.log.info("MCP server %s: its mcp.json entry changed; restarting on next use", name)
+                    await self._retire(name)
+        return self._configs
+
+    async def connection(self, name: str) -> ServerConnection:
+        """The running connection of an mcp.json server, started when needed."""
+        configs = await self.refresh()
+        config = configs.get(name)
+        if config is None:
+            raise McpServerNotFoundError(self.not_found_message(name, configs))
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            current = self._servers.get(name)
+            if current is not None and current[0] == config and current[1].usable:
+                current[1].touch()
+                return current[1]
+            if current is not None:
+                await current[1].close()
+            conn = self.new_connection(config, idle_s=self.settings.mcp_idle_stop_s)
+            self._servers[name] = (config, conn)
+            self.log.info("MCP server %s: starting (%s)", name, config.kind)
+            await conn.start()
+            return conn
+
+    def new_connection(self, config: McpServerConfig, *, idle_s: float | None) -> ServerConnection:
+        def opener(conn: ServerConnection) -> AbstractAsyncContextManager[ClientSession]:
+            if config.url is not None:
+                return remote_session(config.url, config.headers, config.kind)
+            assert config.command is not None
+            return stdio_session(conn, config.command, config.args, config.env, self.log)
+
+        return ServerConnection(
+            config.name,
+            config.kind,
+            opener,
+            log=self.log,
+            start_timeout_s=self.settings.mcp_tool_timeout_s,
+            idle_s=idle_s,
+            hint=(
+                "Check its URL and headers, and that it is up."
+                if idle_s is None
+                else f"Check its entry in {self.path} and the server log (`lms log stream --source server`)."
+            ),
+        )
+
+    def check_allowed(self, source: ToolSource) -> None:
+        check_allowed(self.settings, source)
+
+    def not_found_message(self, name: str, configs: Mapping[str, McpServerConfig]) -> str:
+        known = ", ".join(sorted(configs)) or "none"
+        return (
+            f"No MCP server named {name!r} in {self.path} (servers there: {known}). "
+            "Add it with `lms mcp add` or edit the file."
+        )
+
+    async def _listed(self, name: str) -> tuple[McpTool, ...] | None:
+        try:
+            conn = await self.connection(name)
+            listed = await conn.list_tools()
+        except (McpConnectionError, OSError, TimeoutError) as exc:
+            self.log.warning("MCP server %s: listing its tools failed: %s", name, exc)
+            return None
+        source = ToolSource(label=name)
+        return tuple(McpTool(source, t.name, t.description or "", t.input_schema) for t in listed)
+
+    async def _retire(self, name: str) -> None:
+        entry = self._servers.pop(name, None)
+        if entry is not None:
+            await entry[1].close()
+
+    def _file_stamp(self) -> FileStamp:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return (0, -1)
+        return (stat.st_mtime_ns, stat.st_size)
