@@ -1,8 +1,8 @@
 """LM Studio 0.4's download API: `POST /api/v1/models/download` `{model, quantization?}` starts (or finds)
-a download job, `GET /api/v1/models/download/status/{job_id}` reports it; openlms adds
-`POST /api/v1/models/download/{job_id}/pause|resume` (what `lms get` does on Ctrl+C and again) and
-`GET /api/v1/models/download/jobs`. Errors found while resolving the model are HTTP errors; errors
-during the download end the job as `failed` with its `error`."""
+a download job, `GET /api/v1/models/download/status/{job_id}` reports it, `GET .../status` lists every
+job by status; openlms adds `POST /api/v1/models/download/{job_id}/pause|resume` (what `lms get` does on
+Ctrl+C and again) and `GET /api/v1/models/download/jobs`. Errors found while resolving the model are
+HTTP errors; errors during the download end the job as `failed` with its `error`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,16 @@ class DownloadJobList(BaseModel):
     jobs: list[DownloadJobResponse]
 
 
+class DownloadStatusBoard(BaseModel):
+    """LM Studio 0.4's `GET /api/v1/models/download/status`: this server's jobs by status (a model that
+    was already downloaded counts as completed)."""
+
+    downloading: list[DownloadJobResponse]
+    completed: list[DownloadJobResponse]
+    failed: list[DownloadJobResponse]
+    paused: list[DownloadJobResponse]
+
+
 _UPSTREAM: dict[int | str, dict[str, Any]] = {
     502: {"model": doc.ErrorResponse, "description": "The model hub could not be reached or refused"},
     507: {"model": doc.ErrorResponse, "description": "Not enough free disk space for the model"},
@@ -72,6 +82,15 @@ async def download(body: DownloadRequest, state: State) -> dict[str, Any]:
 @router.get("/jobs", response_model=None, responses=doc.responses(doc.ok(DownloadJobList)))
 async def list_jobs(state: State) -> dict[str, Any]:
     return {"jobs": [job.to_json() for job in state.downloads.jobs()]}
+
+
+@router.get("/status", response_model=None, responses=doc.responses(doc.ok(DownloadStatusBoard)))
+async def status_board(state: State) -> dict[str, Any]:
+    board: dict[str, list[dict[str, Any]]] = {"downloading": [], "completed": [], "failed": [], "paused": []}
+    for job in state.downloads.jobs():
+        entry = job.to_json()
+        board["completed" if entry["status"] == "already_downloaded" else entry["status"]].append(entry)
+    return board
 
 
 @router.get(

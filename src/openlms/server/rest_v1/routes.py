@@ -161,7 +161,7 @@ def model_entry(state: AppState, view: ModelView) -> dict[str, Any]:
         "params_string": d.params_string,
         "loaded_instances": [instance_entry(state, i) for i in view.instances]
         + [
-            {"id": entry.identifier, "status": "loading", "progress": round(entry.progress, 3)}
+            {"id": entry.identifier, "config": {}, "status": "loading", "progress": round(entry.progress, 3)}
             for entry in view.loading
         ],
         "max_context_length": d.max_context_length,
