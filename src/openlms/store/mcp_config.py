@@ -170,51 +170,62 @@ def _server(path: Path, text: str, name: str, entry: object) -> McpServerConfig:
 
 
 def _entry(name: str, entry: object, error: _ErrorFactory) -> McpServerConfig:
-    """Check one entry's shape; `error(message)` builds the exception (with or without the file's line)."""
+    """Check one entry's shape; `error(message)` builds the exception (with or without the file's line).
+    A key written with `null` is as wrong as any other value of the wrong type."""
     where = f"server {name!r}"
     if not isinstance(entry, dict):
         raise error(f'{where} must be an object with "command" or "url", not a {_json_type(entry)}.')
-    command, url = entry.get("command"), entry.get("url")
-    if command is not None and url is not None:
+    if "command" in entry and "url" in entry:
         raise error(
             f'{where} has both "command" and "url": keep "command" for a program it starts, '
             'or "url" for a remote server.'
         )
-    if command is None and url is None:
-        raise error(f'{where} needs "command" (a program to start) or "url" (a remote server).')
-    if url is not None:
+    if "url" in entry:
         return McpServerConfig(
             name=name,
-            url=_url(where, url, error),
-            headers=_str_map(where, "headers", entry.get("headers"), error),
+            url=_url(where, entry["url"], error),
+            headers=_str_map(where, "headers", entry, error),
         )
+    if "command" not in entry:
+        raise error(f'{where} needs "command" (a program to start) or "url" (a remote server).')
+    command = entry["command"]
     if not isinstance(command, str) or not command.strip():
         raise error(f'{where}: "command" must be a non-empty string (the program to start).')
     return McpServerConfig(
         name=name,
         command=command,
-        args=_str_list(where, entry.get("args"), error),
-        env=_str_map(where, "env", entry.get("env"), error),
+        args=_str_list(where, entry, error),
+        env=_str_map(where, "env", entry, error),
     )
 
 
 def _url(where: str, url: object, error: _ErrorFactory) -> str:
-    if not isinstance(url, str) or urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).netloc:
-        raise error(f'{where}: "url" must be an http:// or https:// URL, not {url!r}.')
+    message = f'{where}: "url" must be an http:// or https:// URL, not {url!r}.'
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise error(message)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        raise error(message) from None
+    if not parts.hostname:
+        raise error(message)
     return url
 
 
-def _str_list(where: str, value: object, error: _ErrorFactory) -> tuple[str, ...]:
-    if value is None:
+def _str_list(where: str, entry: Mapping[str, Any], error: _ErrorFactory) -> tuple[str, ...]:
+    if "args" not in entry:
         return ()
+    value = entry["args"]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise error(f'{where}: "args" must be a list of strings, like ["-y", "some-package"].')
     return tuple(value)
 
 
-def _str_map(where: str, key: str, value: object, error: _ErrorFactory) -> dict[str, str]:
-    if value is None:
+def _str_map(where: str, key: str, entry: Mapping[str, Any], error: _ErrorFactory) -> dict[str, str]:
+    if key not in entry:
         return {}
+    value = entry[key]
     if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
         raise error(f'{where}: "{key}" must be an object of strings, like {{"NAME": "value"}}.')
     return dict(value)
