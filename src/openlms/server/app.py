@@ -23,6 +23,7 @@ from openlms.server.responses.routes import router as responses_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
+from openlms.server.rest_v1.mcp import router as mcp_admin_router
 from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(prompt_router)
     app.include_router(download_router)
     app.include_router(estimate_router)
+    app.include_router(mcp_admin_router)
     app.include_router(logs_router)
     mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
     openapi.install_security(app, required=settings.require_auth)
