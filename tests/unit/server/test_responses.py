@@ -75,7 +75,10 @@ def test_items_become_chat_messages() -> None:
     [
         {"input": [{"type": "input_image", "image_url": "x"}]},
         {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
-        {"input": "hi", "tools": [{"type": "web_search"}]},
+        {"input": "hi", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search_preview"}},
+        {"input": "hi", "reasoning": {"effort": "extreme"}},
+        {"input": "hi", "tools": [{"type": "mcp"}]},
+        {"input": "hi", "tool_choice": "sometimes"},
         {"input": []},
     ],
 )
@@ -165,7 +168,7 @@ async def test_function_call_round_trip(
 
 
 async def test_bad_item_is_a_400(client: httpx.AsyncClient) -> None:
-    reply = await client.post("/v1/responses", json={"model": CHAT, "input": [{"type": "input_image"}]})
+    reply = await client.post("/v1/responses", json={"model": CHAT, "input": [{"type": "computer_call"}]})
     assert reply.status_code == 400
     assert "function_call_output" in reply.json()["error"]["message"]
 

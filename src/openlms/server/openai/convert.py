@@ -66,7 +66,7 @@ def to_params(req: SamplingFields) -> PredictionParams:
 
 def chat_request(req: ChatCompletionRequest) -> ChatRequest:
     params = replace(to_params(req), tools=req.tools, tool_choice=req.tool_choice)
-    return ChatRequest(req.model, template_messages(req.messages), params, ttl_seconds=req.ttl)
+    return ChatRequest(req.model, template_messages(req.messages, req.model), params, ttl_seconds=req.ttl)
 
 
 def completion_request(req: CompletionRequest) -> services.CompletionRequest:
@@ -93,14 +93,31 @@ def _logit_bias(bias: dict[str, float] | None) -> dict[int, float] | None:
         ) from exc
 
 
-def template_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """Messages as chat templates expect them: role + plain-text content."""
+# Content parts that carry an image (chat completions, Responses, LM Studio 0.4, Anthropic).
+IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+
+def image_refused(model: str, where: str) -> InvalidRequestError:
+    """The 400 for an image sent to a model openlms cannot show it to (none yet: the engine runs text
+    only): never dropped silently, the model would answer about an image it never saw."""
+    name = f"'{model}'" if model else "this model"
+    return InvalidRequestError(
+        f"{where} has an image, but {name} has no vision support in openlms, so it cannot read it. "
+        "Load a vision model (one that lists 'vision' in its capabilities) for images, or send text only.",
+        param=where,
+    )
+
+
+def template_messages(messages: Sequence[ChatMessage], model: str = "") -> list[dict[str, Any]]:
+    """Messages as chat templates expect them: role + plain-text content (an image part is a 400)."""
     out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         content = message.content
         if isinstance(content, list):
             texts = []
             for part in content:
+                if part.type in IMAGE_PARTS:
+                    raise image_refused(model, f"messages[{index}].content")
                 if part.type != "text" or part.text is None:
                     raise InvalidRequestError(
                         f"messages[{index}] has a '{part.type}' content part; this model accepts text only.",

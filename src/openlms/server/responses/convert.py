@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from openlms.core.errors import InvalidRequestError
-from openlms.core.types import GenerationStats, StopReason
+from openlms.core.types import GenerationStats, SamplingParams, StopReason
 from openlms.parsers.output.events import ParsedMessage, ToolCall
+from openlms.server.openai.convert import IMAGE_PARTS, image_refused
 from openlms.server.responses.protocol import ResponsesRequest
+from openlms.server.responses.tools import RequestTools, request_tools
 from openlms.services.generation import ChatRequest
+from openlms.services.mcp.types import McpTool
 from openlms.services.params import PredictionParams
 from openlms.services.structured import response_format_grammar
+from openlms.services.toolcalls import ToolChoice
 
 TEXT_PARTS = {"input_text", "output_text", "text"}
+SILENT_ITEMS = {
+    "reasoning",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "item_reference",
+}
+# reasoning.effort: OpenAI's values and LM Studio's, as the reasoning switch's
+EFFORTS = {
+    "none": "off",
+    "minimal": "low",
+    "xhigh": "high",
+    "max": "high",
+    **{e: e for e in ("off", "low", "medium", "high", "on")},
+}
 LIMITS = {StopReason.MAX_TOKENS, StopReason.CONTEXT_LENGTH}
 
 
@@ -21,20 +41,58 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def chat_request(req: ResponsesRequest, history: list[dict[str, Any]] | None = None) -> ChatRequest:
+def chat_request(
+    req: ResponsesRequest,
+    history: list[dict[str, Any]] | None = None,
+    mcp_tools: Sequence[McpTool] = (),
+) -> ChatRequest:
     """The chat for this request: `instructions` (not carried over from a previous response) as the system
-    message, then the stored conversation `history` (previous_response_id), then `input`."""
+    message, then the stored conversation `history` (previous_response_id), then `input`; `mcp_tools`
+    (listed by the host for the request's `mcp` tools) are offered beside its function tools."""
+    tools = request_tools(req.tools, req.tool_choice)
+    functions = [*(tools.functions or []), *(t.as_function() for t in mcp_tools)]
     params = PredictionParams(
         temperature=req.temperature,
         top_p=req.top_p,
         max_tokens=req.max_output_tokens,
         structured=response_format_grammar(_response_format(req.text)),
-        tools=_tools(req.tools),
-        tool_choice=_tool_choice(req.tool_choice),
+        tools=functions or None,
+        tool_choice=_mcp_choice(tools, mcp_tools) if tools.mcp_choice else tools.choice,
+        reasoning_effort=reasoning_effort(req.reasoning),
     )
     messages = [{"role": "system", "content": req.instructions}] if req.instructions else []
-    turn = [*(history or []), *input_messages(req.input)]
+    turn = [*(history or []), *input_messages(req.input, req.model)]
     return ChatRequest(req.model, messages + turn, params, ttl_seconds=req.ttl)
+
+
+def reasoning_effort(reasoning: dict[str, Any] | None) -> str | None:
+    """`reasoning.effort` as the model's reasoning switch: OpenAI's none/minimal/xhigh/max map to
+    off/low/high/high; LM Studio's off/on are taken too."""
+    effort = (reasoning or {}).get("effort")
+    if effort is None:
+        return None
+    mapped = EFFORTS.get(effort) if isinstance(effort, str) else None
+    if mapped is None:
+        raise InvalidRequestError(
+            f"'reasoning.effort' must be one of {', '.join(EFFORTS)}; got {effort!r}.",
+            param="reasoning.effort",
+        )
+    return mapped
+
+
+def _mcp_choice(tools: RequestTools, mcp_tools: Sequence[McpTool]) -> ToolChoice:
+    """tool_choice {"type": "mcp", "server_label", "name"?}: that tool required (any, without a name)."""
+    assert tools.mcp_choice is not None
+    label, name = tools.mcp_choice
+    if name is None:
+        return "required"
+    if not any(t.source.label == label and t.name == name for t in mcp_tools):
+        raise InvalidRequestError(
+            f"tool_choice names the tool '{name}' of MCP server '{label}', which that server does not offer "
+            "(or allowed_tools leaves out).",
+            param="tool_choice",
+        )
+    return {"type": "function", "function": {"name": name}}
 
 
 def conversation(
@@ -51,33 +109,44 @@ def conversation(
     return [*history, *input_messages(req.input), answer | ({"tool_calls": calls} if calls else {})]
 
 
-def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def input_messages(value: str | list[dict[str, Any]], model: str = "") -> list[dict[str, Any]]:
     """`input` as template messages: a string is one user message; items are messages, function calls
-    (an assistant message with tool_calls) and function call outputs (tool messages)."""
+    (an assistant message with tool_calls), function call outputs (tool messages) and mcp calls (both);
+    reasoning and mcp_list_tools items (a previous output sent back) add nothing."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not value:
         raise InvalidRequestError("'input' must not be empty.", param="input")
-    return [_item_message(item, f"input[{i}]") for i, item in enumerate(value)]
+    return [m for i, item in enumerate(value) for m in _item_messages(item, f"input[{i}]", model)]
 
 
-def _item_message(item: dict[str, Any], where: str) -> dict[str, Any]:
+def _item_messages(item: dict[str, Any], where: str, model: str) -> list[dict[str, Any]]:
     kind = item.get("type", "message")
     if kind == "message" and item.get("role") in {"user", "assistant", "system", "developer"}:
-        return {"role": item["role"], "content": _text(item.get("content"), where)}
+        return [{"role": item["role"], "content": _text(item.get("content"), where, model)}]
     if kind == "function_call" and isinstance(item.get("name"), str):
         call = {"name": item["name"], "arguments": str(item.get("arguments", "{}"))}
         call_id = str(item.get("call_id", ""))
-        return {"role": "assistant", "content": "", "tool_calls": [_call(call_id, call)]}
+        return [{"role": "assistant", "content": "", "tool_calls": [_call(call_id, call)]}]
     if kind == "function_call_output" and "call_id" in item:
         output = item.get("output", "")
-        text = output if isinstance(output, str) else _text(output, where)
-        return {"role": "tool", "content": text, "tool_call_id": str(item["call_id"])}
-    if kind == "reasoning":
-        return {"role": "assistant", "content": ""}
+        text = output if isinstance(output, str) else _text(output, where, model)
+        return [{"role": "tool", "content": text, "tool_call_id": str(item["call_id"])}]
+    if kind == "mcp_call" and isinstance(item.get("name"), str):
+        call_id = str(item.get("id", ""))
+        call = {"name": item["name"], "arguments": str(item.get("arguments", "{}"))}
+        result = item.get("output") or str(item.get("error") or "")
+        return [
+            {"role": "assistant", "content": "", "tool_calls": [_call(call_id, call)]},
+            {"role": "tool", "content": str(result), "tool_call_id": call_id},
+        ]
+    if kind in SILENT_ITEMS:
+        return []
+    if kind in IMAGE_PARTS:
+        raise image_refused(model, where)
     raise InvalidRequestError(
-        f"{where} must be a message (role user/assistant/system/developer), a function_call or a "
-        f"function_call_output item; got type {kind!r}.",
+        f"{where} must be a message (role user/assistant/system/developer), a function_call, a "
+        f"function_call_output or an mcp_call item; got type {kind!r}.",
         param=where,
     )
 
@@ -86,7 +155,7 @@ def _call(call_id: str, function: dict[str, str]) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": function}
 
 
-def _text(content: Any, where: str) -> str:
+def _text(content: Any, where: str, model: str) -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -95,34 +164,13 @@ def _text(content: Any, where: str) -> str:
     for part in content:
         if not isinstance(part, dict) or part.get("type") not in TEXT_PARTS:
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            if kind in IMAGE_PARTS:
+                raise image_refused(model, f"{where}.content")
             raise InvalidRequestError(
                 f"{where}.content has a {kind!r} part; this model accepts input_text parts only.", param=where
             )
         texts.append(str(part.get("text", "")))
     return "".join(texts)
-
-
-def _tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Flat Responses function tools as chat-completions tools."""
-    if not tools:
-        return None
-    out = []
-    for i, tool in enumerate(tools):
-        if tool.get("type") != "function" or not isinstance(tool.get("name"), str):
-            raise InvalidRequestError(
-                f"tools[{i}] must be {{'type': 'function', 'name': ..., 'parameters': ...}}; "
-                f"only function tools are supported (got type {tool.get('type')!r}).",
-                param=f"tools[{i}]",
-            )
-        keys = ("name", "description", "parameters", "strict")
-        out.append({"type": "function", "function": {k: tool[k] for k in keys if k in tool}})
-    return out
-
-
-def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    if isinstance(choice, dict) and choice.get("type") == "function" and "function" not in choice:
-        return {"type": "function", "function": {"name": choice.get("name")}}
-    return choice
 
 
 def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -159,11 +207,14 @@ def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     }
 
 
-def output_items(message: ParsedMessage) -> list[dict[str, Any]]:
+def output_items(message: ParsedMessage, parallel: bool | None = None) -> list[dict[str, Any]]:
+    """The answer's items: reasoning, the message (unless only calls), the calls (the first one only when
+    `parallel_tool_calls` is false)."""
     items = [reasoning_item(new_id("rs"), message.reasoning)] if message.reasoning else []
     if message.content.strip() or not message.tool_calls:
         items.append(message_item(new_id("msg"), message.content))
-    items += [call_item(new_id("fc"), call) for call in message.tool_calls]
+    calls = message.tool_calls[:1] if parallel is False else message.tool_calls
+    items += [call_item(new_id("fc"), call) for call in calls]
     return items
 
 
@@ -178,9 +229,15 @@ def usage(stats: GenerationStats) -> dict[str, Any]:
 
 
 def response(
-    rid: str, created: int, req: ResponsesRequest, output: list[dict[str, Any]], stats: GenerationStats | None
+    rid: str,
+    created: int,
+    req: ResponsesRequest,
+    output: list[dict[str, Any]],
+    stats: GenerationStats | None,
+    sampling: SamplingParams | None = None,
 ) -> dict[str, Any]:
-    """The `response` object; without stats it is still in progress."""
+    """The `response` object; without stats it is still in progress. `sampling`: the settings the
+    prediction used (echoed as temperature and top_p; else what the request sent)."""
     cut = stats is not None and stats.stop_reason in LIMITS
     status = "in_progress" if stats is None else "incomplete" if cut else "completed"
     texts = [p["text"] for i in output if i["type"] == "message" for p in i["content"]]
@@ -194,8 +251,9 @@ def response(
         "output_text": "".join(texts),
         "instructions": req.instructions,
         "max_output_tokens": req.max_output_tokens,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
+        "temperature": sampling.temperature if sampling else req.temperature,
+        "top_p": sampling.top_p if sampling else req.top_p,
+        "reasoning": {"effort": (req.reasoning or {}).get("effort"), "summary": None},
         "tools": req.tools or [],
         "tool_choice": req.tool_choice or "auto",
         "parallel_tool_calls": req.parallel_tool_calls is not False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openlms.core.types import GenerationStats
+from openlms.core.types import GenerationStats, SamplingParams
 from openlms.parsers.output.events import (
     ContentDelta,
     ParsedEvent,
@@ -41,6 +41,8 @@ class ResponseEvents:
     current: _Open | None = None
     pending: str = ""  # leading whitespace held back until real text opens a message
     seq: int = 0
+    sampling: SamplingParams | None = None  # what the prediction uses (echoed in the response)
+    calls: int = 0  # function calls opened
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self.seq, **fields}
@@ -48,7 +50,7 @@ class ResponseEvents:
         return event
 
     def start(self) -> list[Event]:
-        snapshot = convert.response(self.rid, self.created, self.request, [], None)
+        snapshot = convert.response(self.rid, self.created, self.request, [], None, self.sampling)
         return [
             self._event("response.created", response=snapshot),
             self._event("response.in_progress", response=snapshot),
@@ -60,6 +62,9 @@ class ResponseEvents:
         if isinstance(event, ReasoningDelta):
             return self._text("reasoning", event.text)
         if isinstance(event, ToolCallBegin):
+            if self.calls and self.request.parallel_tool_calls is False:
+                return []  # one call only: the later ones are left out, as when not streamed
+            self.calls += 1
             out = self._close()
             call = ToolCall(event.id, event.name, "")
             self.current = _Open(
@@ -80,7 +85,7 @@ class ResponseEvents:
             out = [*self._open("message"), *self._close()]
         else:
             out = self._close()
-        final = convert.response(self.rid, self.created, self.request, self.output, stats)
+        final = convert.response(self.rid, self.created, self.request, self.output, stats, self.sampling)
         kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=final)]
 
@@ -109,7 +114,14 @@ class ResponseEvents:
         self.current = _Open(kind, convert.new_id(prefix), len(self.output))
         if kind == "reasoning":
             item = convert.reasoning_item(self.current.item_id, "") | {"content": []}
-            return [self._event("response.output_item.added", output_index=self.current.index, item=item)]
+            return [
+                self._event("response.output_item.added", output_index=self.current.index, item=item),
+                self._event(
+                    "response.content_part.added",
+                    **self._where(content=True),
+                    part={"type": "reasoning_text", "text": ""},
+                ),
+            ]
         item = convert.message_item(self.current.item_id, "", "in_progress") | {"content": []}
         part = {"type": "output_text", "text": "", "annotations": []}
         return [
@@ -128,7 +140,10 @@ class ResponseEvents:
             done = [self._event("response.function_call_arguments.done", **where, arguments=call.arguments)]
         elif current.kind == "reasoning":
             item = convert.reasoning_item(current.item_id, text)
-            done = [self._event("response.reasoning_text.done", **where, content_index=0, text=text)]
+            done = [
+                self._event("response.reasoning_text.done", **where, content_index=0, text=text),
+                self._event("response.content_part.done", **where, content_index=0, part=item["content"][0]),
+            ]
         else:
             item = convert.message_item(current.item_id, text)
             part = item["content"][0]

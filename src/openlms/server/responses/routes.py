@@ -44,12 +44,14 @@ async def create_response(body: ResponsesRequest, state: State) -> Response:
     headers = truncation_headers(prepared.truncation)
     keep = _keeper(store, rid, body, history)
     if body.stream:
-        events = _events(state.predictor, prepared, ResponseEvents(rid, created, body), keep)
+        machine = ResponseEvents(rid, created, body, sampling=prepared.settings.sampling)
+        events = _events(state.predictor, prepared, machine, keep)
         await anext(events)  # the prediction's slot is taken (or refused: a 503) before the 200 stream
         return sse_response(events, done_marker=False, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
-    reply = convert.response(rid, created, body, convert.output_items(message), stats)
+    output = convert.output_items(message, body.parallel_tool_calls)
+    reply = convert.response(rid, created, body, output, stats, prepared.settings.sampling)
     await keep(reply)
     return JSONResponse(reply, headers=headers)
 
