@@ -120,6 +120,10 @@ class ApiClient:
             self._raise_for_status(response)
             yield from _log_events(response)
 
+    def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Any JSON route of the public API (`lms mcp`'s admin routes): its object, or a `CliError`."""
+        return self._json(self._request(method, path, **kwargs))
+
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
