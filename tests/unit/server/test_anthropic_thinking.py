@@ -135,3 +135,37 @@ async def test_model_failure_mid_stream_is_an_error_event(
     assert names[0] == "message_start" and names[-1] == "error" and "message_stop" not in names
     data = [line for line in lines if line.startswith("data: ")][-1]
     assert '"type": "error"' in data and "llama_decode failed" in data and "api_error" in data
+
+
+def test_output_config_effort_and_thinking_types() -> None:
+    def effort(**extra: Any) -> str | None:
+        return convert.chat_request(MessagesRequest.model_validate(body(**extra))).params.reasoning_effort
+
+    assert effort(output_config={"effort": "low"}) == "low"
+    assert effort(output_config={"effort": "max"}) == "high"
+    assert effort(thinking={"type": "adaptive"}, output_config={"effort": "medium"}) == "medium"
+    assert effort(thinking={"type": "disabled"}, output_config={"effort": "high"}) == "off"
+    assert effort(thinking={"type": "between_tools"}) == "on"
+
+
+async def test_output_config_format_is_enforced_by_a_grammar(
+    claude: anthropic.AsyncAnthropic, fake: FakeBackend
+) -> None:
+    fake.reply = lambda prompt: '{"city": "Paris"}'
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    reply = await claude.messages.create(
+        model=CHAT,
+        max_tokens=32,
+        messages=ASK,  # type: ignore[arg-type]
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert reply.content[0].text == '{"city": "Paris"}'  # type: ignore[union-attr]
+    assert fake.requests[-1].grammar and "city" in fake.requests[-1].grammar
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await claude.messages.create(
+            model=CHAT,
+            max_tokens=8,
+            messages=ASK,  # type: ignore[arg-type]
+            output_config={"format": {"type": "json_schema", "schema": {"type": "nonsense"}}},
+        )
+    assert "JSON schema" in refused.value.body["error"]["message"]  # type: ignore[index]

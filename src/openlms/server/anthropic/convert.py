@@ -16,11 +16,13 @@ from openlms.server.anthropic.protocol import (
     Block,
     CountTokensRequest,
     MessagesRequest,
+    OutputConfig,
     Thinking,
     ToolChoice,
 )
 from openlms.services.generation import ChatRequest
 from openlms.services.params import PredictionParams
+from openlms.services.structured import schema_grammar
 from openlms.services.toolcalls import ToolChoice as ServiceToolChoice
 
 # Anthropic's error type per HTTP status (the status comes from server/errors.py's one table)
@@ -49,12 +51,12 @@ def new_id(prefix: str) -> str:
 
 
 def chat_request(req: CountTokensRequest) -> ChatRequest:
-    effort = reasoning_effort(req.thinking)
+    effort = reasoning_effort(req.thinking, req.output_config)
     params = PredictionParams(
         tools=tools(req),
         tool_choice=tool_choice(req.tool_choice),
         reasoning_effort=effort,
-        reasoning_parsing=True if effort == "on" else None,  # thinking blocks, never <think> in text
+        reasoning_parsing=True if effort not in (None, "off") else None,  # thinking blocks, never <think>
     )
     if isinstance(req, MessagesRequest):
         params = replace(
@@ -64,15 +66,35 @@ def chat_request(req: CountTokensRequest) -> ChatRequest:
             top_k=req.top_k,
             max_tokens=req.max_tokens,
             stop=tuple(s for s in req.stop_sequences or () if s) or None,
+            structured=structured(req),
         )
     return ChatRequest(req.model, template_messages(req), params)
 
 
-def reasoning_effort(thinking: Thinking | None) -> str | None:
-    """`thinking` as the reasoning switch: enabled → on, disabled → off, adaptive or unset → the model's."""
+EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+
+
+def reasoning_effort(thinking: Thinking | None, output: OutputConfig | None) -> str | None:
+    """The reasoning switch: thinking disabled → off; output_config.effort → its level; thinking enabled
+    (or between_tools) → on; adaptive or unset → the model's own default."""
+    if thinking is not None and thinking.type == "disabled":
+        return "off"
+    if output is not None and output.effort is not None:
+        return EFFORTS[output.effort]
     if thinking is None or thinking.type == "adaptive":
         return None
-    return "on" if thinking.type == "enabled" else "off"
+    return "on"
+
+
+def structured(req: MessagesRequest) -> str | None:
+    """`output_config.format` (or `output_format`) as the grammar the answer follows."""
+    if req.output_config is not None and req.output_config.format is not None:
+        fmt, where = req.output_config.format, "output_config.format.schema"
+    elif req.output_format is not None:
+        fmt, where = req.output_format, "output_format.schema"
+    else:
+        return None
+    return schema_grammar(fmt.schema_, param=where)
 
 
 def tools(req: CountTokensRequest) -> list[dict[str, Any]] | None:

@@ -42,13 +42,29 @@ class ToolChoice(BaseModel):
 
 
 class Thinking(BaseModel):
-    """Extended thinking: `enabled` turns the model's reasoning switch on, `disabled` off; `adaptive`
-    leaves it to the model. `budget_tokens` is accepted (the model decides how long it thinks)."""
+    """Extended thinking: `enabled` (and `between_tools`) turn the model's reasoning switch on, `disabled`
+    off; `adaptive` leaves it to the model. `budget_tokens` is accepted (the model decides how long it
+    thinks)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["enabled", "disabled", "adaptive"]
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
     budget_tokens: int | None = Field(default=None, ge=0)
+
+
+class OutputFormat(BaseModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(BaseModel):
+    """`effort` sets the reasoning switch's level (xhigh and max are high); `format` a JSON schema the
+    answer follows (enforced by a grammar)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: OutputFormat | None = None
 
 
 class CountTokensRequest(BaseModel):
@@ -58,6 +74,7 @@ class CountTokensRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
 
 
 class MessagesRequest(CountTokensRequest):
@@ -68,6 +85,7 @@ class MessagesRequest(CountTokensRequest):
     top_k: int | None = None
     stream: bool = False
     metadata: dict[str, Any] | None = None
+    output_format: OutputFormat | None = None  # the structured-outputs beta's name of output_config.format
 
 
 # Answers, as documented in the OpenAPI document (open: the answers carry more fields)
