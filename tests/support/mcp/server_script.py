@@ -5,7 +5,8 @@
     python tests/support/mcp/server_script.py --sse PORT      # SSE on 127.0.0.1:PORT/sse
 
 Tools: add, echo, fail (raises), hang (sleeps forever), big (n characters), crash (exits the process),
-env (reads an environment variable). It writes one line to stderr when it starts (for the log tests).
+env (reads an environment variable), header (reads an HTTP request header).
+It writes one line to stderr when it starts (for the log tests).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 import time
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 STARTED_MARKER = "mcp-test-server started"
@@ -68,6 +69,13 @@ def crash() -> str:
 def env(name: str) -> str:
     """The value of an environment variable of the server process ('' when unset)."""
     return os.environ.get(name, "")
+
+
+@server.tool()
+def header(name: str, ctx: Context) -> str:
+    """The value of an HTTP header of this request ('' when unset or over stdio)."""
+    headers = ctx.headers or {}
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), "")
 
 
 def main() -> None:
