@@ -30,7 +30,7 @@ def parse_deeplink(url: str) -> tuple[str, dict[str, Any]]:
         )
     query = parse_qs(parts.query, keep_blank_values=True)
     name, config = _one(query, "name"), _one(query, "config")
-    return name, _unwrap(name, _decode_config(config))
+    return name, unwrap_entry(name, _decode_config(config))
 
 
 def make_deeplink(name: str, entry: dict[str, Any]) -> str:
@@ -71,16 +71,18 @@ def _decode_config(config: str) -> object:
         ) from exc
 
 
-def _unwrap(name: str, config: object) -> dict[str, Any]:
+def unwrap_entry(
+    name: str, config: object, *, what: str = "The MCP install link's 'config'"
+) -> dict[str, Any]:
     """The entry itself; also accepts `{name: entry}` and `{"mcpServers": {name: entry}}` (what the docs'
-    link generator is given)."""
+    link generator is given, and what a user may paste from an mcp.json)."""
     if isinstance(config, dict) and set(config) == {"mcpServers"} and isinstance(config["mcpServers"], dict):
         config = config["mcpServers"]
     if isinstance(config, dict) and set(config) == {name} and isinstance(config[name], dict):
         config = config[name]
     if not isinstance(config, dict):
         raise McpConfigError(
-            "The MCP install link's 'config' must be a JSON object (the server's mcp.json entry).",
+            f"{what} must be a JSON object (the server's mcp.json entry).",
             param="config",
         )
     return config
