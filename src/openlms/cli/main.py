@@ -21,6 +21,7 @@ from openlms.cli.commands.importcmd import import_
 from openlms.cli.commands.load import load
 from openlms.cli.commands.log import log
 from openlms.cli.commands.ls import ls
+from openlms.cli.commands.mcp import mcp
 from openlms.cli.commands.ps import ps
 from openlms.cli.commands.server import server
 from openlms.cli.commands.status import status
@@ -111,6 +112,7 @@ cli.add_command(unload)
 cli.add_command(import_)
 cli.add_command(log)
 cli.add_command(token)
+cli.add_command(mcp)
 cli.add_command(daemon)
 cli.add_command(version)
 

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "import",
     "log",
     "token",
+    "mcp",
     "daemon",
     "version",
 ]
