@@ -123,6 +123,30 @@ def sdk_error(exc: e.OpenLMSError) -> dict[str, Any]:
     return error
 
 
+# LM Studio 0.4's error types for its native `/api/v1/chat` stream's `error` event.
+LMSTUDIO_TYPES: dict[type[e.OpenLMSError], str] = {
+    e.ModelNotFoundError: "model_not_found",
+    e.DownloadJobNotFoundError: "job_not_found",
+    e.McpConnectionError: "mcp_connection_error",
+}
+
+
+def lmstudio_error(exc: BaseException) -> dict[str, Any]:
+    """An error as LM Studio 0.4's stream `error` object: `{type, message, code?, param?}` with its types
+    (invalid_request, model_not_found, mcp_connection_error, job_not_found, internal_error)."""
+    if not isinstance(exc, e.OpenLMSError):
+        return {"type": "internal_error", "message": encodable(f"Internal error: {exc}")}
+    kind = next((LMSTUDIO_TYPES[c] for c in type(exc).__mro__ if c in LMSTUDIO_TYPES), None)
+    if kind is None:
+        kind = "invalid_request" if status_of(exc)[0] < 500 else "internal_error"
+    error: dict[str, Any] = {"type": kind, "message": encodable(exc.message)}
+    if exc.code:
+        error["code"] = exc.code
+    if exc.param:
+        error["param"] = encodable(exc.param)
+    return error
+
+
 def sdk_unexpected_error(exc: Exception) -> dict[str, Any]:
     title = encodable(f"Internal error: {exc}")
     return {"title": title, "rootTitle": title}
