@@ -42,6 +42,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "The request body is too large",
     429: "Too many concurrent clients",
     500: "The server failed (a model that cannot be loaded, an inference failure)",
+    502: "An upstream server failed: an MCP server that cannot be started or reached",
     503: "The model's prediction queue is full (retry after `Retry-After` seconds), or the model was "
     "unloaded while the request was waiting",
 }
