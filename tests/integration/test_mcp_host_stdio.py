@@ -188,6 +188,17 @@ async def test_stop_and_a_command_that_does_not_exist(tmp_path: Path, make_host:
     assert "add" in {tool.name for tool in statuses["test"].tools}
 
 
+async def test_a_server_that_exits_at_once_shows_its_stderr(tmp_path: Path, make_host: HostFactory) -> None:
+    script = "import sys; sys.exit('missing API key: set OPENLMS_MCP_TEST_KEY')"
+    write_mcp_json(tmp_path, {"broken": {"command": sys.executable, "args": ["-c", script]}})
+    host = make_host()
+    with pytest.raises(McpConnectionError) as raised:
+        await host.tools([ToolSource("broken")])
+    assert "missing API key: set OPENLMS_MCP_TEST_KEY" in raised.value.message
+    [status] = await host.statuses()
+    assert status.state == "failed" and status.error and "missing API key" in status.error
+
+
 async def test_allowed_tools_filter_and_refuse(tmp_path: Path, make_host: HostFactory) -> None:
     write_mcp_json(tmp_path, {"test": stdio_config()})
     host = make_host()

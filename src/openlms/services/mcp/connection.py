@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 import mcp_types as mt
-from mcp import ClientSession
+from mcp import ClientSession, MCPError
 
 from openlms.core.errors import McpConnectionError
 from openlms.services.mcp.types import ServerKind, ServerState
@@ -24,6 +25,7 @@ from openlms.services.mcp.types import ServerKind, ServerState
 Opener = Callable[["ServerConnection"], AbstractAsyncContextManager[ClientSession]]
 CLOSE_TIMEOUT_S = 15.0  # the SDK bounds its own shutdown (stdin close, SIGTERM, SIGKILL) well below this
 MAX_TOOL_PAGES = 100
+STDERR_TAIL_LINES = 3  # a failed server's last stderr lines, in its error
 
 
 class ServerConnection:
@@ -56,6 +58,7 @@ class ServerConnection:
         self._busy = 0
         self._last_used = time.monotonic()
         self._tools: list[mt.Tool] | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)  # appended by the stderr reader
 
     @property
     def usable(self) -> bool:
@@ -84,16 +87,12 @@ class ServerConnection:
         """The server's tools (all pages), listed once per start."""
         if self._tools is None:
             session = self._require()
-            tools: list[mt.Tool] = []
-            cursor: str | None = None
-            for _ in range(MAX_TOOL_PAGES):
-                params = mt.PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await asyncio.wait_for(session.list_tools(params=params), self._start_timeout_s)
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-            self._tools = tools
+            self._busy += 1
+            try:
+                self._tools = await asyncio.wait_for(_all_tools(session), self._start_timeout_s)
+            finally:
+                self._busy -= 1
+                self.touch()
         return self._tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any], timeout_s: float) -> mt.CallToolResult:
@@ -109,10 +108,10 @@ class ServerConnection:
 
     def lost(self, why: str) -> None:
         """The server went away (its process exited, its connection closed): failed until restarted."""
-        if self._stop.is_set() or self.state == "stopped":
+        if self._stop.is_set() or self.state != "running":  # a failing start says why itself
             return
         self.state = "failed"
-        self.error = why
+        self.error = self._with_stderr(why)
         self._log.warning("MCP server %s: %s", self.name, why)
         self._stop.set()
 
@@ -126,6 +125,11 @@ class ServerConnection:
             await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT_S)
         except TimeoutError:
             await self._cancel()
+
+    def _with_stderr(self, why: str) -> str:
+        if not self.stderr_tail:
+            return why
+        return f"{why}; its last words on stderr: " + " | ".join(self.stderr_tail)
 
     def _require(self) -> ClientSession:
         if not self.usable or self._session is None:
@@ -146,14 +150,17 @@ class ServerConnection:
                 self._session = session
                 self.state = "running"
                 self.error = None
+                self.touch()  # idle time counts from here
                 self._ready.set()
                 await self._serve()
                 self._stop.set()  # from here on, the server going away is our doing
         except Exception as exc:  # a failed start or a broken transport: shown as the server's error
-            self.state = "failed"
-            self.error = describe(exc)
-            self._log.warning("MCP server %s failed: %s", self.name, self.error)
+            if self.state != "failed":  # else lost() already said why (its process exited)
+                self.state = "failed"
+                self.error = self._with_stderr(describe(exc))
+                self._log.warning("MCP server %s failed: %s", self.name, self.error)
         finally:
+            self._stop.set()
             self._session = None
             if self.state in ("running", "starting"):
                 self.state = "stopped"
@@ -175,11 +182,26 @@ class ServerConnection:
                 )
 
 
+async def _all_tools(session: ClientSession) -> list[mt.Tool]:
+    tools: list[mt.Tool] = []
+    cursor: str | None = None
+    for _ in range(MAX_TOOL_PAGES):
+        params = mt.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
+
+
 def describe(exc: BaseException) -> str:
     """One line for an error that may be an (anyio) exception group."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, MCPError) and exc.code == mt.CONNECTION_CLOSED:
+        text = "the connection closed (the server exited or hung up)"
     if isinstance(exc, FileNotFoundError) and exc.filename:
         text = f"the command {exc.filename!r} was not found"
     return text

@@ -43,6 +43,7 @@ class McpHost:
         self._configs: dict[str, McpServerConfig] = {}
         self._servers: dict[str, tuple[McpServerConfig, ServerConnection]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._closed = False
 
     async def tools(self, sources: Sequence[ToolSource]) -> list[McpTool]:
         async with self.session() as scope:
@@ -89,6 +90,7 @@ class McpHost:
 
     async def aclose(self) -> None:
         """Stop every server (no child process outlives this)."""
+        self._closed = True
         names = list(self._servers)
         await asyncio.gather(*(self._retire(name) for name in names), return_exceptions=True)
 
@@ -113,6 +115,8 @@ class McpHost:
         config = configs.get(name)
         if config is None:
             raise McpServerNotFoundError(self.not_found_message(name, configs))
+        if self._closed:
+            raise McpConnectionError("The server is stopping: MCP servers are not started any more.")
         async with self._locks.setdefault(name, asyncio.Lock()):
             current = self._servers.get(name)
             if current is not None and current[0] == config and current[1].usable:

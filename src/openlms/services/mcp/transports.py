@@ -67,6 +67,7 @@ def _stderr_pipe(conn: ServerConnection, log: logging.Logger, loop: asyncio.Abst
             for raw in reader:
                 line = raw.decode("utf-8", "replace").rstrip()
                 if line:
+                    conn.stderr_tail.append(line[:200])
                     log.info("[mcp/%s] %s", conn.name, line[:MAX_LOG_LINE])
         with contextlib.suppress(RuntimeError):  # the loop is closed: the app is gone
             loop.call_soon_threadsafe(conn.lost, "its process exited")
