@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -186,7 +186,7 @@ class ToolLoop:
             self._first = await self.predictor.prepare_chat(self._round_request(1, final=final))
         return self._first
 
-    async def events(self) -> AsyncIterator[LoopEvent]:
+    async def events(self) -> AsyncGenerator[LoopEvent, None]:
         rounds: list[RoundDone] = []
         stop: StopKind = "answer"
         tool_rounds = 0
