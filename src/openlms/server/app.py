@@ -21,6 +21,7 @@ from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
 from openlms.server.responses.routes import router as responses_router
 from openlms.server.rest_v0.routes import router as v0_router
+from openlms.server.rest_v1.chat import router as chat_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
 from openlms.server.rest_v1.mcp import router as mcp_admin_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(anthropic_router)
     app.include_router(v0_router)
     app.include_router(v1_router)
+    app.include_router(chat_router)
     app.include_router(prompt_router)
     app.include_router(download_router)
     app.include_router(estimate_router)
