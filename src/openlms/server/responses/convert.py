@@ -47,16 +47,17 @@ def chat_request(
     mcp_tools: Sequence[McpTool] = (),
 ) -> ChatRequest:
     """The chat for this request: `instructions` (not carried over from a previous response) as the system
-    message, then the stored conversation `history` (previous_response_id), then `input`; `mcp_tools`
-    (listed by the host for the request's `mcp` tools) are offered beside its function tools."""
+    message, then the stored conversation `history` (previous_response_id), then `input`. Its tools are
+    the request's function tools; `mcp_tools` (listed by the host for the request's `mcp` tools, which the
+    tool loop offers beside them) only resolve a tool_choice naming one."""
     tools = request_tools(req.tools, req.tool_choice)
-    functions = [*(tools.functions or []), *(t.as_function() for t in mcp_tools)]
+    functions = tools.functions
     params = PredictionParams(
         temperature=req.temperature,
         top_p=req.top_p,
         max_tokens=req.max_output_tokens,
         structured=response_format_grammar(_response_format(req.text)),
-        tools=functions or None,
+        tools=functions,
         tool_choice=_mcp_choice(tools, mcp_tools) if tools.mcp_choice else tools.choice,
         reasoning_effort=reasoning_effort(req.reasoning),
     )
@@ -96,9 +97,15 @@ def _mcp_choice(tools: RequestTools, mcp_tools: Sequence[McpTool]) -> ToolChoice
 
 
 def conversation(
-    req: ResponsesRequest, history: list[dict[str, Any]], output: list[dict[str, Any]]
+    req: ResponsesRequest,
+    history: list[dict[str, Any]],
+    output: list[dict[str, Any]],
+    added: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """What a stored response keeps: the history, this input, and the answer as template messages."""
+    """What a stored response keeps: the history, this input, and the answer as template messages (the
+    tool loop's `added` messages when it ran: its calls, their results and the answer)."""
+    if added is not None:
+        return [*history, *input_messages(req.input), *added]
     texts = [p["text"] for i in output if i["type"] == "message" for p in i["content"]]
     calls = [
         _call(i["call_id"], {"name": i["name"], "arguments": i["arguments"]})
@@ -196,6 +203,38 @@ def call_item(item_id: str, call: ToolCall, status: str = "completed") -> dict[s
         "arguments": call.arguments,
         "status": status,
     }
+
+
+def mcp_list_item(item_id: str, label: str, tools: Sequence[McpTool]) -> dict[str, Any]:
+    listed = [
+        {
+            "name": t.name,
+            "description": t.description,
+            "input_schema": dict(t.input_schema),
+            "annotations": None,
+        }
+        for t in tools
+    ]
+    return {"type": "mcp_list_tools", "id": item_id, "server_label": label, "tools": listed, "error": None}
+
+
+def mcp_call_item(item_id: str, label: str, name: str) -> dict[str, Any]:
+    """An MCP call as it starts (the stream and the tool's outcome fill in arguments, output, error)."""
+    return {
+        "type": "mcp_call",
+        "id": item_id,
+        "server_label": label,
+        "name": name,
+        "arguments": "",
+        "output": None,
+        "error": None,
+        "status": "in_progress",
+    }
+
+
+def mcp_error(message: str) -> dict[str, Any]:
+    """An MCP call's `error`: the tool's failure, crash or timeout, as the model was told."""
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}]}
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:

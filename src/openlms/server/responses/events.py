@@ -44,10 +44,17 @@ class ResponseEvents:
     sampling: SamplingParams | None = None  # what the prediction uses (echoed in the response)
     calls: int = 0  # function calls opened
 
-    def _event(self, kind: str, **fields: Any) -> Event:
+    def event(self, kind: str, **fields: Any) -> Event:
+        """One event, numbered."""
         event = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
         return event
+
+    _event = event
+
+    def close(self) -> list[Event]:
+        """Close the item being streamed (the events that end it); nothing when none is open."""
+        return self._close()
 
     def start(self) -> list[Event]:
         snapshot = convert.response(self.rid, self.created, self.request, [], None, self.sampling)

@@ -13,7 +13,7 @@ from openlms.core.types import Done
 from openlms.parsers.output.events import ContentDelta, ReasoningDelta, ToolCallArgs, ToolCallBegin
 from openlms.server import openapi as doc
 from openlms.server.openai.convert import now, truncation_headers
-from openlms.server.responses import convert
+from openlms.server.responses import convert, with_mcp
 from openlms.server.responses.events import ResponseEvents
 from openlms.server.responses.protocol import (
     STREAM_DESCRIPTION,
@@ -21,6 +21,7 @@ from openlms.server.responses.protocol import (
     ResponseObject,
     ResponsesRequest,
 )
+from openlms.server.responses.tools import request_tools
 from openlms.server.sse import sse_response
 from openlms.server.state import State
 from openlms.services.generation import Predictor, PreparedPrediction
@@ -32,7 +33,7 @@ router = APIRouter()
 @router.post(
     "/v1/responses",
     response_model=None,
-    responses=doc.prediction(ResponseObject, STREAM_DESCRIPTION),
+    responses=doc.prediction(ResponseObject, STREAM_DESCRIPTION) | doc.errors(403, 502),  # mcp tools
 )
 async def create_response(body: ResponsesRequest, state: State) -> Response:
     store = ResponseStore(state.settings.state_dir / "responses")
@@ -40,9 +41,12 @@ async def create_response(body: ResponsesRequest, state: State) -> Response:
     history = (
         await to_thread.run_sync(store.load, body.previous_response_id) if body.previous_response_id else []
     )
+    keep = _keeper(store, rid, body, history)
+    tools = request_tools(body.tools, body.tool_choice)
+    if tools.mcp:
+        return await with_mcp.respond(state, body, tools, (rid, created), history, keep)
     prepared = await state.predictor.prepare_chat(convert.chat_request(body, history))
     headers = truncation_headers(prepared.truncation)
-    keep = _keeper(store, rid, body, history)
     if body.stream:
         machine = ResponseEvents(rid, created, body, sampling=prepared.settings.sampling)
         events = _events(state.predictor, prepared, machine, keep)
@@ -52,18 +56,19 @@ async def create_response(body: ResponsesRequest, state: State) -> Response:
         message, stats = await prediction.collect()
     output = convert.output_items(message, body.parallel_tool_calls)
     reply = convert.response(rid, created, body, output, stats, prepared.settings.sampling)
-    await keep(reply)
+    await keep(reply, None)
     return JSONResponse(reply, headers=headers)
 
 
 def _keeper(
     store: ResponseStore, rid: str, body: ResponsesRequest, history: list[dict[str, Any]]
-) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    """Saves the response and its conversation (unless `store` is false): it can be fetched and continued."""
+) -> Callable[[dict[str, Any], list[dict[str, Any]] | None], Awaitable[None]]:
+    """Saves the response and its conversation (unless `store` is false): it can be fetched and continued.
+    `added`: the messages a tool loop added (its calls and their results), else read from the output."""
 
-    async def keep(response: dict[str, Any]) -> None:
+    async def keep(response: dict[str, Any], added: list[dict[str, Any]] | None = None) -> None:
         if body.store is not False:
-            messages = convert.conversation(body, history, response["output"])
+            messages = convert.conversation(body, history, response["output"], added)
             await to_thread.run_sync(store.save, rid, messages, response)
 
     return keep
@@ -94,7 +99,7 @@ async def _events(
     predictor: Predictor,
     prepared: PreparedPrediction,
     machine: ResponseEvents,
-    keep: Callable[[dict[str, Any]], Awaitable[None]],
+    keep: Callable[[dict[str, Any], list[dict[str, Any]] | None], Awaitable[None]],
 ) -> AsyncGenerator[dict[str, Any], None]:
     async with predictor.run(prepared) as prediction:
         yield {}  # started (never sent)
@@ -103,7 +108,7 @@ async def _events(
         async for output in prediction.output():
             if isinstance(output, Done):
                 final = machine.finish(output.stats)
-                await keep(final[-1]["response"])  # the response.completed (or .incomplete) event's
+                await keep(final[-1]["response"], None)  # the response.completed (or .incomplete) event's
                 for event in final:
                     yield event
             elif isinstance(output, ContentDelta | ReasoningDelta | ToolCallBegin | ToolCallArgs):
