@@ -180,23 +180,16 @@ def _entry(name: str, entry: object, error: _ErrorFactory) -> McpServerConfig:
             f'{where} has both "command" and "url": keep "command" for a program it starts, '
             'or "url" for a remote server.'
         )
+    args, env = _str_list(where, entry, error), _str_map(where, "env", entry, error)
+    headers = _str_map(where, "headers", entry, error)  # each known key is checked, whatever the kind
     if "url" in entry:
-        return McpServerConfig(
-            name=name,
-            url=_url(where, entry["url"], error),
-            headers=_str_map(where, "headers", entry, error),
-        )
+        return McpServerConfig(name=name, url=_url(where, entry["url"], error), headers=headers)
     if "command" not in entry:
         raise error(f'{where} needs "command" (a program to start) or "url" (a remote server).')
     command = entry["command"]
     if not isinstance(command, str) or not command.strip():
         raise error(f'{where}: "command" must be a non-empty string (the program to start).')
-    return McpServerConfig(
-        name=name,
-        command=command,
-        args=_str_list(where, entry, error),
-        env=_str_map(where, "env", entry, error),
-    )
+    return McpServerConfig(name=name, command=command, args=args, env=env)
 
 
 def _url(where: str, url: object, error: _ErrorFactory) -> str:
