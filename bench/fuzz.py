@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -143,7 +144,24 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
                 _tame_numbers(config, caps)
         if path.endswith("/import") and isinstance(body.get("path"), str):
             body["path"] = str(scratch / body["path"].replace("/", "_").replace("\x00", "")[:100])
+        if path.startswith("/api/v1/mcp/servers/"):
+            _tame_mcp_entry(body)
     return case
+
+
+# What a fuzzed mcp.json entry may start instead (`GET /api/v1/mcp/servers?tools=true` starts every server):
+# a program that cannot exist and a loopback port nothing listens on (discard), so both fail at once.
+MCP_COMMAND = "/nonexistent/openlms-fuzz-mcp-server"
+MCP_URL = "http://127.0.0.1:9/mcp"
+
+
+def _tame_mcp_entry(body: dict[str, Any]) -> None:
+    """Replace a well-formed `command` or `url` only: an invalid one stays, it is what the case tests."""
+    command, url = body.get("command"), body.get("url")
+    if isinstance(command, str) and command:
+        body["command"] = MCP_COMMAND
+    if isinstance(url, str) and re.match(r"^https?://[^/?#]", url):
+        body["url"] = MCP_URL if url.startswith("http:") else MCP_URL.replace("http:", "https:")
 
 
 def _models_for(path: str) -> list[str | None]:
