@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from openlms.core.errors import McpConnectionError
-from openlms.services.mcp.types import RemoteServer, ToolSource
+from openlms.services.mcp.types import McpTool, RemoteServer, ToolSource
 from tests.integration.conftest import HostFactory
 from tests.support.mcp import http_server, write_mcp_json
 from tests.support.server import free_port
@@ -33,6 +34,16 @@ async def test_request_scope_lists_filters_and_calls(http_url: str, make_host: H
         sent = await scope.call(tools["header"], {"name": "x-test-token"})
         assert sent.output == "secret-123"  # the request's headers reach the server
     assert await host.statuses() == []  # a per-request server is no mcp.json server
+
+
+async def test_parallel_calls_in_a_scope_share_one_session(http_url: str, make_host: HostFactory) -> None:
+    host = make_host()
+    source = ToolSource("remote", remote=RemoteServer(http_url))
+    header = McpTool(source, "header", "", {"type": "object"})
+    async with host.session() as scope:  # calls before any listing: each would connect on its own
+        results = await asyncio.gather(*(scope.call(header, {"name": "mcp-session-id"}) for _ in range(4)))
+    assert all(result.ok for result in results)
+    assert len({result.output for result in results}) == 1 and results[0].output
 
 
 async def test_remote_call_without_a_scope(http_url: str, make_host: HostFactory) -> None:

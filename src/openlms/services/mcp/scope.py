@@ -3,6 +3,7 @@ shared; remote servers named by the request are connected once per scope and clo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ class McpScope:
     def __init__(self, host: McpHost) -> None:
         self._host = host
         self._remote: dict[RemoteKey, ServerConnection] = {}
+        self._connecting = asyncio.Lock()  # parallel calls in one request connect a remote server once
 
     async def tools(self, sources: Sequence[ToolSource]) -> list[McpTool]:
         for source in sources:
@@ -85,14 +87,17 @@ class McpScope:
             return await self._host.connection(source.label)
         remote = source.remote
         key: RemoteKey = (source.label, remote.url, tuple(sorted(remote.headers.items())))
-        conn = self._remote.get(key)
-        if conn is not None and conn.usable:
+        async with self._connecting:
+            conn = self._remote.get(key)
+            if conn is not None and conn.usable:
+                return conn
+            if conn is not None:
+                await conn.close()
+            config = McpServerConfig(name=source.label, url=remote.url, headers=dict(remote.headers))
+            conn = self._host.new_connection(config, idle_s=None)
+            self._remote[key] = conn
+            await conn.start()
             return conn
-        config = McpServerConfig(name=source.label, url=remote.url, headers=dict(remote.headers))
-        conn = self._host.new_connection(config, idle_s=None)
-        self._remote[key] = conn
-        await conn.start()
-        return conn
 
     def _mcp_error(self, conn: ServerConnection, tool: McpTool, exc: MCPError, timeout: float) -> ToolOutcome:
         if exc.code == mt.REQUEST_TIMEOUT:
