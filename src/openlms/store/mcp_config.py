@@ -23,12 +23,11 @@ from urllib.parse import urlsplit
 
 from openlms.core.errors import McpConfigError, McpServerNotFoundError
 from openlms.core.fsutil import atomic_write_text
+from openlms.core.mcp_names import check_server_name
 
 ConfigKind = Literal["stdio", "http", "sse"]  # the same values as services.mcp.types.ServerKind
 SERVERS_KEY = "mcpServers"
 _ErrorFactory = Callable[[str], McpConfigError]
-MAX_NAME_LENGTH = 128
-_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +54,6 @@ class McpServerConfig:
 def mcp_config_path(home: Path) -> Path:
     """Where LM Studio keeps the file: `<home>/mcp.json` (home: `~/.lmstudio` by default)."""
     return home / "mcp.json"
-
-
-def check_server_name(name: str) -> None:
-    """Refuse names that cannot be a label (`mcp/<name>`) or could be read as a path."""
-    if not name or not name.strip():
-        raise McpConfigError("An MCP server needs a name: give a non-empty one (e.g. 'time').", param="name")
-    if name != name.strip() or _BAD_NAME.search(name) or name in {".", ".."} or len(name) > MAX_NAME_LENGTH:
-        raise McpConfigError(
-            f"MCP server name {name!r} is not usable: use letters, digits, '-', '_' or '.' without slashes, "
-            f"control characters or surrounding spaces (at most {MAX_NAME_LENGTH} characters).",
-            param="name",
-        )
 
 
 def read_mcp_config(path: Path) -> dict[str, McpServerConfig]:

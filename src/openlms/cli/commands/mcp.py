@@ -70,6 +70,7 @@ def add(
         raise click.UsageError("Give --config JSON or --deeplink URL (one of them).")
     app = get_app(ctx)
     name, entry = from_deeplink(name, deeplink) if deeplink else from_config(name, config_json or "")
+    checked_name(name)
     with app.connect(host_url) as client:
         if deeplink:
             existing = {s.get("name") for s in _servers(client.request_json("GET", SERVERS_PATH))}
@@ -86,9 +87,21 @@ def add(
 @host_option
 @click.pass_context
 def rm(ctx: click.Context, name: str, host_url: str | None) -> None:
+    checked_name(name)
     with get_app(ctx).connect(host_url) as client:
         result = client.request_json("DELETE", f"{SERVERS_PATH}/{quote(name, safe='')}")
     click.echo(f"Removed MCP server '{name}' from {result.get('path', 'mcp.json')}.")
+
+
+def checked_name(name: str) -> None:
+    """Refuse a name the server would refuse (a slash would not even reach the route)."""
+    from openlms.core.errors import McpConfigError
+    from openlms.core.mcp_names import check_server_name
+
+    try:
+        check_server_name(name)
+    except McpConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint="NAME") from None
 
 
 def from_deeplink(name: str | None, link: str) -> tuple[str, dict[str, Any]]:
