@@ -16,7 +16,6 @@ from openlms.server.loopback import require_loopback
 from openlms.server.state import AppState, State
 from openlms.services.mcp.admin import McpAdmin, ServerEntry
 from openlms.services.mcp.types import McpTool
-from openlms.store.mcp_config import McpServerConfig
 
 router = APIRouter(prefix="/api/v1/mcp")
 
@@ -136,7 +135,7 @@ def server_json(entry: ServerEntry) -> dict[str, Any]:
         "status": status.state,
         "error": status.error,
         "command": config.command,
-        "url": _without_secrets(config),
+        "url": _without_secrets(config.url),
         "tools": None if status.tools is None else [tool_json(tool) for tool in status.tools],
     }
 
@@ -145,11 +144,11 @@ def tool_json(tool: McpTool) -> dict[str, Any]:
     return {"name": tool.name, "description": tool.description, "input_schema": dict(tool.input_schema)}
 
 
-def _without_secrets(config: McpServerConfig) -> str | None:
+def _without_secrets(url: str | None) -> str | None:
     """The URL without its query and credentials (they may hold tokens)."""
-    if config.url is None:
+    if url is None:
         return None
-    parts = urlsplit(config.url)
+    parts = urlsplit(url)
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
     netloc += f":{parts.port}" if parts.port else ""
