@@ -4,6 +4,7 @@ the fake engine with the real `anthropic` client."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,11 @@ async def test_output_config_format_is_enforced_by_a_grammar(
             output_config={"format": {"type": "json_schema", "schema": {"type": "nonsense"}}},
         )
     assert "JSON schema" in refused.value.body["error"]["message"]  # type: ignore[index]
+
+
+async def test_message_start_counts_the_prompt(client: httpx.AsyncClient) -> None:
+    async with client.stream("POST", "/v1/messages", json=body(stream=True)) as response:
+        lines = [x async for x in response.aiter_lines() if x.startswith("data: ")]
+    start, delta = json.loads(lines[0][6:]), json.loads(lines[-2][6:])
+    assert start["type"] == "message_start" and delta["type"] == "message_delta"
+    assert start["message"]["usage"]["input_tokens"] == delta["usage"]["input_tokens"] > 0

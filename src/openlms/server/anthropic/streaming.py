@@ -85,7 +85,8 @@ async def _events(
 ) -> AsyncGenerator[Event, None]:
     async with predictor.run(prepared) as prediction:
         yield ("", {})  # started (never sent)
-        usage = {"input_tokens": 0, "output_tokens": 0}
+        prompt = prepared.request.prompt
+        usage = {"input_tokens": 0 if isinstance(prompt, str) else len(prompt), "output_tokens": 0}
         yield ("message_start", {"message": convert.message_shell(mid, model) | {"usage": usage}})
         yield ("ping", {})
         blocks = Blocks()
