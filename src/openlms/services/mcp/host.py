@@ -19,13 +19,14 @@ from mcp import ClientSession
 
 from openlms.core.errors import McpConnectionError, McpServerNotFoundError
 from openlms.core.settings import Settings
-from openlms.services.mcp.connection import ServerConnection
+from openlms.services.mcp.connection import ServerConnection, describe
 from openlms.services.mcp.consent import check_allowed
 from openlms.services.mcp.scope import McpScope
 from openlms.services.mcp.transports import remote_session, stdio_session
 from openlms.services.mcp.types import McpTool, ServerStatus, ToolHost, ToolOutcome, ToolSource
 from openlms.store.mcp_config import McpServerConfig, mcp_config_path, read_mcp_config
 
+MIN_START_TIMEOUT_S = 60.0  # a first `npx`/`uvx` run downloads the server: starts may be slow
 FileStamp = tuple[int, int]  # (mtime_ns, size) of mcp.json; (0, -1) when it does not exist
 
 
@@ -69,16 +70,19 @@ class McpHost:
     async def statuses(self, with_tools: bool = False) -> list[ServerStatus]:
         """Every server of mcp.json with its state; `with_tools` starts each (a failure is its status)."""
         configs = await self.refresh()
+        names = list(configs)
+        listed: list[tuple[McpTool, ...] | None] = [None] * len(names)
+        if with_tools:  # started side by side: one slow server does not hold up the others
+            listed = list(await asyncio.gather(*(self._listed(name) for name in names)))
         result: list[ServerStatus] = []
-        for name, config in configs.items():
-            tools: tuple[McpTool, ...] | None = None
-            if with_tools:
-                tools = await self._listed(name)
+        for name, tools in zip(names, listed, strict=True):
             running = self._servers.get(name)
             conn = running[1] if running else None
             state = conn.state if conn else "stopped"
             error = conn.error if conn and state == "failed" else None
-            result.append(ServerStatus(name=name, kind=config.kind, state=state, error=error, tools=tools))
+            result.append(
+                ServerStatus(name=name, kind=configs[name].kind, state=state, error=error, tools=tools)
+            )
         return result
 
     async def stop(self, name: str) -> None:
@@ -142,7 +146,7 @@ class McpHost:
             config.kind,
             opener,
             log=self.log,
-            start_timeout_s=self.settings.mcp_tool_timeout_s,
+            start_timeout_s=max(self.settings.mcp_tool_timeout_s, MIN_START_TIMEOUT_S),
             idle_s=idle_s,
             hint=(
                 "Check its URL and headers, and that it is up."
@@ -164,9 +168,13 @@ class McpHost:
     async def _listed(self, name: str) -> tuple[McpTool, ...] | None:
         try:
             conn = await self.connection(name)
+        except Exception as exc:  # shown as the server's state and error
+            self.log.warning("MCP server %s: not started to list its tools: %s", name, describe(exc))
+            return None
+        try:
             listed = await conn.list_tools()
-        except (McpConnectionError, OSError, TimeoutError) as exc:
-            self.log.warning("MCP server %s: listing its tools failed: %s", name, exc)
+        except Exception as exc:
+            conn.lost(f"listing its tools failed: {describe(exc)}")
             return None
         source = ToolSource(label=name)
         return tuple(McpTool(source, t.name, t.description or "", t.input_schema) for t in listed)
