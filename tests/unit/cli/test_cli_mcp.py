@@ -61,7 +61,8 @@ def test_add_ls_rm(lms: Lms, home: Path) -> None:
 
     listed = lms("ls", "--no-tools")
     assert listed.exit_code == 0, listed.output
-    header, row = listed.stdout.splitlines()
+    header, row, note = listed.stdout.splitlines()
+    assert "mcp_allow_json_servers" in note  # off by default: say so
     assert header.split() == ["NAME", "TYPE", "STATUS", "TOOLS"]
     assert row.split() == ["time", "http", "stopped", "-"]
     as_json = json.loads(lms("ls", "--json", "--no-tools").stdout)

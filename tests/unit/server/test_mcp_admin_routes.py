@@ -61,6 +61,17 @@ async def test_no_file_lists_nothing(client: httpx.AsyncClient, home: Path) -> N
     assert not (home / "mcp.json").exists()
 
 
+async def test_the_list_says_whether_requests_may_call_the_servers(
+    client: httpx.AsyncClient, home: Path
+) -> None:
+    assert (await client.get(SERVERS)).json()["calls_allowed"] is False  # off by default, as in LM Studio
+    app = make_app(home, FakeBackend(), mcp_allow_json_servers=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            assert (await http.get(SERVERS)).json()["calls_allowed"] is True
+
+
 async def test_a_bad_entry_or_name_is_a_400_that_says_what_to_fix(
     client: httpx.AsyncClient, home: Path
 ) -> None:

@@ -20,6 +20,10 @@ WARNING = (
     "access your local files, and use your network connection. If you don't trust the source, don't "
     "install it."
 )
+CONSENT_NOTE = (
+    "Note: requests cannot call these servers until the server setting mcp_allow_json_servers is on "
+    '(LM Studio\'s "Allow calling servers from mcp.json"; see docs/mcp.md, Consent).'
+)
 CONFIG_HELP = """The server's mcp.json entry as JSON: '{"command": "uvx", "args": ["mcp-server-time"]}' or
 '{"url": "https://...", "headers": {...}}' (an mcp.json snippet with the name around it works too)."""
 
@@ -49,6 +53,8 @@ def ls(ctx: click.Context, as_json: bool, tools: bool, host_url: str | None) -> 
         click.echo("""Add one with `lms mcp add <name> --config '{"command": "...", "args": [...]}'`.""")
     else:
         click.echo(render_servers(servers))
+        if body.get("calls_allowed") is False:
+            click.echo(CONSENT_NOTE)
 
 
 @mcp.command("add", help="Add an MCP server to mcp.json (from JSON, or an `Add to LM Studio` link)")

@@ -45,6 +45,9 @@ class McpServerInfo(_Open):
 
 class McpServerList(_Open):
     path: str = Field(description="The mcp.json file")
+    calls_allowed: bool = Field(
+        description="Whether requests may call these servers (the mcp_allow_json_servers setting)"
+    )
     servers: list[McpServerInfo]
 
 
@@ -97,7 +100,11 @@ async def list_servers(
     """The servers of mcp.json in file order, with their state (and tools when asked)."""
     mcp = admin(state)
     entries = await mcp.servers(with_tools=tools)
-    return {"path": str(mcp.path), "servers": [server_json(entry) for entry in entries]}
+    return {
+        "path": str(mcp.path),
+        "calls_allowed": state.settings.mcp_allow_json_servers,
+        "servers": [server_json(entry) for entry in entries],
+    }
 
 
 @router.put(
