@@ -178,3 +178,15 @@ async def test_message_start_counts_the_prompt(client: httpx.AsyncClient) -> Non
     start, delta = json.loads(lines[0][6:]), json.loads(lines[-2][6:])
     assert start["type"] == "message_start" and delta["type"] == "message_delta"
     assert start["message"]["usage"]["input_tokens"] == delta["usage"]["input_tokens"] > 0
+
+
+async def test_server_tools_and_tools_without_a_schema_are_refused_clearly(client: httpx.AsyncClient) -> None:
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+    refused = await client.post("/v1/messages", json=body(tools=[search]))
+    error = refused.json()["error"]
+    assert refused.status_code == 400 and error["type"] == "invalid_request_error"
+    assert "web_search_20250305" in error["message"] and "custom" in error["message"]
+    bare = await client.post("/v1/messages", json=body(tools=[{"name": "lookup"}]))
+    assert bare.status_code == 400 and "input_schema" in bare.json()["error"]["message"]
+    custom = {"type": "custom", "name": "lookup", "input_schema": {"type": "object", "properties": {}}}
+    assert (await client.post("/v1/messages", json=body(tools=[custom]))).status_code == 200

@@ -18,6 +18,7 @@ from openlms.server.anthropic.protocol import (
     MessagesRequest,
     OutputConfig,
     Thinking,
+    Tool,
     ToolChoice,
 )
 from openlms.services.generation import ChatRequest
@@ -100,13 +101,23 @@ def structured(req: MessagesRequest) -> str | None:
 def tools(req: CountTokensRequest) -> list[dict[str, Any]] | None:
     if not req.tools or (req.tool_choice and req.tool_choice.type == "none"):
         return None
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema},
-        }
-        for t in req.tools
-    ]
+    return [_function(tool, f"tools[{index}]") for index, tool in enumerate(req.tools)]
+
+
+def _function(tool: Tool, where: str) -> dict[str, Any]:
+    if tool.type not in (None, "custom"):
+        raise InvalidRequestError(
+            f"{where} is Anthropic's server tool '{tool.type}', which this server cannot run; send custom "
+            "tools (name, description, input_schema) that your client runs.",
+            param=f"{where}.type",
+        )
+    if tool.input_schema is None:
+        raise InvalidRequestError(
+            f"{where} ('{tool.name}') has no input_schema; give its arguments as a JSON schema.",
+            param=f"{where}.input_schema",
+        )
+    function = {"name": tool.name, "description": tool.description or "", "parameters": tool.input_schema}
+    return {"type": "function", "function": function}
 
 
 def tool_choice(choice: ToolChoice | None) -> ServiceToolChoice:

@@ -29,11 +29,15 @@ class Message(BaseModel):
 
 
 class Tool(BaseModel):
+    """A custom tool (`type` unset or `custom`); Anthropic's server tools (`web_search_...`, `bash_...`)
+    are refused by the conversion with a message, not by a schema error."""
+
     model_config = ConfigDict(extra="allow")
 
+    type: str | None = None
     name: str = Field(min_length=1)
     description: str | None = None
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any] | None = None
 
 
 class ToolChoice(BaseModel):
