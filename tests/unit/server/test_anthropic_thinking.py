@@ -190,3 +190,11 @@ async def test_server_tools_and_tools_without_a_schema_are_refused_clearly(clien
     assert bare.status_code == 400 and "input_schema" in bare.json()["error"]["message"]
     custom = {"type": "custom", "name": "lookup", "input_schema": {"type": "object", "properties": {}}}
     assert (await client.post("/v1/messages", json=body(tools=[custom]))).status_code == 200
+
+
+def test_a_failed_tool_result_reads_as_an_error() -> None:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+    failed = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "timed out", "is_error": True}
+    turns = [*ASK, {"role": "assistant", "content": [use]}, {"role": "user", "content": [failed]}]
+    chat = convert.chat_request(MessagesRequest.model_validate(body(messages=turns)))
+    assert chat.messages[-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: timed out"}

@@ -177,6 +177,8 @@ def _user(blocks: list[Block], where: str) -> list[dict[str, Any]]:
     for block in blocks:
         if block.type == "tool_result":
             content = "" if block.content is None else _text(block.content, where)
+            if block.is_error:  # templates have no error flag: the model reads it in the text
+                content = f"Error: {content}"
             out.append({"role": "tool", "tool_call_id": block.tool_use_id or "", "content": content})
     texts = [b for b in blocks if b.type != "tool_result"]
     if texts or not out:
@@ -198,8 +200,8 @@ def _text(content: str | list[Block], where: str) -> str:
             )
         if block.type != "text" or block.text is None:
             raise InvalidRequestError(
-                f"{where} has a '{block.type}' block here; send text blocks (this server supports "
-                "text, tool_use and tool_result blocks).",
+                f"{where} has a '{block.type}' block here; send text blocks (this server takes text, "
+                "tool_use, tool_result and thinking blocks).",
                 param=where,
             )
         parts.append(block.text)

@@ -21,6 +21,7 @@ class Block(BaseModel):
     content: str | list[Block] | None = None
     thinking: str | None = None
     signature: str | None = None
+    is_error: bool | None = None  # a tool_result of a tool that failed
 
 
 class Message(BaseModel):
