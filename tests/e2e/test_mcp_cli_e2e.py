@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from openlms.core.mcp_deeplink import make_deeplink
-from tests.support.mcp.helpers import stdio_config
+from tests.support.mcp.helpers import http_server, stdio_config
 from tests.support.server import Server
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +56,17 @@ def test_add_ls_with_tools_rm(server: Server, mcp_json: Path) -> None:
     assert [s["name"] for s in json.loads(server.lms("mcp", "ls", "--json", "--no-tools").stdout)] == ["time"]
     missing = server.lms("mcp", "rm", "test", check=False)
     assert missing.returncode == 1 and "No MCP server named 'test'" in missing.stderr
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+def test_ls_lists_a_remote_servers_tools(
+    server: Server, mcp_json: Path, transport: Literal["http", "sse"]
+) -> None:
+    with http_server(transport) as url:
+        server.lms("mcp", "add", "remote", "--config", json.dumps({"url": url}))
+        [listed] = json.loads(server.lms("mcp", "ls", "--json", timeout=180).stdout)
+    assert listed["type"] == transport and listed["status"] == "running" and listed["url"] == url
+    assert {"add", "echo"} <= {tool["name"] for tool in listed["tools"]}
 
 
 def test_a_server_that_cannot_start_is_listed_with_its_error(server: Server, mcp_json: Path) -> None:
