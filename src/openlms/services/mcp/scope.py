@@ -41,7 +41,7 @@ class McpScope:
             conn = await self._connection(source)
             try:
                 listed = await conn.list_tools()
-            except (MCPError, TimeoutError, OSError) as exc:
+            except Exception as exc:  # a timeout, a transport failure, an answer that is not MCP
                 conn.lost(f"listing its tools failed: {describe(exc)}")
                 raise McpConnectionError(
                     f"The MCP server {source.label!r} did not list its tools: {describe(exc)}."
