@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from openlms.core.errors import InferenceError
-from openlms.engine.fake import FakeBackend
+from openlms.engine.fake import FakeBackend, FakeRuntime
 from openlms.server.anthropic import convert
 from openlms.server.anthropic.protocol import MessagesRequest
 from tests.unit.server.conftest import make_app
@@ -198,3 +198,27 @@ def test_a_failed_tool_result_reads_as_an_error() -> None:
     turns = [*ASK, {"role": "assistant", "content": [use]}, {"role": "user", "content": [failed]}]
     chat = convert.chat_request(MessagesRequest.model_validate(body(messages=turns)))
     assert chat.messages[-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: timed out"}
+
+
+QWEN3_LIKE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}"
+)
+
+
+async def test_thinking_flips_the_templates_switch(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template with Qwen3's `enable_thinking`: disabled renders the empty think block, enabled not."""
+    monkeypatch.setattr(FakeRuntime, "chat_template", QWEN3_LIKE)
+
+    async def count(**extra: Any) -> int:
+        answer = await client.post("/v1/messages/count_tokens", json={"model": CHAT, "messages": ASK} | extra)
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["input_tokens"])
+
+    unset, enabled = await count(), await count(thinking=ON)
+    disabled = await count(thinking={"type": "disabled"})
+    assert unset == enabled < disabled
