@@ -222,3 +222,37 @@ async def test_thinking_flips_the_templates_switch(
     unset, enabled = await count(), await count(thinking=ON)
     disabled = await count(thinking={"type": "disabled"})
     assert unset == enabled < disabled
+
+
+TWO_CALLS = (
+    '[TOOL_REQUEST]{"name": "lookup", "arguments": {"q": "a"}}[END_TOOL_REQUEST]'
+    '[TOOL_REQUEST]{"name": "lookup", "arguments": {"q": "b"}}[END_TOOL_REQUEST]'
+)
+LOOKUP = {"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}
+
+
+async def test_disable_parallel_tool_use_keeps_the_first_call(
+    claude: anthropic.AsyncAnthropic, fake: FakeBackend
+) -> None:
+    fake.reply = lambda prompt: TWO_CALLS
+    both = await claude.messages.create(model=CHAT, max_tokens=64, messages=ASK, tools=[LOOKUP])  # type: ignore[list-item]
+    assert [b.input for b in both.content if b.type == "tool_use"] == [{"q": "a"}, {"q": "b"}]
+    one: Any = {"type": "auto", "disable_parallel_tool_use": True}
+    first = await claude.messages.create(
+        model=CHAT,
+        max_tokens=64,
+        messages=ASK,
+        tools=[LOOKUP],
+        tool_choice=one,  # type: ignore[list-item]
+    )
+    assert [b.input for b in first.content if b.type == "tool_use"] == [{"q": "a"}]
+    assert first.stop_reason == "tool_use"
+    async with claude.messages.stream(
+        model=CHAT,
+        max_tokens=64,
+        messages=ASK,
+        tools=[LOOKUP],
+        tool_choice=one,  # type: ignore[list-item]
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [b.input for b in final.content if b.type == "tool_use"] == [{"q": "a"}]

@@ -239,7 +239,13 @@ def tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def content_blocks(message: ParsedMessage) -> list[dict[str, Any]]:
+def one_call_only(req: CountTokensRequest) -> bool:
+    """`tool_choice.disable_parallel_tool_use`: the answer keeps its first tool call only."""
+    return bool(req.tool_choice and req.tool_choice.disable_parallel_tool_use)
+
+
+def content_blocks(message: ParsedMessage, *, one_call: bool = False) -> list[dict[str, Any]]:
+    calls = message.tool_calls[:1] if one_call else message.tool_calls
     blocks: list[dict[str, Any]] = []
     if message.reasoning:
         thinking = message.reasoning
@@ -248,7 +254,7 @@ def content_blocks(message: ParsedMessage) -> list[dict[str, Any]]:
         blocks.append({"type": "text", "text": message.content})
     blocks += [
         {"type": "tool_use", "id": tool_id(c.id), "name": c.name, "input": tool_input(c.arguments)}
-        for c in message.tool_calls
+        for c in calls
     ]
     return blocks
 
@@ -273,10 +279,12 @@ def message_shell(mid: str, model: str) -> dict[str, Any]:
     }
 
 
-def message(mid: str, model: str, parsed: ParsedMessage, stats: GenerationStats) -> dict[str, Any]:
+def message(
+    mid: str, model: str, parsed: ParsedMessage, stats: GenerationStats, *, one_call: bool = False
+) -> dict[str, Any]:
     reason = stop_reason(stats, bool(parsed.tool_calls))
     return message_shell(mid, model) | {
-        "content": content_blocks(parsed),
+        "content": content_blocks(parsed, one_call=one_call),
         "stop_reason": reason,
         "stop_sequence": stats.stop_string if reason == "stop_sequence" else None,
         "usage": usage(stats),

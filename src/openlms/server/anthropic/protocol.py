@@ -44,6 +44,7 @@ class Tool(BaseModel):
 class ToolChoice(BaseModel):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
+    disable_parallel_tool_use: bool | None = None  # true: at most one tool_use in the answer
 
 
 class Thinking(BaseModel):

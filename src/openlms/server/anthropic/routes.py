@@ -75,15 +75,15 @@ async def messages(request: Request, state: State) -> Response:
 
 async def _messages(body: MessagesRequest, state: State) -> Response:
     prepared = await state.predictor.prepare_chat(convert.chat_request(body))
-    mid = convert.new_id("msg")
+    mid, one_call = convert.new_id("msg"), convert.one_call_only(body)
     if body.stream:
-        events = await stream_events(state.predictor, prepared, mid, body.model)
+        events = await stream_events(state.predictor, prepared, mid, body.model, one_call=one_call)
         return EventSourceResponse(
             framed(events), sep="\n", ping=15, background=BackgroundTask(events.aclose)
         )
     async with state.predictor.run(prepared) as prediction:
         parsed, stats = await prediction.collect()
-    return JSONResponse(convert.message(mid, body.model, parsed, stats))
+    return JSONResponse(convert.message(mid, body.model, parsed, stats, one_call=one_call))
 
 
 @router.post(

@@ -27,6 +27,8 @@ class Blocks:
     index: int = -1
     kind: str | None = None
     called: bool = False
+    one_call: bool = False  # disable_parallel_tool_use: later tool calls are left out
+    skipping: bool = False  # inside a tool call that is left out
     events: list[Event] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)  # the open thinking block's text, for its signature
 
@@ -57,12 +59,15 @@ class Blocks:
             self.delta("thinking", {"type": "thinking_delta", "thinking": event.text}, thinking)
             self.thinking.append(event.text)
         elif isinstance(event, ToolCallBegin):
+            self.skipping = self.one_call and self.called
+            if self.skipping:
+                return
             self.called = True
             self.open(
                 "tool_use",
                 {"type": "tool_use", "id": convert.tool_id(event.id), "name": event.name, "input": {}},
             )
-        elif isinstance(event, ToolCallArgs) and self.kind == "tool_use":
+        elif isinstance(event, ToolCallArgs) and self.kind == "tool_use" and not self.skipping:
             delta = {"type": "input_json_delta", "partial_json": event.text}
             self.events.append(("content_block_delta", {"index": self.index, "delta": delta}))
 
@@ -72,16 +77,16 @@ class Blocks:
 
 
 async def stream_events(
-    predictor: Predictor, prepared: PreparedPrediction, mid: str, model: str
+    predictor: Predictor, prepared: PreparedPrediction, mid: str, model: str, *, one_call: bool = False
 ) -> AsyncGenerator[Event, None]:
     """Start the prediction now (a full queue raises here, before the 200) and return its events."""
-    events = _events(predictor, prepared, mid, model)
+    events = _events(predictor, prepared, mid, model, Blocks(one_call=one_call))
     await anext(events)
     return events
 
 
 async def _events(
-    predictor: Predictor, prepared: PreparedPrediction, mid: str, model: str
+    predictor: Predictor, prepared: PreparedPrediction, mid: str, model: str, blocks: Blocks
 ) -> AsyncGenerator[Event, None]:
     async with predictor.run(prepared) as prediction:
         yield ("", {})  # started (never sent)
@@ -89,7 +94,6 @@ async def _events(
         usage = {"input_tokens": 0 if isinstance(prompt, str) else len(prompt), "output_tokens": 0}
         yield ("message_start", {"message": convert.message_shell(mid, model) | {"usage": usage}})
         yield ("ping", {})
-        blocks = Blocks()
         async for event in prediction.output():
             if isinstance(event, Done):
                 if blocks.index < 0:
