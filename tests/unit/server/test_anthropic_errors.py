@@ -18,6 +18,7 @@ from openlms.core.tokens import TokenStore
 from openlms.engine.fake import FakeBackend
 from openlms.server.anthropic.reshape import anthropic_error, is_anthropic_path
 from tests.unit.server.conftest import make_app
+from tests.unit.server.test_server_busy import RETRY_S, BusyBackend
 
 CHAT = "tiny-chat"
 ASK = [{"role": "user", "content": "Hello"}]
@@ -90,3 +91,14 @@ def test_only_openai_error_objects_are_rewritten() -> None:
     assert reshaped == b'{"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}'
     assert anthropic_error(400, b'{"type": "error", "error": {"type": "x", "message": "y"}}') is None
     assert anthropic_error(400, b"not json") is None and anthropic_error(400, b'{"detail": 1}') is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_full_queue_is_overloaded_with_retry_after(home: Path, stream: bool) -> None:
+    app = make_app(home, BusyBackend())
+    async with app.router.lifespan_context(app), _http(app) as http:
+        body = {"model": CHAT, "max_tokens": 8, "messages": ASK, "stream": stream}
+        busy = await http.post("/v1/messages", json=body)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == str(RETRY_S)
+    assert busy.json()["type"] == "error" and busy.json()["error"]["type"] == "overloaded_error"
+    assert "already runs 4 predictions" in busy.json()["error"]["message"]

@@ -6,6 +6,7 @@ from server/errors.py's one table."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from openlms.core.errors import OpenLMSError
+from openlms.core.errors import OpenLMSError, ServerBusyError
 from openlms.server import openapi as doc
 from openlms.server.anthropic import convert
 from openlms.server.anthropic.protocol import (
@@ -25,10 +26,11 @@ from openlms.server.anthropic.protocol import (
     TokenCount,
 )
 from openlms.server.anthropic.streaming import framed, stream_events
-from openlms.server.errors import domain_error_body, encodable, validation_body
+from openlms.server.errors import encodable, http_headers, status_of, validation_body
 from openlms.server.state import State
 
 router = APIRouter()
+log = logging.getLogger("openlms.server")
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -47,8 +49,16 @@ async def _parse(request: Request, kind: type[T]) -> T:
         raise BadRequest(400, str(message)) from exc
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(convert.error_body(status, encodable(message)), status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(convert.error_body(status, encodable(message)), status_code=status, headers=headers)
+
+
+def _domain_error(exc: OpenLMSError) -> JSONResponse:
+    """A domain error with the one table's status and headers (`Retry-After` on a full queue)."""
+    status, _ = status_of(exc)
+    if status >= 500 and not isinstance(exc, ServerBusyError):
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    return _error(status, exc.message, http_headers(exc))
 
 
 # Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`, which the documented error
@@ -69,8 +79,7 @@ async def messages(request: Request, state: State) -> Response:
     except BadRequest as exc:
         return _error(exc.status, exc.message)
     except OpenLMSError as exc:
-        status, body = domain_error_body(exc)
-        return _error(status, body["error"]["message"])
+        return _domain_error(exc)
 
 
 async def _messages(body: MessagesRequest, state: State) -> Response:
@@ -97,7 +106,6 @@ async def count_tokens(request: Request, state: State) -> Response:
     except BadRequest as exc:
         return _error(exc.status, exc.message)
     except OpenLMSError as exc:
-        status, err = domain_error_body(exc)
-        return _error(status, err["error"]["message"])
+        return _domain_error(exc)
     answer: dict[str, Any] = {"input_tokens": result.prompt_tokens}
     return Response(json.dumps(answer), media_type="application/json")
