@@ -184,3 +184,35 @@ async def test_allowed_tools_limit_what_the_model_may_call(
     unknown = {"model": CHAT, "input": "x", "integrations": ["mcp/nosuch"]}
     response = await mcp_client.post("/api/v1/chat", json=unknown)
     assert response.status_code == 404 and "nosuch" in response.json()["error"]["message"]
+
+
+async def test_reasoning_is_its_own_item_and_counted(client: httpx.AsyncClient, fake: FakeBackend) -> None:
+    fake.reply = lambda prompt: "<think>Let me think.</think>Paris."
+    answer = (await client.post("/api/v1/chat", json={"model": CHAT, "input": "Capital?"})).json()
+    assert answer["output"] == [
+        {"type": "reasoning", "content": "Let me think."},
+        {"type": "message", "content": "Paris."},
+    ]
+    assert 0 < answer["stats"]["reasoning_output_tokens"] <= answer["stats"]["total_output_tokens"]
+    streamed = await client.post("/api/v1/chat", json={"model": CHAT, "input": "Capital?", "stream": True})
+    names = [n for n, _ in sse(streamed.text) if n.startswith(("reasoning.", "message."))]
+    assert [n for n in names if not n.endswith(".delta")] == [
+        "reasoning.start",
+        "reasoning.end",
+        "message.start",
+        "message.end",
+    ]
+
+
+async def test_error_after_the_stream_started_is_an_error_event(client: httpx.AsyncClient) -> None:
+    """The prompt is checked once the JIT load is done: a bad input then is an `error` event, and the
+    stream still ends with `chat.end`."""
+    raw = json.dumps({"model": CHAT, "input": "bad \ud800 text", "stream": True})
+    response = await client.post("/api/v1/chat", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    events = sse(response.text)
+    names = [n for n, _ in events]
+    assert names[-2:] == ["error", "chat.end"] and "model_load.end" in names
+    error = events[-2][1]["error"]
+    assert error["type"] == "invalid_request" and "surrogate" in error["message"].lower()
+    assert events[-1][1]["result"]["output"] == [] and "response_id" not in events[-1][1]["result"]
