@@ -25,6 +25,8 @@ from jinja2 import meta
 from openlms.core.errors import InvalidRequestError
 
 EFFORTS = ("off", "low", "medium", "high", "on")
+# OpenAI's reasoning efforts (Responses' reasoning.effort, chat completions' reasoning_effort) as ours
+OPENAI_EFFORTS = {"none": "off", "minimal": "low", "xhigh": "high", "max": "high"} | {e: e for e in EFFORTS}
 BOOLEAN_SWITCHES = ("enable_thinking", "thinking")  # True: think before answering
 LEVEL_SWITCHES = ("reasoning_effort",)  # "low" | "medium" | "high"
 _LEVELS = {"off": "low", "low": "low", "medium": "medium", "high": "high", "on": "medium"}
@@ -41,6 +43,19 @@ def check_effort(value: str | None, param: str) -> str | None:
         f"'{param}' must be one of {', '.join(EFFORTS)}; got {value!r}.",
         param=param,
     )
+
+
+def openai_effort(value: object, param: str) -> str | None:
+    """An OpenAI effort (none, minimal, low, medium, high, xhigh; or LM Studio's off/on) as the switch's
+    effort; None when unset; a 400 naming `param` otherwise."""
+    if value is None:
+        return None
+    effort = OPENAI_EFFORTS.get(value) if isinstance(value, str) else None
+    if effort is None:
+        raise InvalidRequestError(
+            f"'{param}' must be one of {', '.join(OPENAI_EFFORTS)}; got {value!r}.", param=param
+        )
+    return effort
 
 
 def reasoning_variables(

@@ -46,7 +46,7 @@ def test_reasoning_effort_becomes_the_switch(effort: str, switch: str) -> None:
     assert convert.chat_request(ResponsesRequest(model=CHAT, input="hi")).params.reasoning_effort is None
 
 
-async def test_reasoning_effort_reaches_the_template(
+async def test_reasoning_effort_reaches_the_template(  # /v1/responses and /v1/chat/completions
     client: httpx.AsyncClient, fake: FakeBackend, home: Path
 ) -> None:
     template = "{% for m in messages %}{{ m.content }} {% endfor %}thinking={{ enable_thinking }}"
@@ -63,6 +63,13 @@ async def test_reasoning_effort_reaches_the_template(
     on = (await client.post("/v1/responses", json=body | {"reasoning": {"effort": "low"}})).json()
     assert (off["output_text"], on["output_text"]) == ("False", "True")
     assert off["reasoning"]["effort"] == "none"
+    chat = {"model": CHAT, "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "none"}
+    chat_off = (await client.post("/v1/chat/completions", json=chat)).json()
+    chat_on = (await client.post("/v1/chat/completions", json=chat | {"reasoning_effort": "high"})).json()
+    assert chat_off["choices"][0]["message"]["content"] == "False"
+    assert chat_on["choices"][0]["message"]["content"] == "True"
+    bad = await client.post("/v1/chat/completions", json=chat | {"reasoning_effort": "lots"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "reasoning_effort"
 
 
 @pytest.mark.parametrize(

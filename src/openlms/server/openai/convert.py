@@ -23,6 +23,7 @@ from openlms.services import generation as services
 from openlms.services.generation import ChatRequest, OutputSpec
 from openlms.services.overflow import Truncation
 from openlms.services.params import PredictionParams
+from openlms.services.reasoning import openai_effort
 from openlms.services.structured import response_format_grammar
 
 TRUNCATION_HEADER = "X-OpenLMS-Prompt-Truncated"
@@ -65,7 +66,8 @@ def to_params(req: SamplingFields) -> PredictionParams:
 
 
 def chat_request(req: ChatCompletionRequest) -> ChatRequest:
-    params = replace(to_params(req), tools=req.tools, tool_choice=req.tool_choice)
+    effort = openai_effort(req.reasoning_effort, "reasoning_effort")
+    params = replace(to_params(req), tools=req.tools, tool_choice=req.tool_choice, reasoning_effort=effort)
     return ChatRequest(req.model, template_messages(req.messages, req.model), params, ttl_seconds=req.ttl)
 
 

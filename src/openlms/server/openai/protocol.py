@@ -85,6 +85,10 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = Field(
+        default=None,
+        description="The model's reasoning switch: none|minimal|low|medium|high|xhigh (or off|on).",
+    )
 
 
 class CompletionRequest(SamplingFields):

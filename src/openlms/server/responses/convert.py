@@ -15,6 +15,7 @@ from openlms.server.responses.tools import RequestTools, request_tools
 from openlms.services.generation import ChatRequest
 from openlms.services.mcp.types import McpTool
 from openlms.services.params import PredictionParams
+from openlms.services.reasoning import openai_effort
 from openlms.services.structured import response_format_grammar
 from openlms.services.toolcalls import ToolChoice
 
@@ -25,14 +26,6 @@ SILENT_ITEMS = {
     "mcp_approval_request",
     "mcp_approval_response",
     "item_reference",
-}
-# reasoning.effort: OpenAI's values and LM Studio's, as the reasoning switch's
-EFFORTS = {
-    "none": "off",
-    "minimal": "low",
-    "xhigh": "high",
-    "max": "high",
-    **{e: e for e in ("off", "low", "medium", "high", "on")},
 }
 LIMITS = {StopReason.MAX_TOKENS, StopReason.CONTEXT_LENGTH}
 
@@ -59,26 +52,11 @@ def chat_request(
         structured=response_format_grammar(_response_format(req.text)),
         tools=functions,
         tool_choice=_mcp_choice(tools, mcp_tools) if tools.mcp_choice else tools.choice,
-        reasoning_effort=reasoning_effort(req.reasoning),
+        reasoning_effort=openai_effort((req.reasoning or {}).get("effort"), "reasoning.effort"),
     )
     messages = [{"role": "system", "content": req.instructions}] if req.instructions else []
     turn = [*(history or []), *input_messages(req.input, req.model)]
     return ChatRequest(req.model, messages + turn, params, ttl_seconds=req.ttl)
-
-
-def reasoning_effort(reasoning: dict[str, Any] | None) -> str | None:
-    """`reasoning.effort` as the model's reasoning switch: OpenAI's none/minimal/xhigh/max map to
-    off/low/high/high; LM Studio's off/on are taken too."""
-    effort = (reasoning or {}).get("effort")
-    if effort is None:
-        return None
-    mapped = EFFORTS.get(effort) if isinstance(effort, str) else None
-    if mapped is None:
-        raise InvalidRequestError(
-            f"'reasoning.effort' must be one of {', '.join(EFFORTS)}; got {effort!r}.",
-            param="reasoning.effort",
-        )
-    return mapped
 
 
 def _mcp_choice(tools: RequestTools, mcp_tools: Sequence[McpTool]) -> ToolChoice:
