@@ -41,9 +41,10 @@ async def test_status_board_lists_jobs_by_status(http: httpx.AsyncClient) -> Non
 async def test_a_loading_instance_is_listed_with_a_config(home: Path) -> None:
     """0.4 clients read `loaded_instances[].config`; an instance still loading has one too (empty)."""
     app = make_app(home, FakeBackend(load_delay=0.5))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client,
+    ):
         load = asyncio.create_task(client.post("/api/v1/models/load", json={"model": "tiny-chat"}))
         deadline = time.monotonic() + WAIT_S
         seen: list[dict[str, Any]] = []
