@@ -57,6 +57,8 @@ class StartOptions:
     sdk_port: int | None = None
     require_auth: bool | None = None
     restore_models: bool | None = None
+    allow_mcp_json: bool | None = None
+    allow_remote_mcp: bool | None = None
     sdk_port_optional: bool = False  # serve without the SDK port when it is taken (automatic starts)
 
     def server_flags(self, port: int) -> list[str]:
@@ -70,6 +72,8 @@ class StartOptions:
             ("auto-evict", self.auto_evict),
             ("require-auth", self.require_auth),
             ("restore-models", self.restore_models),
+            ("allow-mcp-json", self.allow_mcp_json),
+            ("allow-remote-mcp", self.allow_remote_mcp),
         )
         for name, value in toggles:
             if value is not None:
@@ -107,6 +111,8 @@ def effective_settings(options: StartOptions) -> Settings:
             sdk_port=options.sdk_port,
             require_auth=options.require_auth,
             restore_loaded_models=options.restore_models,
+            mcp_allow_json_servers=options.allow_mcp_json,
+            mcp_allow_remote_servers=options.allow_remote_mcp,
         )
     except ValueError as exc:  # includes pydantic's ValidationError
         raise CliError(f"Invalid openlms settings: {exc}") from None

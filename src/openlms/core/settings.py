@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         "sdk_port",
         "require_auth",
         "restore_loaded_models",
+        "mcp_allow_json_servers",
+        "mcp_allow_remote_servers",
     )
 
     home: Path = Field(

@@ -44,6 +44,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="load again, on start, the models loaded when the server last stopped",
     )
     p.add_argument(
+        "--allow-mcp-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        dest="mcp_allow_json_servers",
+        help="let requests call the servers of mcp.json (they may run programs on this machine)",
+    )
+    p.add_argument(
+        "--allow-remote-mcp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        dest="mcp_allow_remote_servers",
+        help="let a request name a remote MCP server by URL",
+    )
+    p.add_argument(
         "--sdk-port-optional",
         action="store_true",
         dest="sdk_port_optional",

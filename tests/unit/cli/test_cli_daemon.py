@@ -120,6 +120,14 @@ def test_server_flags_for_restore_and_automatic_starts() -> None:
     assert StartOptions(restore_models=False).server_flags(1) == ["--port", "1", "--no-restore-models"]
 
 
+def test_the_mcp_consent_flags_reach_the_server_and_are_kept(tmp_path: Path) -> None:
+    flags = StartOptions(allow_mcp_json=True, allow_remote_mcp=False).server_flags(1)
+    assert flags == ["--port", "1", "--allow-mcp-json", "--no-allow-remote-mcp"]
+    args = server_daemon.parse_args(flags)
+    assert (args.mcp_allow_json_servers, args.mcp_allow_remote_servers) == (True, False)
+    assert {"mcp_allow_json_servers", "mcp_allow_remote_servers"} <= set(Settings.PERSISTED)
+
+
 # -- crash recovery ------------------------------------------------------------------------------------
 
 

@@ -67,6 +67,18 @@ def server() -> None:
     default=None,
     help="Load again, on start, the models loaded when the server last stopped. Default: the last used.",
 )
+@click.option(
+    "--allow-mcp-json/--no-allow-mcp-json",
+    default=None,
+    help="Let requests (/api/v1/chat integrations, /v1/responses mcp tools) call the servers of mcp.json, "
+    "which may run programs on this machine. Default: the last used (off at first).",
+)
+@click.option(
+    "--allow-remote-mcp/--no-allow-remote-mcp",
+    default=None,
+    help="Let a request name a remote MCP server by URL (ephemeral_mcp, mcp tools with server_url). "
+    "Default: the last used (off at first).",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -79,6 +91,8 @@ def start(
     sdk_port: int | None,
     require_auth: bool | None,
     restore_models: bool | None,
+    allow_mcp_json: bool | None,
+    allow_remote_mcp: bool | None,
 ) -> None:
     from openlms.cli import serverctl
 
@@ -93,6 +107,8 @@ def start(
         sdk_port=sdk_port,
         require_auth=require_auth,
         restore_models=restore_models,
+        allow_mcp_json=allow_mcp_json,
+        allow_remote_mcp=allow_remote_mcp,
     )
     settings = serverctl.effective_settings(options)
     running = serverctl.find_server(app, settings)

@@ -22,9 +22,13 @@ def check_allowed(settings: Settings, source: ToolSource) -> None:
         )
 
 
+_FLAGS = {"mcp_allow_json_servers": "--allow-mcp-json", "mcp_allow_remote_servers": "--allow-remote-mcp"}
+
+
 def consent_hint(settings: Settings, key: str) -> str:
-    """How to turn a consent setting on: the settings file's key or the environment variable."""
+    """How to turn a consent setting on: the server's flag, the settings file's key or the environment."""
     return (
-        f'Turn it on with "{key}": true in {settings_file_for(settings.home)} (or the environment variable '
-        f"OPENLMS_{key.upper()}=true), then restart the server (`lms server stop`, `lms server start`)."
+        f"Turn it on with `lms server stop` then `lms server start {_FLAGS[key]}` (kept for later starts), "
+        f'or "{key}": true in {settings_file_for(settings.home)} (or the environment variable '
+        f"OPENLMS_{key.upper()}=true) and a restart."
     )
