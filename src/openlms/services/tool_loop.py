@@ -3,9 +3,10 @@
 `ToolLoop(predictor, host, chat, tools, max_rounds)` predicts with the MCP tools offered (beside any
 client function tools the request already has in `params.tools`). When the model calls MCP tools, each
 is called through the `ToolHost`, the assistant's call and the tool's result are appended to the
-conversation and the model predicts again, up to `max_rounds` rounds of calls (then once more with
-tools off, so that it answers). A call to a client function tool ends the loop: it is the client's to
-run. Routes only translate the one typed event stream `ToolLoop.events()` yields:
+conversation and the model predicts again, up to `max_rounds` rounds of calls; calls in the round after
+those are not made (each a `ToolCallFailed` saying the limit was reached) and the loop ends. A call to a
+client function tool ends the loop: it is the client's to run. Routes only translate the one typed event
+stream `ToolLoop.events()` yields:
 
 - the prediction's own events (`ContentDelta`, `ReasoningDelta`, `PromptProgress`, `FirstToken`),
 - `RoundStarted` / `RoundDone` around each prediction,
@@ -182,19 +183,17 @@ class ToolLoop:
     async def prepare(self) -> PreparedPrediction:
         """The first round's prediction, prepared (model resolved or JIT-loaded, prompt built)."""
         if self._first is None:
-            final = self.max_rounds == 0
-            self._first = await self.predictor.prepare_chat(self._round_request(1, final=final))
+            self._first = await self.predictor.prepare_chat(self._round_request(1))
         return self._first
 
     async def events(self) -> AsyncGenerator[LoopEvent, None]:
         rounds: list[RoundDone] = []
         stop: StopKind = "answer"
-        tool_rounds = 0
         while True:
-            final = tool_rounds >= self.max_rounds
-            prepared = await self._prepared(len(rounds) + 1, final)
+            ran = len(rounds)  # every round before this one had calls (else the loop ended)
+            prepared = await self._prepared(ran + 1)
             done: RoundDone | None = None
-            async for event in self._round(len(rounds) + 1, prepared):
+            async for event in self._round(ran + 1, prepared):
                 if isinstance(event, RoundDone):
                     done = event
                 yield event
@@ -202,17 +201,16 @@ class ToolLoop:
             rounds.append(done)
             calls = done.message.tool_calls
             if not calls:
-                stop = "max_rounds" if final and tool_rounds else "answer"
                 self._add({"role": "assistant", "content": done.message.content})
                 break
             self._add(_assistant_message(done.message))
+            limited = ran >= self.max_rounds  # this round's MCP calls are not made
             client = False
-            async for event in self._calls(calls, prepared, done.stats):
+            async for event in self._calls(calls, prepared, done.stats, limited):
                 client = client or isinstance(event, ClientToolCall)
                 yield event
-            tool_rounds += 1
-            if client:
-                stop = "client_tools"
+            if client or limited:
+                stop = "client_tools" if client else "max_rounds"
                 break
         yield LoopDone(
             _summed([r.stats for r in rounds]),
@@ -222,20 +220,18 @@ class ToolLoop:
             list(self.added),
         )
 
-    async def _prepared(self, number: int, final: bool) -> PreparedPrediction:
+    async def _prepared(self, number: int) -> PreparedPrediction:
         if number == 1:
             return await self.prepare()
-        return await self.predictor.prepare_chat(self._round_request(number, final))
+        return await self.predictor.prepare_chat(self._round_request(number))
 
-    def _round_request(self, number: int, final: bool) -> ChatRequest:
+    def _round_request(self, number: int) -> ChatRequest:
         """Round 1 as the client asked (MCP tools added); later rounds on the same instance, a forced
-        choice relaxed to "auto" (it was honoured once); the last allowed round with tools off."""
+        choice relaxed to "auto" (it was honoured once)."""
         params = self.chat.params
         tools = [*(params.tools or ()), *(t.as_function() for t in self.tools.values())]
         choice = params.tool_choice
-        if final:
-            choice = "none"
-        elif number > 1 and choice not in FORCED_CHOICES:
+        if number > 1 and choice not in FORCED_CHOICES:
             choice = "auto"
         model = self.chat.model if self._first is None else self._first.instance.identifier
         return replace(
@@ -274,10 +270,15 @@ class ToolLoop:
         return None  # ToolCallEnd: the call's outcome follows the round
 
     async def _calls(
-        self, calls: Sequence[ToolCall], prepared: PreparedPrediction, stats: GenerationStats
+        self,
+        calls: Sequence[ToolCall],
+        prepared: PreparedPrediction,
+        stats: GenerationStats,
+        limited: bool,
     ) -> AsyncIterator[LoopEvent]:
-        """Each call of a round, in order: MCP tools called (results cut to the room left), invalid ones
-        answered with an error, client ones returned."""
+        """Each call of a round, in order: MCP tools called (results cut to the room left; when `limited`,
+        not called: a failure saying the round limit was reached), invalid ones answered with an error,
+        client ones returned."""
         budget = _room(prepared, stats, sum(1 for c in calls if c.name not in self.client_names))
         for call in calls:
             if call.name in self.client_names:
@@ -288,9 +289,18 @@ class ToolLoop:
                 tool = self.tools[call.name]
                 arguments = _arguments(call.arguments) or {}
                 yield ToolCallArguments(call.id, tool, arguments)  # before the call: it may take a while
-                result = await self._run(call.id, tool, arguments, prepared, budget)
+                if limited:
+                    result = ToolCallFailed(call.id, tool, arguments, self._limit(), self._limit())
+                else:
+                    result = await self._run(call.id, tool, arguments, prepared, budget)
             self._add(_tool_message(call.id, _model_text(result)))
             yield result
+
+    def _limit(self) -> str:
+        return (
+            f"Not called: this request reached its limit of {self.max_rounds} rounds of tool calls "
+            "(the server's mcp_max_tool_rounds setting)."
+        )
 
     def _invalid(self, call: ToolCall) -> InvalidToolCall | None:
         """LM Studio's invalid_tool_call for a name no tool has, or arguments that are no JSON object."""
