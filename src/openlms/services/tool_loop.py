@@ -298,7 +298,8 @@ class ToolLoop:
 
     def _limit(self) -> str:
         return (
-            f"Not called: this request reached its limit of {self.max_rounds} rounds of tool calls "
+            f"Not called: this request reached its limit of {self.max_rounds} "
+            f"round{'' if self.max_rounds == 1 else 's'} of tool calls "
             "(the server's mcp_max_tool_rounds setting)."
         )
 
