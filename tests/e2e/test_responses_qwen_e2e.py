@@ -1,7 +1,7 @@
 """/v1/responses with an mcp.json MCP server and a model that chooses its tools itself: Qwen2.5-Coder-0.5B
 (an optional extra model: `openlms-setup-models --only qwen2.5-coder-0.5b-instruct`; skipped, saying so,
 when it is not installed). Nothing forces the call: `tool_choice` is left unset. Greedy sampling, one
-round of tool calls (then the answer with tools off), so that the test stays short; the check is the
+round of tool calls (a later call is reported as not made), so that the test stays short; the check is the
 structure (a call to the offered tool, its real result), not the model's words."""
 
 from __future__ import annotations
@@ -50,4 +50,4 @@ def test_the_model_chooses_an_mcp_tool_of_mcp_json(qwen_server: Server) -> None:
     assert calls and calls[0].name == "add" and calls[0].status == "completed"
     arguments = json.loads(calls[0].arguments)
     assert calls[0].output == str(arguments["a"] + arguments["b"])  # the server's own result
-    assert reply.output[-1].type == "message"  # then the answer, with tools off
+    assert reply.status in ("completed", "incomplete")  # a call past the round limit is reported, not made
