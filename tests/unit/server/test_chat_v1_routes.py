@@ -13,7 +13,7 @@ import pytest
 
 from openlms.engine.fake import FakeBackend
 from openlms.services.response_store import ResponseStore
-from tests.support.mcp.helpers import stdio_config, write_mcp_json
+from tests.support.mcp.helpers import http_server, stdio_config, write_mcp_json
 from tests.unit.server.conftest import make_app
 
 CHAT = "tiny-chat"
@@ -216,3 +216,38 @@ async def test_error_after_the_stream_started_is_an_error_event(client: httpx.As
     error = events[-2][1]["error"]
     assert error["type"] == "invalid_request" and "surrogate" in error["message"].lower()
     assert events[-1][1]["result"]["output"] == [] and "response_id" not in events[-1][1]["result"]
+
+
+async def test_remote_server_over_streamable_http(home: Path, fake: FakeBackend) -> None:
+    fake.reply = Script(call("header", {"name": "X-Team"}), "Done.")
+    app = make_app(home, fake, mcp_allow_remote_servers=True)
+    with http_server() as url:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=60) as c:
+                remote = {
+                    "type": "ephemeral_mcp",
+                    "server_label": "team",
+                    "server_url": url,
+                    "allowed_tools": ["header"],
+                    "headers": {"X-Team": "blue"},
+                }
+                body = {"model": CHAT, "input": "Which team?", "integrations": [remote]}
+                answer = (await c.post("/api/v1/chat", json=body)).json()
+    call_item = answer["output"][0]
+    assert call_item["type"] == "tool_call" and call_item["output"] == "blue"  # the header reached it
+    assert call_item["provider_info"] == {"type": "ephemeral_mcp", "server_label": "team"}
+
+
+async def test_a_hanging_tool_times_out_and_the_answer_comes(home: Path, fake: FakeBackend) -> None:
+    write_mcp_json(home, {"calc": stdio_config()})
+    app = make_app(home, fake, mcp_allow_json_servers=True, mcp_tool_timeout_s=1)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=60) as c:
+            body = {"model": CHAT, "input": "Run it", "integrations": ["mcp/calc"]}
+            fake.reply = Script(call("hang", {}), "It hung.")
+            hung = (await c.post("/api/v1/chat", json=body | {"stream": True})).text
+    failure = next(data for name, data in sse(hung) if name == "tool_call.failure")
+    assert failure["metadata"]["tool_name"] == "hang" and "1" in failure["reason"]
+    assert sse(hung)[-1][1]["result"]["output"][-1] == {"type": "message", "content": "It hung."}
