@@ -193,3 +193,17 @@ def test_reasoning_streams_as_reasoning_text_events() -> None:
     assert [i["type"] for i in final["output"]] == ["reasoning", "function_call"]
     assert final["output"][0]["content"] == [{"type": "reasoning_text", "text": "Let me think."}]
     assert json.loads(final["output"][1]["arguments"]) == {}
+
+
+async def test_reasoning_text_is_a_reasoning_item(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = lambda prompt: "<think>Primes below 10: 2, 3, 5, 7.</think>Seven."
+    reply = await oai.responses.create(model=CHAT, input="A prime below 10?")
+    assert [i.type for i in reply.output] == ["reasoning", "message"] and reply.output_text == "Seven."
+    reasoning = reply.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert [c.text for c in reasoning.content] == ["Primes below 10: 2, 3, 5, 7."]
+    async with oai.responses.stream(model=CHAT, input="A prime below 10?") as stream:
+        events = [e async for e in stream]
+    thought = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    done = [e.text for e in events if e.type == "response.reasoning_text.done"]
+    assert thought == "Primes below 10: 2, 3, 5, 7." and done == [thought]
