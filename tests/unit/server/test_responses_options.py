@@ -207,3 +207,10 @@ async def test_reasoning_text_is_a_reasoning_item(oai: openai.AsyncOpenAI, fake:
     thought = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
     done = [e.text for e in events if e.type == "response.reasoning_text.done"]
     assert thought == "Primes below 10: 2, 3, 5, 7." and done == [thought]
+
+
+def test_mcp_secrets_are_not_echoed() -> None:
+    tool = {"type": "mcp", "server_label": "docs", "server_url": "https://x.test/mcp", "headers": {"K": "s"}}
+    req = ResponsesRequest(model=CHAT, input="hi", tools=[tool | {"authorization": "tok"}, TOOL])
+    echoed = convert.response("resp_1", 0, req, [], None)["tools"]
+    assert echoed == [{"type": "mcp", "server_label": "docs", "server_url": "https://x.test/mcp"}, TOOL]

@@ -235,6 +235,13 @@ def output_items(message: ParsedMessage, parallel: bool | None = None) -> list[d
     return items
 
 
+def _without_secrets(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as echoed (and stored): an mcp tool's `headers` and `authorization` are not sent back."""
+    if tool.get("type") != "mcp":
+        return tool
+    return {k: v for k, v in tool.items() if k not in ("headers", "authorization")}
+
+
 def usage(stats: GenerationStats) -> dict[str, Any]:
     return {
         "input_tokens": stats.prompt_tokens,
@@ -271,7 +278,7 @@ def response(
         "temperature": sampling.temperature if sampling else req.temperature,
         "top_p": sampling.top_p if sampling else req.top_p,
         "reasoning": {"effort": (req.reasoning or {}).get("effort"), "summary": None},
-        "tools": req.tools or [],
+        "tools": [_without_secrets(t) for t in req.tools or []],
         "tool_choice": req.tool_choice or "auto",
         "parallel_tool_calls": req.parallel_tool_calls is not False,
         "text": req.text or {"format": {"type": "text"}},
