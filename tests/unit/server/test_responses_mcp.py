@@ -146,3 +146,11 @@ async def test_tool_choice_can_name_an_mcp_tool(http: httpx.AsyncClient, fake: F
         "/v1/responses", json=body | {"tool_choice": {"type": "mcp", "server_label": "calc", "name": "echo"}}
     )
     assert unknown.status_code == 400 and "echo" in unknown.json()["error"]["message"]
+
+
+async def test_a_client_function_call_ends_the_loop(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    mine: Any = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    fake.reply = lambda prompt: call("lookup", {})
+    reply = await oai.responses.create(model=CHAT, input="Look it up", tools=[CALC, mine])
+    assert [i.type for i in reply.output] == ["mcp_list_tools", "function_call"]
+    assert reply.output[1].name == "lookup"  # type: ignore[union-attr]  # the client runs it
