@@ -38,12 +38,13 @@ def chat_request(
     req: ResponsesRequest,
     history: list[dict[str, Any]] | None = None,
     mcp_tools: Sequence[McpTool] = (),
+    tools: RequestTools | None = None,
 ) -> ChatRequest:
     """The chat for this request: `instructions` (not carried over from a previous response) as the system
     message, then the stored conversation `history` (previous_response_id), then `input`. Its tools are
     the request's function tools; `mcp_tools` (listed by the host for the request's `mcp` tools, which the
     tool loop offers beside them) only resolve a tool_choice naming one."""
-    tools = request_tools(req.tools, req.tool_choice)
+    tools = tools or request_tools(req.tools, req.tool_choice)  # `tools`: already converted
     functions = tools.functions
     params = PredictionParams(
         temperature=req.temperature,

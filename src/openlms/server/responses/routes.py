@@ -45,7 +45,7 @@ async def create_response(body: ResponsesRequest, state: State) -> Response:
     tools = request_tools(body.tools, body.tool_choice)
     if tools.mcp:
         return await with_mcp.respond(state, body, tools, (rid, created), history, keep)
-    prepared = await state.predictor.prepare_chat(convert.chat_request(body, history))
+    prepared = await state.predictor.prepare_chat(convert.chat_request(body, history, tools=tools))
     headers = truncation_headers(prepared.truncation)
     if body.stream:
         machine = ResponseEvents(rid, created, body, sampling=prepared.settings.sampling)

@@ -52,7 +52,7 @@ async def _events(
     """First the response headers (never sent as an event), then the stream's events."""
     async with state.mcp.session() as host:
         listed = await host.tools([m.source for m in tools.mcp])
-        loop = _loop(state, host, body, history, listed)
+        loop = _loop(state, host, body, history, listed, tools)
         prepared = await loop.prepare()
         yield truncation_headers(prepared.truncation)
         base = ResponseEvents(*ids, body, sampling=prepared.settings.sampling)
@@ -71,9 +71,14 @@ async def _events(
 
 
 def _loop(
-    state: State, host: ToolHost, body: ResponsesRequest, history: list[dict[str, Any]], listed: list[McpTool]
+    state: State,
+    host: ToolHost,
+    body: ResponsesRequest,
+    history: list[dict[str, Any]],
+    listed: list[McpTool],
+    tools: RequestTools,
 ) -> ToolLoop:
-    chat = convert.chat_request(body, history, listed)
+    chat = convert.chat_request(body, history, listed, tools)
     return ToolLoop(state.predictor, host, chat, listed, state.settings.mcp_max_tool_rounds)
 
 
