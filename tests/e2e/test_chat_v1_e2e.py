@@ -68,6 +68,13 @@ def streamed(http: httpx.Client, **body: Any) -> list[tuple[str, dict[str, Any]]
     return events
 
 
+def ended(answer: dict[str, Any]) -> bool:
+    """The loop ended as it should: with the model's message, or at the round limit (greedy decoding
+    decides which; the fake-engine tests check each case exactly)."""
+    last = answer["output"][-1]
+    return last["type"] == "message" or "mcp_max_tool_rounds" in last.get("output", "")
+
+
 def test_plain_chat(http: httpx.Client) -> None:
     answer = chat(http, input="Write a haiku about sunrise.", system_prompt="You are a poet.")
     assert answer["model_instance_id"] == CHAT_MODEL
@@ -126,8 +133,8 @@ def test_mcp_tool_called_server_side(http: httpx.Client) -> None:
     assert first["tool"] == "add"
     assert first["provider_info"] == {"type": "plugin", "plugin_id": "mcp/calc"}
     assert first["output"] == str(first["arguments"]["a"] + first["arguments"]["b"])  # the real tool's
-    assert len(calls) <= 2  # mcp_max_tool_rounds
-    assert answer["output"][-1]["type"] == "message"  # then the model answered
+    assert len(calls) <= 3  # mcp_max_tool_rounds made, one more not made
+    assert ended(answer)
 
 
 def test_failing_tool_streams_a_failure_and_the_answer_comes(http: httpx.Client) -> None:
@@ -145,8 +152,7 @@ def test_failing_tool_streams_a_failure_and_the_answer_comes(http: httpx.Client)
     failure = next(d for n, d in events if n == "tool_call.failure")
     assert "always fails" in failure["reason"] and failure["metadata"]["tool_name"] == "fail"
     assert "error" not in names and names[-1] == "chat.end"
-    result = events[-1][1]["result"]
-    assert result["output"][-1]["type"] == "message"
+    assert ended(events[-1][1]["result"])
 
 
 def test_remote_mcp_needs_consent(http: httpx.Client) -> None:
