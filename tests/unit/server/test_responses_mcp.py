@@ -154,3 +154,9 @@ async def test_a_client_function_call_ends_the_loop(oai: openai.AsyncOpenAI, fak
     reply = await oai.responses.create(model=CHAT, input="Look it up", tools=[CALC, mine])
     assert [i.type for i in reply.output] == ["mcp_list_tools", "function_call"]
     assert reply.output[1].name == "lookup"  # type: ignore[union-attr]  # the client runs it
+
+
+async def test_an_unknown_label_is_a_404(http: httpx.AsyncClient) -> None:
+    other = CALC | {"server_label": "weather"}
+    reply = await http.post("/v1/responses", json={"model": CHAT, "input": "x", "tools": [other]})
+    assert reply.status_code == 404 and "weather" in reply.json()["error"]["message"]
