@@ -160,3 +160,10 @@ async def test_an_unknown_label_is_a_404(http: httpx.AsyncClient) -> None:
     other = CALC | {"server_label": "weather"}
     reply = await http.post("/v1/responses", json={"model": CHAT, "input": "x", "tools": [other]})
     assert reply.status_code == 404 and "weather" in reply.json()["error"]["message"]
+
+
+async def test_reasoning_tokens_are_counted(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = Script("<think>I should add them.</think>" + call("add", {"a": 2, "b": 3}))
+    reply = await oai.responses.create(model=CHAT, input="2 + 3?", tools=[CALC])  # type: ignore[list-item]
+    assert [i.type for i in reply.output] == ["mcp_list_tools", "reasoning", "mcp_call", "message"]
+    assert reply.usage and reply.usage.output_tokens_details.reasoning_tokens > 0

@@ -243,12 +243,12 @@ def _without_secrets(tool: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tool.items() if k not in ("headers", "authorization")}
 
 
-def usage(stats: GenerationStats) -> dict[str, Any]:
+def usage(stats: GenerationStats, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": stats.prompt_tokens,
         "input_tokens_details": {"cached_tokens": stats.cached_prompt_tokens},
         "output_tokens": stats.predicted_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": stats.total_tokens,
     }
 
@@ -260,6 +260,7 @@ def response(
     output: list[dict[str, Any]],
     stats: GenerationStats | None,
     sampling: SamplingParams | None = None,
+    reasoning_tokens: int = 0,
 ) -> dict[str, Any]:
     """The `response` object; without stats it is still in progress. `sampling`: the settings the
     prediction used (echoed as temperature and top_p; else what the request sent)."""
@@ -288,5 +289,5 @@ def response(
         "store": req.store is not False,
         "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
-        "usage": usage(stats) if stats is not None else None,
+        "usage": usage(stats, reasoning_tokens) if stats is not None else None,
     }

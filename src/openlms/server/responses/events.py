@@ -87,12 +87,14 @@ class ResponseEvents:
             return [self._event("response.function_call_arguments.delta", **self._where(), delta=event.text)]
         return []
 
-    def finish(self, stats: GenerationStats) -> list[Event]:
+    def finish(self, stats: GenerationStats, reasoning_tokens: int = 0) -> list[Event]:
         if self.current is None and not self.output:  # nothing said: an empty message, as when not streamed
             out = [*self._open("message"), *self._close()]
         else:
             out = self._close()
-        final = convert.response(self.rid, self.created, self.request, self.output, stats, self.sampling)
+        final = convert.response(
+            self.rid, self.created, self.request, self.output, stats, self.sampling, reasoning_tokens
+        )
         kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=final)]
 

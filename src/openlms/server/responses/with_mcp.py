@@ -61,7 +61,7 @@ async def _events(
             yield event
         async for output in loop.events():
             if isinstance(output, LoopDone):
-                final = base.finish(output.stats)
+                final = base.finish(output.stats, output.reasoning_tokens)
                 await keep(final[-1]["response"], output.messages)
                 for event in final:
                     yield event
