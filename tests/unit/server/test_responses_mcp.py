@@ -21,6 +21,7 @@ from tests.unit.server.conftest import make_app
 
 CHAT = "tiny-chat"
 CALC = {"type": "mcp", "server_label": "calc", "allowed_tools": ["add", "fail"], "require_approval": "never"}
+BOTH = {"type": "mcp", "server_label": "calc", "allowed_tools": ["add", "echo"]}
 
 
 def call(name: str, arguments: dict[str, Any]) -> str:
@@ -167,3 +168,14 @@ async def test_reasoning_tokens_are_counted(oai: openai.AsyncOpenAI, fake: FakeB
     reply = await oai.responses.create(model=CHAT, input="2 + 3?", tools=[CALC])  # type: ignore[list-item]
     assert [i.type for i in reply.output] == ["mcp_list_tools", "reasoning", "mcp_call", "message"]
     assert reply.usage and reply.usage.output_tokens_details.reasoning_tokens > 0
+
+
+async def test_two_calls_in_one_round_keep_their_places(oai: openai.AsyncOpenAI, fake: FakeBackend) -> None:
+    fake.reply = Script(call("add", {"a": 1, "b": 2}) + call("echo", {"text": "hi"}), "Done.")
+    async with oai.responses.stream(model=CHAT, input="Go", tools=[BOTH]) as stream:  # type: ignore[list-item]
+        events = [e async for e in stream]
+        final = await stream.get_final_response()
+    assert [i.type for i in final.output] == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
+    assert [(i.name, i.output) for i in final.output[1:3]] == [("add", "3"), ("echo", "hi")]  # type: ignore[union-attr]
+    completed = [(e.item_id, e.output_index) for e in events if e.type == "response.mcp_call.completed"]
+    assert completed == [(final.output[1].id, 1), (final.output[2].id, 2)]
