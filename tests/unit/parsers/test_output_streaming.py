@@ -127,6 +127,16 @@ def test_whitespace_between_calls_is_dropped_and_text_after_kept() -> None:
     assert parse_all(make("hermes"), f"{call}\n\nbye").content == "\n\nbye"
 
 
+@pytest.mark.parametrize("cut", ["\n[END", "[END_TOOL_REQ", " [", "\n"])
+def test_a_closing_tag_cut_by_the_end_of_the_output_is_not_content(cut: str) -> None:
+    """max_tokens ending the output inside `[END_TOOL_REQUEST]` left "\n[END" as a message of its own."""
+    call = '[TOOL_REQUEST]{"name": "search", "arguments": {"q": "x"}}'
+    message = parse_all(make("default"), call + cut)
+    assert message.content == "" and [c.name for c in message.tool_calls] == ["search"]
+    assert parse_all(make("hermes"), '<tool_call>{"name": "search", "arguments": {}}</tool').content == ""
+    assert parse_all(make("default"), call + "[END_TOOL_REQUEST] [ENDING").content == " [ENDING"
+
+
 def test_harmony_streams_content_and_holds_markup() -> None:
     parser = make("harmony")
     assert parser.feed("<|channel|>analysis<|mess") == []

@@ -111,6 +111,9 @@ class TaggedCallParser(CallReadingParser):
         expected = self._opens if self._closed else (*self._opens, close)
         if could_start(rest, expected) and not self._done:
             return False
+        if not self._closed and close.startswith(rest):  # the end of the output cut the closing tag
+            self._buf, self._after = "", False
+            return False
         self._after = False  # other text: content again, whitespace included
         return True
 
