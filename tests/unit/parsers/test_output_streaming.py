@@ -137,6 +137,24 @@ def test_a_closing_tag_cut_by_the_end_of_the_output_is_not_content(cut: str) -> 
     assert parse_all(make("default"), call + "[END_TOOL_REQUEST] [ENDING").content == " [ENDING"
 
 
+@pytest.mark.parametrize("piece", [1, 7, 1000])
+def test_bare_call_objects_after_a_tagged_call_are_calls_too(piece: int) -> None:
+    """Qwen2.5-Coder 0.5B writes its first call in <tool_call> tags and the next ones as bare objects,
+    which were left in the answer's text."""
+    bare = '{"name": "search", "arguments": {"q": "b"}}'
+    text = f'<tool_call>\n{{"name": "get_weather", "arguments": {{}}}}\n</tool_call>\n{bare}\n{bare}'
+    parser = make("hermes")
+    events = [e for i in range(0, len(text), piece) for e in parser.feed(text[i : i + piece])]
+    message = collect(events + parser.finish())
+    assert message.content == "" and [c.name for c in message.tool_calls] == [
+        "get_weather",
+        "search",
+        "search",
+    ]
+    other = parse_all(make("hermes"), '<tool_call>{"name": "search", "arguments": {}}</tool_call>\n{"a": 1}')
+    assert other.content == '\n{"a": 1}' and len(other.tool_calls) == 1  # not a call: text, as written
+
+
 def test_harmony_streams_content_and_holds_markup() -> None:
     parser = make("harmony")
     assert parser.feed("<|channel|>analysis<|mess") == []

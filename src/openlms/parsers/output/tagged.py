@@ -49,6 +49,7 @@ class TaggedCallParser(CallReadingParser):
         self._opens = tuple(m for m in self._closing if m)
         self._open = open_tag  # the opening marker of the call being read (or the last one)
         self._bare = bare_start  # nothing but whitespace has come yet, and a bare call may start
+        self._bare_after = bare_start  # a bare call object may also follow a call (small models mix forms)
         self._after = False  # just after a call: holding whitespace, maybe a closing tag
         self._closed = False  # the closing tag of the last call was seen
 
@@ -107,6 +108,10 @@ class TaggedCallParser(CallReadingParser):
         if marker is not None:
             self._after = False
             self._start_call(i, marker)
+            return True
+        if self._bare_after and rest.startswith("{"):
+            self._after = False
+            self._start_call(0, "")  # the whitespace goes to the reader: back into content if rejected
             return True
         expected = self._opens if self._closed else (*self._opens, close)
         if could_start(rest, expected) and not self._done:
