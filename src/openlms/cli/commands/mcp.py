@@ -22,7 +22,8 @@ WARNING = (
 )
 CONSENT_NOTE = (
     "Note: requests cannot call these servers until the server setting mcp_allow_json_servers is on "
-    '(LM Studio\'s "Allow calling servers from mcp.json"; see docs/mcp.md, Consent).'
+    '(LM Studio\'s "Allow calling servers from mcp.json"): `lms server stop`, then `lms server start '
+    "--allow-mcp-json` (see docs/mcp.md, Consent)."
 )
 CONFIG_HELP = """The server's mcp.json entry as JSON: '{"command": "uvx", "args": ["mcp-server-time"]}' or
 '{"url": "https://...", "headers": {...}}' (an mcp.json snippet with the name around it works too)."""
