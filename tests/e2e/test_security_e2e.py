@@ -133,7 +133,11 @@ def test_every_route_and_websocket_needs_a_token(server: Server, http: httpx.Cli
                 if path == "/lmstudio-greeting":
                     assert response.status_code == 200
                     continue
-                openai_error(response, 401, "invalid_api_key")
+                if path.startswith("/v1/messages"):  # Anthropic's error shape, as its clients expect
+                    assert response.status_code == 401, (path, response.text)
+                    assert response.json()["error"]["type"] == "authentication_error"
+                else:
+                    openai_error(response, 401, "invalid_api_key")
                 assert "Bearer" in response.headers.get("www-authenticate", "")
                 checked += 1
         assert anonymous.get("/lmstudio-greeting").status_code == 200
