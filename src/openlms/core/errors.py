@@ -239,3 +239,16 @@ class McpConnectionError(OpenLMSError):
     `mcp_connection_error`)."""
 
     code = "mcp_connection_error"
+
+
+class ConversationNotFoundError(OpenLMSError):
+    """No conversation, folder or trash entry with this id or path in `<home>/conversations`."""
+
+    code = "conversation_not_found"
+
+
+class ConversationConflictError(OpenLMSError):
+    """A conversations operation that would overwrite something (a folder that exists, a file written by
+    a newer openlms that must be kept as it is)."""
+
+    code = "conversation_conflict"
