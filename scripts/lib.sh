@@ -157,3 +157,27 @@ ensure_models() {  # the default models, via openlms-setup-models (idempotent it
   "$VENV/bin/openlms-setup-models" || rc=$?
   ((rc == 0)) || die "openlms-setup-models failed (exit $rc)" "see its message above; then run again"
 }
+
+ensure_chromium() {  # the system chromium that the browser tests (tests/browser) drive with Playwright
+  local found=${OPENLMS_CHROMIUM:-}
+  if [[ -n $found && ! -x $found ]]; then
+    die "OPENLMS_CHROMIUM=$found is not an executable file" "point it at a Chromium/Chrome binary, or unset it"
+  fi
+  [[ -n $found ]] || found=$(command -v chromium || command -v chromium-browser || true)
+  if [[ -n $found ]]; then
+    info "chromium at $found ($("$found" --version 2>/dev/null | head -n 1))"
+    return
+  fi
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    info "installing Debian's chromium (apt-get install chromium; Playwright's own browser download is not used)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null ||
+      die "apt-get update failed" "check access to the Debian package mirror"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+      die "apt-get install chromium failed" "see apt-get's message above"
+    info "chromium at $(command -v chromium) ($(chromium --version 2>/dev/null | head -n 1))"
+    return
+  fi
+  info "WARNING: no chromium found and cannot install it here (needs root and apt-get):"
+  info "the browser tests (tests/browser) will fail. Install chromium (Debian/Ubuntu: apt-get install chromium),"
+  info "or point OPENLMS_CHROMIUM at a Chromium/Chrome binary, or deselect them: ./scripts/test.sh -m 'not browser'"
+}

@@ -24,6 +24,9 @@ rc_extra=0
 ((rc_extra == 0)) || die "openlms-setup-models --only qwen2.5-coder-0.5b-instruct failed (exit $rc_extra)" \
   "see its message above; then run again"
 
+step "Chromium for the browser tests (tests/browser)"
+ensure_chromium
+
 step "Static checks (lint-imports, ruff, mypy --strict)"
 rc_lint=0
 "$VENV/bin/lint-imports" || rc_lint=$?
