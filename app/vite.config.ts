@@ -1,0 +1,23 @@
+import { svelte } from "@sveltejs/vite-plugin-svelte";
+import { defineConfig } from "vite";
+
+// The build goes into the Python package (served at / by openlms.server.webapp, carried by the wheel).
+// `npm run dev` proxies the APIs to a running `lms server start` (OPENLMS_URL, default port 1234).
+const api = process.env.OPENLMS_URL ?? "http://127.0.0.1:1234";
+
+export default defineConfig({
+  plugins: [svelte()],
+  base: "/",
+  build: {
+    outDir: "../src/openlms/webapp/static",
+    emptyOutDir: true,
+    assetsDir: "assets",
+    // no inline <script> or data: modules: the server's Content-Security-Policy is script-src 'self'
+    assetsInlineLimit: 0,
+    modulePreload: { polyfill: false },
+    target: "es2022",
+  },
+  server: {
+    proxy: { "/v1": api, "/api": api },
+  },
+});
