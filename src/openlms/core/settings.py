@@ -202,6 +202,11 @@ class Settings(BaseSettings):
         default=10_000_000, ge=10_000, description="Size at which the server log file is rotated."
     )
     log_backups: int = Field(default=3, ge=1, description="Rotated server log files kept.")
+    app_dir: Path | None = Field(
+        default=None,
+        description="Folder of the built web app served at / (index.html, assets/); default: the one "
+        "inside the openlms package, built by scripts/build-app.sh (docs/app.md).",
+    )
 
     @property
     def resolved_models_dir(self) -> Path:
