@@ -1,7 +1,7 @@
 """Writes that users rely on survive a SIGKILL at any point (issue 10 §3, faults): a child process writes
 in a loop through the real writers (`persist_settings`, per-model settings, SDK uploads) and is killed at
 a random moment; the real readers then see one whole version, never a half-written file. Presets are
-only read by openlms (see test_preset_traversal.py); conversations do not exist yet."""
+only read by openlms (see test_preset_traversal.py); the app's conversation files are written here too."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from openlms.core.settings import read_settings_file
+from openlms.store.conversations import ConversationStore
 from openlms.store.model_config import ModelConfigStore
 from openlms.store.uploads import UploadStore
 
@@ -55,6 +56,15 @@ while True:
     print(n, flush=True)
     n += 1
 """,
+    "conversations": """
+from openlms.store.conversations import ConversationStore
+store = ConversationStore(home / "conversations")
+n = 1
+while True:
+    store.write("", "chat-1", {"version": 1, "title": str(n), "messages": [{"role": "user", "content": PADDING}]})
+    print(n, flush=True)
+    n += 1
+""",
 }
 
 
@@ -91,6 +101,11 @@ def test_a_sigkill_during_a_write_never_leaves_a_half_file(tmp_path: Path, write
         elif writer == "model_config":
             config = ModelConfigStore(home).get(REL)  # raises on a half-written file
             assert config.load.context_length in (1024 + last, 1024 + last + 1)
+        elif writer == "conversations":
+            conversations = ConversationStore(home / "conversations")
+            assert conversations.listing().skipped == []  # never a half-written file
+            _, doc = conversations.read("chat-1")
+            assert int(doc["title"]) in (last, last + 1) and doc["messages"][0]["content"] == PADDING
         else:
             store = UploadStore.in_home(home)
             records = store.scan()
