@@ -1,0 +1,106 @@
+"""The browser-test harness's helpers (tests/browser): the system chromium that Playwright drives (its own
+browser download is not reachable here), the built app's location, a page that records its console, and
+axe-core's accessibility check (axe-playwright-python bundles axe.min.js: no network)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import ConsoleMessage, Error, Page, Request
+
+import openlms
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+APP_INDEX = Path(openlms.__file__).parent / "webapp" / "static" / "index.html"
+
+CHROMIUM_HINT = (
+    "the browser tests drive the system chromium: install it (Debian/Ubuntu: apt-get install chromium; "
+    "./scripts/test.sh does it when run as root), or set OPENLMS_CHROMIUM to a Chromium/Chrome binary, "
+    "or deselect them with -m 'not browser'"
+)
+APP_HINT = (
+    f"the web app is not built ({APP_INDEX} is missing): run ./scripts/build-app.sh (or ./scripts/setup.sh, "
+    "which builds it)"
+)
+
+
+def chromium_path() -> str | None:
+    """OPENLMS_CHROMIUM, else `chromium` / `chromium-browser` on PATH."""
+    configured = os.environ.get("OPENLMS_CHROMIUM")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@dataclass
+class AppPage:
+    """A page of the app with what it wrote to its console and the errors it threw."""
+
+    page: Page
+    base_url: str
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def attach(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_error)
+        self.page.on("requestfailed", self._on_request_failed)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        where = message.location.get("url", "")
+        self.console.append(f"[{message.type}] {message.text} ({where})")
+        if message.type == "error":
+            self.errors.append(f"console error: {message.text} ({where})")
+
+    def _on_request_failed(self, request: Request) -> None:
+        # a stream the app aborts itself (the stop button) fails with net::ERR_ABORTED: not an error
+        self.console.append(f"[requestfailed] {request.method} {request.url}: {request.failure}")
+
+    def _on_error(self, error: Error) -> None:
+        self.console.append(f"[pageerror] {error.message}\n{error.stack or ''}")
+        self.errors.append(f"uncaught: {error.message}")
+
+    def open(self, path: str = "/") -> Page:
+        """The app at `path` ("/" or a hash route like "/#/settings"), once the shell has rendered."""
+        self.page.goto(self.base_url + path)
+        self.page.locator("#main").wait_for()
+        return self.page
+
+    def shot(self, name: str) -> Path:
+        """A screenshot under test-artifacts/browser/ (kept for a person to look at)."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{safe_name(name)}.png"
+        self.page.screenshot(path=path, full_page=True)
+        return path
+
+    def save_artifacts(self, name: str) -> None:
+        """The page's screenshot and console log, for a failed test."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        stem = ARTIFACTS / safe_name(name)
+        (stem.parent / f"{stem.name}.console.log").write_text("\n".join(self.console) + "\n")
+        try:
+            self.page.screenshot(path=stem.parent / f"{stem.name}.png", full_page=True)
+        except Error as exc:  # a crashed or closed page: the log is still worth keeping
+            (stem.parent / f"{stem.name}.screenshot-error.txt").write_text(str(exc))
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:150]
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's violations of serious or critical impact on the page as it is now, one line each."""
+    results = Axe().run(page)
+    found: list[str] = []
+    for violation in results.response["violations"]:
+        if violation.get("impact") not in ("serious", "critical"):
+            continue
+        targets = [", ".join(node.get("target", [])) for node in violation["nodes"][:5]]
+        found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
+    return found
