@@ -61,7 +61,8 @@ from openlms.store.conversations import ConversationStore
 store = ConversationStore(home / "conversations")
 n = 1
 while True:
-    store.write("", "chat-1", {"version": 1, "title": str(n), "messages": [{"role": "user", "content": PADDING}]})
+    messages = [{"role": "user", "content": PADDING}]
+    store.write("", "chat-1", {"version": 1, "title": str(n), "messages": messages})
     print(n, flush=True)
     n += 1
 """,
