@@ -34,6 +34,11 @@ ensure_openlms
 step "Default models (openlms-setup-models)"
 ensure_models
 
+step "Web app (scripts/build-app.sh: app/ -> src/openlms/webapp/static)"
+rc_app=0
+scripts/build-app.sh || rc_app=$?
+((rc_app == 0)) || info "WARNING: the app is not built (see above); the server runs without it and / says how to build it"
+
 step "Server ($BASE)"
 require_script lms
 if server_up; then
@@ -64,8 +69,11 @@ Try it:
   curl -s $BASE/v1/chat/completions -H 'Content-Type: application/json' -d '{"model": "$MODEL", "messages": [{"role": "user", "content": "Say hello in one sentence."}]}'
 
 More:
+  .venv/bin/lms app            # open the app in the browser
   .venv/bin/lms ps             # loaded models
   .venv/bin/lms ls             # models on disk
   .venv/bin/lms server stop    # stop the server
   ./scripts/test.sh            # run the tests (no server needed)
+
+Open the app in your browser: $BASE/   (or run: .venv/bin/lms app)
 USAGE

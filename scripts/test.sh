@@ -27,6 +27,11 @@ rc_extra=0
 step "Chromium for the browser tests (tests/browser)"
 ensure_chromium
 
+step "Web app for the browser tests (scripts/build-app.sh)"
+rc_app=0
+scripts/build-app.sh || rc_app=$?
+((rc_app == 0)) || info "WARNING: the app is not built (see above): the browser tests (tests/browser) will fail"
+
 step "Static checks (lint-imports, ruff, mypy --strict)"
 rc_lint=0
 "$VENV/bin/lint-imports" || rc_lint=$?
