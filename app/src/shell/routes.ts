@@ -2,6 +2,7 @@
 import type { Route } from "./router.svelte";
 import Home from "./Home.svelte";
 import Settings from "./Settings.svelte";
+import ChatView from "../chat/ChatView.svelte";
 
 export interface NavRoute extends Route {
   nav: boolean;
@@ -9,5 +10,6 @@ export interface NavRoute extends Route {
 
 export const routes: NavRoute[] = [
   { path: "/", component: Home, title: "nav.home", nav: true },
+  { path: "/chat", component: ChatView, title: "nav.chat", nav: true },
   { path: "/settings", component: Settings, title: "nav.settings", nav: true },
 ];

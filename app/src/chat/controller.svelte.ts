@@ -1,0 +1,246 @@
+// The chat view's state and actions: the chats, the model, streaming an answer, stop, regenerate, edit, delete.
+import { listModels, loadModel, streamChat, type ModelEntry } from '../lib/api';
+import {
+  addToolCallFragment,
+  beforeLastAnswer,
+  newConversation,
+  newId,
+  titleFrom,
+  toWire,
+  upTo,
+  type ChatMessage,
+  type Conversation,
+  type Role,
+} from './conversation';
+import type { ConversationStore } from './store';
+import type { MessageKey } from '../i18n/index.svelte';
+
+type Translate = (key: MessageKey) => string;
+
+export class ChatController {
+  conversations = $state<Conversation[]>([]);
+  currentId = $state<string | null>(null);
+  models = $state<ModelEntry[]>([]);
+  model = $state('');
+  busy = $state(false);
+  loadingModel = $state(false);
+  /** A problem outside any message (the model list could not be read, a load failed). */
+  notice = $state('');
+  private abort: AbortController | null = null;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: ConversationStore,
+    private readonly t: Translate,
+  ) {}
+
+  get current(): Conversation | undefined {
+    return this.conversations.find((c) => c.id === this.currentId);
+  }
+
+  async init(): Promise<void> {
+    await this.refreshModels();
+    try {
+      this.conversations = await this.store.list();
+    } catch (err) {
+      this.notice = messageOf(err);
+    }
+    if (this.conversations.length === 0) this.newChat();
+    else this.select(this.conversations[0].id);
+  }
+
+  async refreshModels(): Promise<void> {
+    try {
+      this.models = await listModels();
+      if (!this.models.some((m) => m.key === this.model)) this.model = defaultModel(this.models);
+    } catch (err) {
+      this.notice = messageOf(err);
+    }
+  }
+
+  isLoaded(key: string): boolean {
+    return this.models.some((m) => m.key === key && m.loaded_instances.length > 0);
+  }
+
+  /** Use `key` from now on, loading it first when it is not loaded (the chat would load it anyway). */
+  async chooseModel(key: string): Promise<void> {
+    this.model = key;
+    const chat = this.current;
+    if (chat) chat.model = key;
+    if (!key || this.isLoaded(key)) return;
+    this.loadingModel = true;
+    this.notice = '';
+    try {
+      await loadModel(key);
+    } catch (err) {
+      this.notice = messageOf(err);
+    } finally {
+      this.loadingModel = false;
+      await this.refreshModels();
+    }
+  }
+
+  newChat(): void {
+    if (this.busy) return;
+    const empty = this.conversations.find((c) => c.messages.length === 0);
+    if (empty) {
+      this.currentId = empty.id;
+      return;
+    }
+    const chat = newConversation(this.t('chat.untitled'));
+    this.conversations.unshift(chat);
+    this.currentId = chat.id;
+  }
+
+  select(id: string): void {
+    if (this.busy) return;
+    this.currentId = id;
+    const chat = this.current;
+    if (chat && chat.loaded === false) void this.loadMessages(chat);
+    const model = chat?.model;
+    if (model && this.models.some((m) => m.key === model)) this.model = model;
+  }
+
+  private async loadMessages(chat: Conversation): Promise<void> {
+    try {
+      const full = await this.store.load(chat.id);
+      chat.messages = full.messages;
+      chat.loaded = true;
+    } catch (err) {
+      this.notice = messageOf(err);
+    }
+  }
+
+  async deleteChat(id: string): Promise<void> {
+    if (this.busy && id === this.currentId) return;
+    this.conversations = this.conversations.filter((c) => c.id !== id);
+    await this.guard(() => this.store.remove(id));
+    if (this.currentId === id) {
+      if (this.conversations.length) this.select(this.conversations[0].id);
+      else this.newChat();
+    }
+  }
+
+  async send(text: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy || !text.trim()) return;
+    if (chat.messages.length === 0) chat.title = titleFrom(text);
+    chat.messages.push({ id: newId(), role: 'user', content: text });
+    await this.answer(chat);
+  }
+
+  stop(): void {
+    this.abort?.abort();
+  }
+
+  async regenerate(): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy) return;
+    chat.messages = beforeLastAnswer(chat.messages);
+    if (chat.messages.length) await this.answer(chat);
+  }
+
+  /** Replace a message's text. A user message is answered again (what follows it goes); an answer is
+   * kept as edited, and the chat continues from it. */
+  async edit(id: string, text: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy) return;
+    const message = chat.messages.find((m) => m.id === id);
+    if (!message) return;
+    message.content = text;
+    message.error = undefined;
+    if (message.role === 'user') {
+      chat.messages = upTo(chat.messages, id);
+      await this.answer(chat);
+    } else {
+      await this.persist(chat);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy) return;
+    chat.messages = chat.messages.filter((m) => m.id !== id);
+    await this.persist(chat);
+  }
+
+  /** Add a message of `role` at the end without an answer (a system prompt, a scripted turn). */
+  async insert(role: Role, text: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy || !text.trim()) return;
+    chat.messages.push({ id: newId(), role, content: text });
+    await this.persist(chat);
+  }
+
+  private async answer(chat: Conversation): Promise<void> {
+    const model = this.model;
+    const history = toWire(chat.messages);
+    chat.messages.push({ id: newId(), role: 'assistant', content: '', model, pending: true });
+    const reply = chat.messages[chat.messages.length - 1];
+    chat.model = model || chat.model;
+    this.busy = true;
+    this.abort = new AbortController();
+    try {
+      if (!model) throw new Error(this.t('chat.error.noModel'));
+      await this.stream(reply, model, history, this.abort.signal);
+    } catch (err) {
+      if (this.abort.signal.aborted) reply.stats = { ...reply.stats, stopReason: 'userStopped' };
+      else reply.error = messageOf(err);
+    } finally {
+      if (!reply.content && !reply.reasoning && !reply.toolCalls?.length && !reply.error) {
+        reply.error = this.abort.signal.aborted ? this.t('chat.stoppedEmpty') : this.t('chat.error.empty');
+      }
+      reply.pending = false;
+      this.busy = false;
+      this.abort = null;
+      await this.persist(chat);
+      void this.refreshModels();
+    }
+  }
+
+  private async stream(reply: ChatMessage, model: string, history: ReturnType<typeof toWire>, signal: AbortSignal) {
+    for await (const event of streamChat(model, history, signal)) {
+      if (event.kind === 'content') reply.content += event.text;
+      else if (event.kind === 'reasoning') reply.reasoning = (reply.reasoning ?? '') + event.text;
+      else if (event.kind === 'tool_call') {
+        reply.toolCalls = addToolCallFragment(reply.toolCalls ?? [], event.index, event.id, event.name, event.args);
+      } else reply.stats = event.stats;
+    }
+  }
+
+  /** Save `chat` after any save still running (a chat's first save gives it the store's id). */
+  private persist(chat: Conversation): Promise<void> {
+    chat.updatedAt = Date.now();
+    this.saving = this.saving.then(() => this.guard(() => this.saveNow(chat)));
+    return this.saving;
+  }
+
+  private async saveNow(chat: Conversation): Promise<void> {
+    if (!this.conversations.includes(chat)) return; // deleted meanwhile
+    const saved = $state.snapshot(chat) as Conversation;
+    saved.messages = saved.messages.map(({ pending: _pending, ...m }) => m);
+    delete saved.loaded;
+    const id = await this.store.save(saved);
+    if (id !== chat.id) {
+      if (this.currentId === chat.id) this.currentId = id;
+      chat.id = id;
+    }
+  }
+
+  private async guard(action: () => Promise<unknown>): Promise<void> {
+    try {
+      await action();
+    } catch (err) {
+      this.notice = messageOf(err);
+    }
+  }
+}
+
+function defaultModel(models: ModelEntry[]): string {
+  const loaded = models.find((m) => m.loaded_instances.length > 0 && !m.error);
+  return (loaded ?? models.find((m) => !m.error))?.key ?? '';
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,102 @@
+// A chat's data and the pure operations on it (no DOM, no network): what the chat view edits and saves.
+import type { ChatStats, ToolCall, WireMessage } from '../lib/api';
+
+export type Role = 'user' | 'assistant' | 'system';
+
+export interface ChatMessage {
+  id: string;
+  role: Role;
+  content: string;
+  reasoning?: string;
+  toolCalls?: ToolCall[];
+  stats?: ChatStats;
+  /** The API's error message when the answer failed (shown in place of, or under, the text). */
+  error?: string;
+  model?: string;
+  /** True while streaming; never saved. */
+  pending?: boolean;
+}
+
+export interface Conversation {
+  id: string;
+  title: string;
+  model?: string;
+  messages: ChatMessage[];
+  /** False while only the chat's summary is known (its messages are read when it is opened). */
+  loaded?: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export function newId(): string {
+  // randomUUID needs a secure context (a page opened over plain http from another machine has none)
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export function newConversation(title: string): Conversation {
+  const now = Date.now();
+  return { id: `local-${newId()}`, title, messages: [], loaded: true, createdAt: now, updatedAt: now };
+}
+
+/** The title a new chat gets from its first user message (the first line, shortened). */
+export function titleFrom(text: string): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length > 48 ? `${line.slice(0, 47)}…` : line;
+}
+
+/** The history sent to the model: failed answers are left out, tool calls are kept. */
+export function toWire(messages: ChatMessage[]): WireMessage[] {
+  return messages
+    .filter((m) => !(m.role === 'assistant' && m.error && !m.content && !m.toolCalls?.length))
+    .map((m) => {
+      const wire: WireMessage = { role: m.role, content: m.content };
+      if (m.toolCalls?.length) {
+        wire.tool_calls = m.toolCalls.map((c) => ({
+          id: c.id,
+          type: 'function' as const,
+          function: { name: c.name, arguments: c.arguments },
+        }));
+      }
+      return wire;
+    });
+}
+
+/** Add a streamed tool-call fragment to the calls so far (the first fragment names the call). */
+export function addToolCallFragment(
+  calls: ToolCall[],
+  index: number,
+  id: string | undefined,
+  name: string | undefined,
+  args: string,
+): ToolCall[] {
+  const next = calls.slice();
+  const current = next[index] ?? { id: id ?? `call_${index}`, name: '', arguments: '' };
+  next[index] = {
+    id: id ?? current.id,
+    name: name ?? current.name,
+    arguments: current.arguments + args,
+  };
+  return next;
+}
+
+/** The messages up to and including `id` (what "edit and continue" keeps). */
+export function upTo(messages: ChatMessage[], id: string): ChatMessage[] {
+  const at = messages.findIndex((m) => m.id === id);
+  return at < 0 ? messages : messages.slice(0, at + 1);
+}
+
+/** The messages before the last assistant answer (what "regenerate" answers again). */
+export function beforeLastAnswer(messages: ChatMessage[]): ChatMessage[] {
+  const last = messages.at(-1);
+  return last?.role === 'assistant' ? messages.slice(0, -1) : messages;
+}
+
+/** Pretty JSON for a tool call's arguments, or the raw text when they are not JSON (yet). */
+export function prettyArgs(args: string): string {
+  try {
+    return JSON.stringify(JSON.parse(args), null, 2);
+  } catch {
+    return args;
+  }
+}

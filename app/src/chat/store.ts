@@ -1,0 +1,120 @@
+// Where chats are kept: the server's conversations API (`/api/v1/app/conversations`, docs/http-api.md),
+// one JSON file per chat in ~/.lmstudio/conversations/. A server without that API (404), or one that
+// refuses this page (403: conversations answer the local machine only), leaves the chats in this page's
+// memory for as long as it is open.
+import { ApiError, getJson, sendJson } from "../lib/api";
+import type { ChatMessage, Conversation } from "./conversation";
+
+export interface ConversationStore {
+  /** Every chat, newest first; `messages` may be left out (`loaded: false`) until `load`. */
+  list(): Promise<Conversation[]>;
+  load(id: string): Promise<Conversation>;
+  /** Save a chat; answers its id (a chat never saved before gets the store's id). */
+  save(conversation: Conversation): Promise<string>;
+  remove(id: string): Promise<void>;
+}
+
+/** A chat made in this page and not yet saved has an id with this prefix. */
+export const LOCAL_PREFIX = "local-";
+
+/** Chats kept for as long as the page is open. */
+export class MemoryStore implements ConversationStore {
+  private readonly chats = new Map<string, Conversation>();
+
+  list(): Promise<Conversation[]> {
+    const all = [...this.chats.values()].map((c) => structuredClone(c));
+    return Promise.resolve(all.sort((a, b) => b.updatedAt - a.updatedAt));
+  }
+
+  load(id: string): Promise<Conversation> {
+    const chat = this.chats.get(id);
+    if (!chat) return Promise.reject(new ApiError(`Conversation '${id}' not found.`, 404));
+    return Promise.resolve(structuredClone(chat));
+  }
+
+  save(conversation: Conversation): Promise<string> {
+    this.chats.set(conversation.id, structuredClone(conversation));
+    return Promise.resolve(conversation.id);
+  }
+
+  remove(id: string): Promise<void> {
+    this.chats.delete(id);
+    return Promise.resolve();
+  }
+}
+
+interface Summary {
+  id: string;
+  title: string;
+  createdAt: number | null;
+  updatedAt: number | null;
+  model: string | null;
+}
+
+interface Document extends Summary {
+  messages: ChatMessage[];
+}
+
+const BASE = "/api/v1/app/conversations";
+
+function fromSummary(s: Summary, messages: ChatMessage[] | null): Conversation {
+  return {
+    id: s.id,
+    title: s.title,
+    model: s.model ?? undefined,
+    messages: messages ?? [],
+    loaded: messages !== null,
+    createdAt: s.createdAt ?? 0,
+    updatedAt: s.updatedAt ?? 0,
+  };
+}
+
+/** The server's conversations API, or this page's memory when the server has none for it. */
+export class ServerStore implements ConversationStore {
+  private memory: MemoryStore | null = null;
+
+  async list(): Promise<Conversation[]> {
+    if (this.memory) return this.memory.list();
+    try {
+      const tree = await getJson<{ conversations: Summary[] }>(BASE);
+      return tree.conversations.map((s) => fromSummary(s, null));
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 403)) {
+        this.memory = new MemoryStore();
+        return [];
+      }
+      throw err;
+    }
+  }
+
+  async load(id: string): Promise<Conversation> {
+    if (this.memory) return this.memory.load(id);
+    const doc = await getJson<Document>(`${BASE}/${encodeURIComponent(id)}`);
+    return fromSummary(doc, doc.messages);
+  }
+
+  async save(conversation: Conversation): Promise<string> {
+    if (this.memory) return this.memory.save(conversation);
+    const fields = {
+      title: conversation.title,
+      model: conversation.model ?? null,
+      messages: conversation.messages,
+    };
+    if (conversation.id.startsWith(LOCAL_PREFIX)) {
+      const created = await sendJson<Document>("POST", BASE, fields);
+      return created.id;
+    }
+    await sendJson("PATCH", `${BASE}/${encodeURIComponent(conversation.id)}`, fields);
+    return conversation.id;
+  }
+
+  async remove(id: string): Promise<void> {
+    if (this.memory) return this.memory.remove(id);
+    if (id.startsWith(LOCAL_PREFIX)) return;
+    await sendJson("DELETE", `${BASE}/${encodeURIComponent(id)}`);
+  }
+}
+
+export function chooseStore(): ConversationStore {
+  return new ServerStore();
+}

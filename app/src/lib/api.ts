@@ -1,0 +1,183 @@
+// The app's client of openlms's public HTTP API (docs/http-api.md). Nothing here is private to the app:
+// a script can make the same calls.
+
+export interface LoadedInstance {
+  id: string;
+  status: string;
+  config?: { context_length?: number };
+}
+
+export interface ModelEntry {
+  key: string;
+  type: string;
+  display_name: string;
+  max_context_length?: number;
+  error?: string | null;
+  loaded_instances: LoadedInstance[];
+}
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export interface ChatStats {
+  tokensPerSecond?: number;
+  timeToFirstToken?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  stopReason?: string;
+}
+
+export interface WireMessage {
+  role: string;
+  content: string;
+  tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
+}
+
+export type StreamEvent =
+  | { kind: 'content'; text: string }
+  | { kind: 'reasoning'; text: string }
+  | { kind: 'tool_call'; index: number; id?: string; name?: string; args: string }
+  | { kind: 'done'; finishReason?: string; stats: ChatStats };
+
+/** An error the API answered with: its own message, which says what to do. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+async function errorOf(response: Response): Promise<ApiError> {
+  const text = await response.text();
+  try {
+    const body = JSON.parse(text) as { error?: { message?: string } | string };
+    const err = body.error;
+    const message = typeof err === 'string' ? err : err?.message;
+    if (message) return new ApiError(message, response.status);
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return new ApiError(text || `HTTP ${response.status}`, response.status);
+}
+
+export async function getJson<T>(path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(path, init);
+  if (!response.ok) throw await errorOf(response);
+  return (await response.json()) as T;
+}
+
+export function sendJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return getJson<T>(path, {
+    method,
+    headers: { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** The downloaded LLMs (embedding models cannot chat), with their loaded instances. */
+export async function listModels(): Promise<ModelEntry[]> {
+  const body = await getJson<{ models: ModelEntry[] }>('/api/v1/models');
+  return body.models.filter((m) => m.type === 'llm');
+}
+
+export async function loadModel(key: string): Promise<void> {
+  await sendJson('POST', '/api/v1/models/load', { model: key });
+}
+
+export async function unloadModel(instanceId: string): Promise<void> {
+  await sendJson('POST', '/api/v1/models/unload', { instance_id: instanceId });
+}
+
+interface Chunk {
+  error?: { message?: string };
+  choices?: {
+    delta?: {
+      content?: string | null;
+      reasoning_content?: string | null;
+      reasoning?: string | null;
+      tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[];
+    };
+    finish_reason?: string | null;
+  }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
+  stats?: { tokens_per_second?: number; time_to_first_token?: number; stop_reason?: string };
+}
+
+/** The events one chunk of `/api/v0/chat/completions`' stream holds; an error chunk throws. */
+export function chunkEvents(chunk: Chunk): StreamEvent[] {
+  if (chunk.error) throw new ApiError(chunk.error.message ?? 'The prediction failed.', 500);
+  const events: StreamEvent[] = [];
+  const choice = chunk.choices?.[0];
+  const delta = choice?.delta;
+  const reasoning = delta?.reasoning_content ?? delta?.reasoning;
+  if (reasoning) events.push({ kind: 'reasoning', text: reasoning });
+  if (delta?.content) events.push({ kind: 'content', text: delta.content });
+  for (const call of delta?.tool_calls ?? []) {
+    const fn = call.function ?? {};
+    events.push({ kind: 'tool_call', index: call.index, id: call.id, name: fn.name, args: fn.arguments ?? '' });
+  }
+  if (choice?.finish_reason) {
+    const stats: ChatStats = {
+      tokensPerSecond: chunk.stats?.tokens_per_second,
+      timeToFirstToken: chunk.stats?.time_to_first_token,
+      promptTokens: chunk.usage?.prompt_tokens,
+      completionTokens: chunk.usage?.completion_tokens,
+      stopReason: chunk.stats?.stop_reason ?? choice.finish_reason,
+    };
+    events.push({ kind: 'done', finishReason: choice.finish_reason, stats });
+  }
+  return events;
+}
+
+/** The `data:` payloads of a server-sent-events body, as they arrive. */
+export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, '\n');
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const data = dataOf(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      if (data !== null) yield data;
+      end = buffer.indexOf('\n\n');
+    }
+  }
+  const rest = dataOf(buffer);
+  if (rest !== null) yield rest;
+}
+
+function dataOf(event: string): string | null {
+  const lines = event.split('\n').filter((l) => l.startsWith('data:'));
+  if (lines.length === 0) return null;
+  return lines.map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+}
+
+/** Stream a chat answer from `/api/v0/chat/completions` (OpenAI's stream plus LM Studio's stats). */
+export async function* streamChat(
+  model: string,
+  messages: WireMessage[],
+  signal: AbortSignal,
+): AsyncGenerator<StreamEvent> {
+  const response = await fetch('/api/v0/chat/completions', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model, messages, stream: true }),
+    signal,
+  });
+  if (!response.ok) throw await errorOf(response);
+  if (!response.body) throw new ApiError('The server sent no answer.', 500);
+  for await (const data of sseData(response.body)) {
+    if (data === '[DONE]') return;
+    yield* chunkEvents(JSON.parse(data) as Chunk);
+  }
+}
