@@ -124,6 +124,10 @@ class ApiClient:
         """Any JSON route of the public API (`lms mcp`'s admin routes): its object, or a `CliError`."""
         return self._json(self._request(method, path, **kwargs))
 
+    def get_page(self, path: str) -> httpx.Response:
+        """A non-JSON page of the server (`lms app` reads `GET /`); `CliError` on failure."""
+        return self._request("GET", path)
+
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

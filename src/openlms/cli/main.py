@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from openlms.cli.app import CliApp
+from openlms.cli.commands.app import app
 from openlms.cli.commands.daemon import daemon
 from openlms.cli.commands.get import get
 from openlms.cli.commands.importcmd import import_
@@ -113,6 +114,7 @@ cli.add_command(import_)
 cli.add_command(log)
 cli.add_command(token)
 cli.add_command(mcp)
+cli.add_command(app)
 cli.add_command(daemon)
 cli.add_command(version)
 

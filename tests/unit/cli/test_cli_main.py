@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "log",
     "token",
     "mcp",
+    "app",
     "daemon",
     "version",
 ]

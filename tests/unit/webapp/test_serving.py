@@ -52,6 +52,7 @@ async def test_index_is_the_built_page_never_cached_with_a_strict_csp(
         page = await http.get("/")
         head = await http.head("/")
     assert page.status_code == 200 and page.text == INDEX
+    assert page.headers["x-openlms-app"] == "built"
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-cache"
     csp = page.headers["content-security-policy"]
@@ -95,6 +96,7 @@ async def test_not_built_app_answers_how_to_build_it(tmp_path: Path, fake: FakeB
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "not built" in page.text and "scripts/build-app.sh" in page.text
+    assert page.headers["x-openlms-app"] == "not-built"
     assert api.status_code == 200  # the APIs are unaffected
 
 

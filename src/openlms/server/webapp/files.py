@@ -33,6 +33,8 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 INDEX_HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-cache"}
+# `GET /` says whether the app is built (what `lms app --json` reports as `built`).
+APP_STATE_HEADER = "X-Openlms-App"
 # Vite names every asset after its content hash: a changed file gets a new name.
 ASSET_HEADERS = {
     "Cache-Control": "public, max-age=31536000, immutable",

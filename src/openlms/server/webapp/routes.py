@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from openlms.core.settings import Settings
 from openlms.server.webapp.files import (
+    APP_STATE_HEADER,
     ASSET_HEADERS,
     BUILD_COMMAND,
     INDEX_HEADERS,
@@ -28,8 +29,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     async def index() -> Response:
         page = root / "index.html"
         if page.is_file():
-            return FileResponse(page, media_type="text/html", headers=INDEX_HEADERS)
-        return HTMLResponse(not_built_page(root), headers=INDEX_HEADERS)
+            headers = {**INDEX_HEADERS, APP_STATE_HEADER: "built"}
+            return FileResponse(page, media_type="text/html", headers=headers)
+        return HTMLResponse(not_built_page(root), headers={**INDEX_HEADERS, APP_STATE_HEADER: "not-built"})
 
     @app.api_route(
         "/assets/{name:path}", methods=["GET", "HEAD"], include_in_schema=False, response_model=None
