@@ -13,7 +13,7 @@ from openlms import __version__
 from openlms.core.settings import Settings
 from openlms.engine.manager import InstanceManager
 from openlms.engine.runtime import Backend
-from openlms.server import errors, guard, metrics, openapi
+from openlms.server import errors, guard, metrics, openapi, webapp
 from openlms.server.anthropic.reshape import AnthropicErrors
 from openlms.server.anthropic.routes import router as anthropic_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
@@ -113,5 +113,6 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(mcp_admin_router)
     app.include_router(logs_router)
     mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
+    webapp.install(app, settings)  # the web app at / (docs/app.md)
     openapi.install_security(app, required=settings.require_auth)
     return app
