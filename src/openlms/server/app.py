@@ -16,6 +16,7 @@ from openlms.engine.runtime import Backend
 from openlms.server import errors, guard, metrics, openapi, webapp
 from openlms.server.anthropic.reshape import AnthropicErrors
 from openlms.server.anthropic.routes import router as anthropic_router
+from openlms.server.app_api.conversations import router as conversations_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
@@ -29,6 +30,7 @@ from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
 from openlms.server.state import AppState
+from openlms.services.conversations import ConversationService
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.logbus import LogBus
@@ -69,6 +71,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
         predictor=Predictor(models, logbus),
         downloads=DownloadService(models),
         mcp=McpHost(settings, logging.getLogger("openlms.mcp")),
+        conversations=ConversationService(settings.home),
     )
     detach_logs = attach_server_logs(logbus)
     restorer = ModelRestorer.attach(settings, models)
@@ -112,6 +115,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(estimate_router)
     app.include_router(mcp_admin_router)
     app.include_router(logs_router)
+    app.include_router(conversations_router)
     mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
     webapp.install(app, settings)  # the web app at / (docs/app.md)
     openapi.install_security(app, required=settings.require_auth)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from openlms.core.settings import Settings
+from openlms.services.conversations import ConversationService
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.mcp.host import McpHost
@@ -21,6 +22,7 @@ class AppState:
     predictor: Predictor
     downloads: DownloadService
     mcp: McpHost  # the MCP host (services/mcp/host.py): mcp.json servers and per-request remote ones
+    conversations: ConversationService  # the app's chats in <home>/conversations
 
 
 def app_state(request: Request) -> AppState:

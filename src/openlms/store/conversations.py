@@ -42,7 +42,9 @@ MAX_NAME: Final = 100
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+_BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*\ud800-\udfff]')
+MAX_NAME_BYTES: Final = 200  # file systems allow 255 bytes a name
+MAX_PATH_BYTES: Final = 1024
 
 
 def conversations_dir(home: Path) -> Path:
@@ -68,14 +70,14 @@ def check_id(cid: str, param: str = "id") -> str:
 
 def check_name(name: str, param: str = "name") -> str:
     """One folder name: 1..100 characters, no separators or control characters, not hidden."""
-    if not name or len(name) > MAX_NAME or name.strip() != name:
+    if not name or len(name) > MAX_NAME or name.strip() != name or _too_long(name, MAX_NAME_BYTES):
         raise InvalidRequestError(
-            f"A folder name must be 1 to {MAX_NAME} characters without leading or trailing spaces.",
+            f"A name must be 1 to {MAX_NAME} characters without leading or trailing spaces.",
             param=param,
         )
     if name.startswith(".") or _BAD_NAME_CHARS.search(name):
         raise InvalidRequestError(
-            f"Folder name '{name}' is not allowed: it may not start with '.' or contain "
+            f"Name '{name}' is not allowed: it may not start with '.' or contain "
             '/ \\ < > : " | ? * or control characters.',
             param=param,
         )
@@ -87,8 +89,10 @@ def check_folder(folder: str, param: str = "folder") -> str:
     if folder in ("", "/"):
         return ""
     parts = folder.strip("/").split("/")
-    if len(parts) > MAX_DEPTH:
-        raise InvalidRequestError(f"Folders nest at most {MAX_DEPTH} deep.", param=param)
+    if len(parts) > MAX_DEPTH or _too_long(folder, MAX_PATH_BYTES):
+        raise InvalidRequestError(
+            f"Folders nest at most {MAX_DEPTH} deep, in at most {MAX_PATH_BYTES} bytes.", param=param
+        )
     for part in parts:
         check_name(part, param)
     return "/".join(parts)
@@ -306,19 +310,24 @@ class ConversationStore:
         if not folder:
             raise InvalidRequestError("The top folder cannot be moved or renamed.", param="path")
         into = check_folder(into, "into")
+        new_name = check_name(name) if name is not None else None
         source = self.folder_path(folder, param="path")
         if into == folder or into.startswith(folder + "/"):
             raise InvalidRequestError(
                 f"Folder '{folder}' cannot be moved into itself or one of its own folders ('{into}').",
                 param="into",
             )
-        new_name = check_name(name) if name is not None else source.name
+        new_name = new_name or source.name
         target = self.folder_path(into, param="into") / new_name
         if target.exists() or _is_files_dir(new_name, _names(target.parent)):
             result = self.relative(target)
             raise ConversationConflictError(f"A folder '{result}' already exists.", param="name")
         os.replace(source, target)
         return self.relative(target)
+
+
+def _too_long(text: str, limit: int) -> bool:
+    return len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 def _names(folder: Path) -> set[str]:

@@ -1,0 +1,1 @@
+"""openlms extension: the web app's own endpoints under /api/v1/app/ (docs/http-api.md)."""
