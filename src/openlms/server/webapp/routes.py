@@ -1,14 +1,15 @@
 """`GET /` (the app's index.html, or how to build it) and `GET /assets/*` (hashed, cached for a year).
 
-Left out of /openapi.json: these are pages, not API endpoints. The guard covers them like every route:
-a page from a foreign origin cannot make the browser fetch them with an Origin header it allows.
+Plain Starlette routes, left out of /openapi.json: these are pages, not API endpoints. The guard covers
+them like every route (Host allowlist, browser Origin, tokens, limits).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from openlms.core.settings import Settings
 from openlms.server.webapp.files import (
@@ -25,18 +26,15 @@ from openlms.server.webapp.files import (
 def install(app: FastAPI, settings: Settings) -> None:
     root = app_dir(settings)
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False, response_model=None)
-    async def index() -> Response:
+    async def index(_: Request) -> Response:
         page = root / "index.html"
         if page.is_file():
             headers = {**INDEX_HEADERS, APP_STATE_HEADER: "built"}
             return FileResponse(page, media_type="text/html", headers=headers)
         return HTMLResponse(not_built_page(root), headers={**INDEX_HEADERS, APP_STATE_HEADER: "not-built"})
 
-    @app.api_route(
-        "/assets/{name:path}", methods=["GET", "HEAD"], include_in_schema=False, response_model=None
-    )
-    async def asset(name: str) -> Response:
+    async def asset(request: Request) -> Response:
+        name = str(request.path_params["name"])
         found = asset_file(root, name)
         if found is None:
             raise HTTPException(
@@ -45,3 +43,6 @@ def install(app: FastAPI, settings: Settings) -> None:
                 f"app ({BUILD_COMMAND}).",
             )
         return FileResponse(found, headers=ASSET_HEADERS)
+
+    app.router.add_route("/", index, methods=["GET", "HEAD"], include_in_schema=False)
+    app.router.add_route("/assets/{name:path}", asset, methods=["GET", "HEAD"], include_in_schema=False)
