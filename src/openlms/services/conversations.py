@@ -22,8 +22,7 @@ from openlms.store.conversations import (
     conversations_dir,
     new_id,
     now_ms,
-    parse,
-    read_text,
+    summary,
 )
 
 DEFAULT_TITLE: Final = "New Chat"
@@ -158,30 +157,23 @@ class ConversationService:
         needle = query.strip().casefold()
         if not needle:
             raise InvalidRequestError("Give a search text (q=...).", param="q")
-        results: list[dict[str, Any]] = []
         with self._lock:
-            for chat in self.store.listing().conversations:
-                hit = self._match(chat, needle)
-                if hit is not None:
-                    results.append(hit)
-                if len(results) >= MAX_RESULTS:
-                    break
-        return results
+            found = self.store.entries()
+            hits = [_match(entry, needle) for entry in found if isinstance(entry, tuple)]
+        results = sorted((hit for hit in hits if hit is not None), key=lambda hit: -(hit["updatedAt"] or 0))
+        return results[:MAX_RESULTS]
 
-    def _match(self, chat: dict[str, Any], needle: str) -> dict[str, Any] | None:
-        if needle in chat["title"].casefold():
-            return chat | {"match": "title", "messageIndex": None, "snippet": chat["title"]}
-        try:
-            path = self.store.locate(chat["id"])
-            doc = parse(read_text(path))
-        except Exception:  # noqa: BLE001 - changed or gone since the listing: not a match
-            return None
-        for index, message in enumerate(doc["messages"]):
-            text = _message_text(message)
-            at = text.casefold().find(needle)
-            if at >= 0:
-                return chat | {"match": "message", "messageIndex": index, "snippet": _snippet(text, at)}
-        return None
+
+def _match(entry: tuple[str, str, dict[str, Any]], needle: str) -> dict[str, Any] | None:
+    chat = summary(*entry)
+    if needle in chat["title"].casefold():
+        return chat | {"match": "title", "messageIndex": None, "snippet": chat["title"]}
+    for index, message in enumerate(entry[2]["messages"]):
+        text = _message_text(message)
+        at = text.casefold().find(needle)
+        if at >= 0:
+            return chat | {"match": "message", "messageIndex": index, "snippet": _snippet(text, at)}
+    return None
 
 
 def _settable(fields: dict[str, Any]) -> dict[str, Any]:

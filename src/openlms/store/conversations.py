@@ -75,9 +75,9 @@ def check_name(name: str, param: str = "name") -> str:
             f"A name must be 1 to {MAX_NAME} characters without leading or trailing spaces.",
             param=param,
         )
-    if name.startswith(".") or _BAD_NAME_CHARS.search(name):
+    if name.startswith(".") or name.endswith(SUFFIX) or _BAD_NAME_CHARS.search(name):
         raise InvalidRequestError(
-            f"Name '{name}' is not allowed: it may not start with '.' or contain "
+            f"Name '{name}' is not allowed: it may not start with '.', end with '{SUFFIX}' or contain "
             '/ \\ < > : " | ? * or control characters.',
             param=param,
         )
@@ -219,20 +219,29 @@ class ConversationStore:
         folders: list[str] = []
         chats: list[dict[str, Any]] = []
         skipped: list[Skipped] = []
-        for kind, path in self.walk():
-            if kind == "folder":
-                folders.append(self.relative(path))
-                continue
-            folder = self.relative(path.parent)
-            cid = path.name[: -len(SUFFIX)]
-            try:
-                chats.append(summary(check_id(cid), folder, parse(read_text(path))))
-            except (UnreadableConversation, InvalidRequestError) as exc:
-                reason = exc.reason if isinstance(exc, UnreadableConversation) else "not an id openlms uses"
-                skipped.append(Skipped(self.relative(path), reason))
+        for entry in self.entries():
+            if isinstance(entry, str):
+                folders.append(entry)
+            elif isinstance(entry, Skipped):
+                skipped.append(entry)
+            else:
+                chats.append(summary(*entry))
         folders.sort(key=str.casefold)
         chats.sort(key=lambda chat: -(chat["updatedAt"] or 0))
         return Listing(folders, chats, skipped)
+
+    def entries(self) -> Iterator[str | Skipped | tuple[str, str, dict[str, Any]]]:
+        """Every folder (its path), chat (id, folder, document) and unreadable file, in one pass."""
+        for kind, path in self.walk():
+            if kind == "folder":
+                yield self.relative(path)
+                continue
+            cid = path.name[: -len(SUFFIX)]
+            try:
+                yield check_id(cid), self.relative(path.parent), parse(read_text(path))
+            except (UnreadableConversation, InvalidRequestError) as exc:
+                reason = exc.reason if isinstance(exc, UnreadableConversation) else "not an id openlms uses"
+                yield Skipped(self.relative(path), reason)
 
     def read(self, cid: str) -> tuple[str, dict[str, Any]]:
         """(folder, document) of one conversation; a conflict when it cannot be opened."""
@@ -301,7 +310,12 @@ class ConversationStore:
         target = self.folder_path(parent, must_exist=False, param="path") / name
         if target.exists() or _is_files_dir(name, _names(target.parent)):
             raise ConversationConflictError(f"Folder '{folder}' already exists.", param="path")
-        target.mkdir(parents=True)
+        try:
+            target.mkdir(parents=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConversationConflictError(
+                f"Folder '{folder}' cannot be made: a file has that name.", param="path"
+            ) from None
         return folder
 
     def move_folder(self, folder: str, into: str, name: str | None = None) -> str:
@@ -319,11 +333,25 @@ class ConversationStore:
             )
         new_name = new_name or source.name
         target = self.folder_path(into, param="into") / new_name
+        if target == source:
+            return folder
+        moved = check_folder(f"{into}/{new_name}".lstrip("/"), "into")
+        if moved.count("/") + _depth_below(source) >= MAX_DEPTH:
+            raise InvalidRequestError(
+                f"Folders nest at most {MAX_DEPTH} deep: '{folder}' holds folders too deep to go there.",
+                param="into",
+            )
         if target.exists() or _is_files_dir(new_name, _names(target.parent)):
             result = self.relative(target)
             raise ConversationConflictError(f"A folder '{result}' already exists.", param="name")
         os.replace(source, target)
         return self.relative(target)
+
+
+def _depth_below(folder: Path) -> int:
+    """How many levels of folders `folder` holds (0: none)."""
+    base = len(folder.parts)
+    return max((len(Path(top).parts) - base for top, _, _ in os.walk(folder)), default=0)
 
 
 def _too_long(text: str, limit: int) -> bool:

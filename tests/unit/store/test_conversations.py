@@ -222,3 +222,34 @@ def test_a_lone_surrogate_is_refused_before_anything_is_written(service: Convers
     with pytest.raises(InvalidRequestError, match="surrogate"):
         service.create(hello("bad \ud800 text"))
     assert service.listing().conversations == []
+
+
+def test_folder_edge_cases_are_clear_errors_never_crashes(service: ConversationService) -> None:
+    service.create_folder("A")
+    assert service.move_folder("A", "", None) == "A"  # moved to where it is: nothing to do
+    chat = service.create(hello(), "A")
+    with pytest.raises(InvalidRequestError, match="end with"):
+        service.create_folder(f"A/{chat.id}{SUFFIX}/B")  # never a folder under a chat's file
+    deep = "/".join(f"d{level}" for level in range(15))  # 15 levels: one more fits, two do not
+    service.create_folder(deep)
+    service.create_folder("Two/Levels")
+    with pytest.raises(InvalidRequestError, match="too deep") as info:
+        service.move_folder("Two", deep, None)
+    assert info.value.param == "into"
+    assert service.move_folder("A", deep, None) == f"{deep}/A"
+    assert service.get(chat.id).folder == f"{deep}/A"
+
+
+def test_search_reads_each_file_once(service: ConversationService, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(20):
+        service.create(hello(f"message {index}"))
+    reads: list[Path] = []
+    original = Path.read_text
+
+    def counted(path: Path, *args: object, **kwargs: object) -> str:
+        reads.append(path)
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    assert len(service.search("message 1")) == 11  # "message 1" and "message 10".."message 19"
+    assert len(reads) == 20
