@@ -1,0 +1,163 @@
+"""A first-time user's run in a real browser, on the real server and model: open the chat, load the
+default model from the picker, chat with a streamed answer, stop a long answer, regenerate it, and reload
+the page with the conversation kept (the app's conversations API, one JSON file per chat).
+
+The page's own requests go to the real server; the test only adds `max_tokens` (short answers, fast) and,
+for the answer it stops, a `logit_bias` that bans SmolLM2's end tokens (it then writes until stopped),
+so that nothing depends on what the model chooses to write or how long."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from playwright.sync_api import Locator, Page, Route, expect
+
+from tests.support.browser import AppPage, serious_violations
+from tests.support.server import CHAT_MODEL, NEVER_ENDS, Server
+
+CHAT_PATHS = ("**/api/v0/chat/completions", "**/v1/chat/completions")
+
+
+@dataclass
+class AnswerShaper:
+    """Adds sampling limits to the page's chat requests on their way to the server."""
+
+    extra: dict[str, object] = field(default_factory=lambda: {"max_tokens": 16})
+    bodies: list[dict[str, object]] = field(default_factory=list)
+
+    def handle(self, route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        body.update(self.extra)
+        self.bodies.append(body)
+        route.continue_(post_data=json.dumps(body))
+
+
+@pytest.fixture
+def chat_page(app: AppPage) -> Iterator[tuple[AppPage, AnswerShaper]]:
+    shaper = AnswerShaper()
+    for path in CHAT_PATHS:
+        app.page.route(path, shaper.handle)
+    yield app, shaper
+
+
+def answers(page: Page) -> Locator:
+    return page.locator("[data-testid=message][data-role=assistant]")
+
+
+def finished(message: Locator) -> None:
+    """Wait for an answer to be complete: no longer busy, its stats shown."""
+    expect(message).not_to_have_attribute("aria-busy", "true", timeout=60_000)
+    expect(message.get_by_test_id("message-stats")).to_be_visible()
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_test_id("message-input").fill(text)
+    page.get_by_test_id("message-input").press("Enter")
+
+
+def loaded_models(server: Server) -> list[str]:
+    with server.http() as http:
+        body = http.get("/api/v0/models").json()
+    return [m["id"] for m in body["data"] if m.get("state") == "loaded"]
+
+
+def test_first_run_load_chat_stop_regenerate_reload(
+    chat_page: tuple[AppPage, AnswerShaper], app_server: Server
+) -> None:
+    app, shaper = chat_page
+    page = app.open("/#/chat")
+    picker = page.get_by_test_id("model-picker")
+    expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)  # the model list has come
+    expect(picker).to_be_enabled()
+    app.shot("first-run-chat-empty")
+    assert serious_violations(page) == []
+
+    # load the default model from the picker
+    assert CHAT_MODEL not in loaded_models(app_server)
+    picker.select_option(CHAT_MODEL)
+    expect(page.get_by_test_id("model-loading")).to_have_count(0, timeout=60_000)
+    expect(picker).to_have_value(CHAT_MODEL)
+    assert CHAT_MODEL in loaded_models(app_server)
+    assert page.get_by_test_id("chat-notice").count() == 0
+
+    # a short answer, streamed
+    send(page, "Say hello.")
+    expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(1)
+    first = answers(page).nth(0)
+    finished(first)
+    expect(first.get_by_test_id("message-content")).not_to_be_empty()
+    expect(first.get_by_test_id("message-error")).to_have_count(0)
+    assert shaper.bodies[-1]["stream"] is True and shaper.bodies[-1]["model"] == CHAT_MODEL
+
+    # a long answer: its text shows while it streams, and Stop ends it
+    shaper.extra = {"max_tokens": 4000, "logit_bias": NEVER_ENDS}
+    send(page, "Tell me a long story.")
+    second = answers(page).nth(1)
+    expect(second).to_have_attribute("aria-busy", "true")
+    expect(second.get_by_test_id("message-content")).not_to_be_empty(timeout=60_000)
+    expect(page.get_by_test_id("stop")).to_be_visible()
+    app.shot("first-run-streaming")
+    page.get_by_test_id("stop").click()
+    expect(page.get_by_test_id("stop")).to_have_count(0)
+    expect(second).not_to_have_attribute("aria-busy", "true")
+    expect(second.get_by_test_id("message-content")).not_to_be_empty()  # the partial answer is kept
+    expect(second.get_by_test_id("message-error")).to_have_count(0)
+    expect(page.get_by_test_id("send")).to_be_visible()
+
+    # regenerate the stopped answer: it is replaced, not added
+    shaper.extra = {"max_tokens": 16}
+    requests_before = len(shaper.bodies)
+    second.get_by_test_id("regenerate").click()
+    expect(answers(page)).to_have_count(2)
+    finished(answers(page).nth(1))
+    assert len(shaper.bodies) == requests_before + 1
+    regenerated = shaper.bodies[-1]["messages"]
+    assert isinstance(regenerated, list) and regenerated[-1] == {
+        "role": "user",
+        "content": "Tell me a long story.",
+    }
+    expect(answers(page).nth(1).get_by_test_id("message-content")).not_to_be_empty()
+    app.shot("first-run-answered")
+    assert serious_violations(page) == []
+
+    # the conversation is on the server, and a reload shows it again
+    with app_server.http() as http:
+        listing = http.get("/api/v1/app/conversations").json()
+    assert len(listing["conversations"]) == 1
+    page.reload()
+    page.locator("#main").wait_for()
+    expect(page.get_by_test_id("chat-item")).to_have_count(1)
+    page.get_by_test_id("chat-item").first.click()
+    users = page.locator("[data-testid=message][data-role=user] [data-testid=message-content]")
+    expect(users).to_have_text(["Say hello.", "Tell me a long story."])
+    expect(answers(page)).to_have_count(2)
+    app.shot("first-run-reloaded")
+    assert app.errors == []
+
+
+def test_chat_api_errors_show_in_place(chat_page: tuple[AppPage, AnswerShaper]) -> None:
+    """A request the server refuses shows its message in the answer's place, never a blank answer."""
+    app, shaper = chat_page
+    page = app.open("/#/chat")
+    expect(page.get_by_test_id("model-picker")).to_be_enabled()
+    shaper.extra = {"max_tokens": -5}
+    send(page, "Hello?")
+    error = answers(page).nth(0).get_by_test_id("message-error")
+    expect(error).to_be_visible(timeout=60_000)
+    expect(error).to_contain_text("max_tokens")
+    app.shot("chat-error-in-place")
+    # the 400 itself is logged by chromium as a failed resource load; nothing else may be
+    assert [e for e in app.errors if "status of 400" not in e] == []
+
+
+@pytest.fixture(autouse=True)
+def _fresh_conversations(app_server: Server) -> Iterator[None]:
+    """Each test starts with no saved chats (the module shares one server)."""
+    yield
+    with httpx.Client(base_url=app_server.url, timeout=30) as http:
+        for chat in http.get("/api/v1/app/conversations").json().get("conversations", []):
+            http.delete(f"/api/v1/app/conversations/{chat['id']}")
