@@ -132,3 +132,81 @@ def test_stop_error_in_place_and_new_chat_shortcut(app: AppPage) -> None:
     expect(page.get_by_test_id("chat-item")).to_have_count(chats + 1)
     expect(messages(page)).to_have_count(0)
     expect(page.get_by_test_id("message-input")).to_be_focused()
+
+
+def sse(*chunks: object) -> str:
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+
+
+def delta(**fields: object) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": fields, "finish_reason": None}]}
+
+
+CANNED = sse(
+    delta(role="assistant"),
+    delta(reasoning_content="Thinking about <b>it</b>."),
+    delta(content="Here:\n\n```python\nprint('hi')\n```\n\n<img src=x onerror=\"window.pwned=1\">"),
+    delta(tool_calls=[{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather"}}]),
+    delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]),
+    {
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 21, "total_tokens": 30},
+        "stats": {"tokens_per_second": 12.5, "time_to_first_token": 0.25, "stop_reason": "toolCalls"},
+    },
+)
+
+
+def test_reasoning_code_tool_calls_and_sanitised_markdown(app: AppPage) -> None:
+    """A stream in /api/v0/chat/completions' shape with what SmolLM2 does not write on its own: reasoning,
+    a code block, a tool call, and HTML that must not run."""
+    page = open_chat(app)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.base_url)
+    page.get_by_test_id("new-chat").click()
+    sent: list[dict[str, object]] = []
+
+    def canned(route: Route) -> None:
+        sent.append(json.loads(route.request.post_data or "{}"))
+        route.fulfill(status=200, content_type="text/event-stream", body=CANNED)
+
+    page.route(CHAT_API, canned)
+    send(page, "Weather in Paris?")
+    answer = wait_for_answer(page)
+
+    reasoning = answer.get_by_test_id("reasoning")
+    assert reasoning.evaluate("el => el.open") is False
+    expect(reasoning.locator(".reasoning-text")).to_be_hidden()
+    reasoning.locator("summary").click()
+    expect(reasoning.locator(".reasoning-text")).to_have_text("Thinking about <b>it</b>.")
+
+    code = answer.locator(".code-block code")
+    expect(code).to_have_text("print('hi')")
+    expect(code.locator("span").first).to_be_attached()  # highlight.js coloured it
+    answer.get_by_test_id("copy-code").click()
+    expect(answer.get_by_test_id("copy-code")).to_have_text(EN["chat.copied"])
+    assert page.evaluate("navigator.clipboard.readText()") == "print('hi')"
+    assert answer.locator("img[onerror]").count() == 0
+    assert page.evaluate("window.pwned === undefined")
+
+    call = answer.get_by_test_id("tool-call")
+    expect(call).to_contain_text("get_weather")
+    expect(call.locator("pre")).to_have_text('{\n  "city": "Paris"\n}')
+    stats = answer.get_by_test_id("message-stats")
+    expect(stats).to_contain_text("12.5 tok/s")
+    expect(stats).to_contain_text("21")
+    expect(stats).to_contain_text(EN["chat.stopReason.toolCalls"])
+    app.shot("chat-reasoning-code-tool-call")
+
+    send(page, "Thanks.")
+    wait_for_answer(page)
+    history = sent[-1]["messages"]
+    assert isinstance(history, list)
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    assert history[1]["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    page.unroute(CHAT_API)
+    # chromium reports the onerror attribute blocked by the CSP even while DOMPurify parses it in an inert
+    # document (it never runs: window.pwned stays unset), and the harmless <img src="x"> is a 404
+    unexpected = [e for e in app.errors if "inline event handler" not in e and "/x)" not in e]
+    assert unexpected == []
