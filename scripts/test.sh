@@ -32,17 +32,22 @@ rc_app=0
 scripts/build-app.sh || rc_app=$?
 ((rc_app == 0)) || info "WARNING: the app is not built (see above): the browser tests (tests/browser) will fail"
 
-step "Static checks (lint-imports, ruff, mypy --strict)"
+step "Static checks (lint-imports, ruff, mypy --strict, svelte-check on app/)"
 rc_lint=0
 "$VENV/bin/lint-imports" || rc_lint=$?
 "$VENV/bin/ruff" check src tests bench scripts || rc_lint=$?
 "$VENV/bin/mypy" src || rc_lint=$?
+if [[ -d app/node_modules ]]; then  # the app's TypeScript and Svelte (installed by scripts/build-app.sh)
+  (cd app && npm run --silent check) || rc_lint=$?
+else
+  info "WARNING: app/node_modules is missing (the app could not be built): its type check is skipped"
+fi
 step "Tests (pytest${*:+ $*})"
 rc_test=0
 "$VPY" -m pytest "$@" || rc_test=$?
 finish "lint-imports exit $rc_lint, pytest exit $rc_test"
 
-if ((rc_lint != 0)); then info "FAILED: static checks (lint-imports, ruff check, mypy src)"; fi
+if ((rc_lint != 0)); then info "FAILED: static checks (lint-imports, ruff check, mypy src, svelte-check in app/)"; fi
 if ((rc_test != 0)); then info "FAILED: tests (re-run: ./scripts/test.sh --lf)"; fi
 if ((rc_lint != 0 || rc_test != 0)); then exit 1; fi
 info "all checks passed"
