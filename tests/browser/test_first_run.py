@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.support.browser import AppPage, serious_violations
+from tests.support.browser import ROOT, AppPage, serious_violations
 from tests.support.server import CHAT_MODEL, NEVER_ENDS, Server
 
 CHAT_PATHS = ("**/api/v0/chat/completions", "**/v1/chat/completions")
@@ -42,6 +42,11 @@ def chat_page(app: AppPage) -> Iterator[tuple[AppPage, AnswerShaper]]:
     for path in CHAT_PATHS:
         app.page.route(path, shaper.handle)
     yield app, shaper
+
+
+def messages_en() -> dict[str, str]:
+    data: dict[str, str] = json.loads((ROOT / "app" / "src" / "i18n" / "en.json").read_text("utf-8"))
+    return data
 
 
 def answers(page: Page) -> Locator:
@@ -79,7 +84,9 @@ def test_first_run_load_chat_stop_regenerate_reload(
     # load the default model from the picker
     assert CHAT_MODEL not in loaded_models(app_server)
     picker.select_option(CHAT_MODEL)
-    expect(page.get_by_test_id("model-loading")).to_have_count(0, timeout=60_000)
+    chosen = picker.locator(f"option[value='{CHAT_MODEL}']")
+    expect(chosen).to_contain_text(messages_en()["chat.loaded"], timeout=60_000)  # marked once loaded
+    expect(page.get_by_test_id("model-loading")).to_have_count(0)
     expect(picker).to_have_value(CHAT_MODEL)
     assert CHAT_MODEL in loaded_models(app_server)
     assert page.get_by_test_id("chat-notice").count() == 0
@@ -99,6 +106,7 @@ def test_first_run_load_chat_stop_regenerate_reload(
     second = answers(page).nth(1)
     expect(second).to_have_attribute("aria-busy", "true")
     expect(second.get_by_test_id("message-content")).not_to_be_empty(timeout=60_000)
+    expect(second).to_have_attribute("aria-busy", "true")  # text shown before the answer ends
     expect(page.get_by_test_id("stop")).to_be_visible()
     app.shot("first-run-streaming")
     page.get_by_test_id("stop").click()
