@@ -175,3 +175,11 @@ async def test_every_route_is_in_the_openapi_document(client: httpx.AsyncClient)
     ):
         for operation in paths[BASE + path].values():
             assert "200" in operation["responses"] and "4XX" in operation["responses"]
+
+
+async def test_null_for_a_field_that_has_a_value_is_a_400(client: httpx.AsyncClient) -> None:
+    chat = await create(client, title="Kept")
+    for field in ("title", "systemPrompt", "settings", "messages"):
+        error = error_of(await client.patch(f"{BASE}/conversations/{chat['id']}", json={field: None}), 400)
+        assert field in error["message"]
+    assert (await client.get(f"{BASE}/conversations/{chat['id']}")).json()["title"] == "Kept"

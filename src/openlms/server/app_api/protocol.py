@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_TITLE = 300
 MAX_MESSAGES = 10_000
@@ -45,12 +46,22 @@ class ConversationFields(BaseModel):
     """What a client may set; a field left out stays as it is (PATCH) or takes its default (create)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    # `X | SkipJsonSchema[None] = None`: may be left out, but not sent as null
+    title: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=MAX_TITLE)
     model: str | None = Field(default=None, max_length=1024, description="The model key last used")
-    systemPrompt: str | None = None
-    settings: dict[str, Any] | None = Field(default=None, description="Inference settings (the app's)")
-    messages: list[Message] | None = Field(default=None, max_length=MAX_MESSAGES)
+    systemPrompt: str | SkipJsonSchema[None] = None
+    settings: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description="Inference settings (the app's)"
+    )
+    messages: list[Message] | SkipJsonSchema[None] = Field(default=None, max_length=MAX_MESSAGES)
     branchedFrom: BranchedFrom | None = None
+
+    @field_validator("title", "systemPrompt", "settings", "messages", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
     def fields(self) -> dict[str, Any]:
         """Only what the client sent (an explicit null too: `model: null` clears the model)."""
@@ -68,7 +79,9 @@ class MoveConversation(BaseModel):
 
 class DuplicateConversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    title: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TITLE, description="null: `<title> (copy)`"
+    )
 
 
 class CreateFolder(BaseModel):
