@@ -45,6 +45,8 @@ def test_the_app_uses_only_keys_that_exist() -> None:
     sources = I18N.parent
     used: set[str] = set()
     for path in [*sources.rglob("*.svelte"), *sources.rglob("*.ts")]:
+        if path.parent == I18N:  # the t() function itself (its comments show the call)
+            continue
         used.update(re.findall(r"""\bt\(\s*["']([\w.\-]+)["']""", path.read_text(encoding="utf-8")))
     assert used, "no t(...) calls found"
     assert sorted(used - set(english)) == []
