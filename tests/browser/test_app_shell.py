@@ -29,7 +29,7 @@ def background(page: Page) -> str:
 
 def test_app_opens_at_root_clean_and_accessible(app: AppPage) -> None:
     page = app.open("/")
-    expect(page).to_have_title("Home · openlms")
+    expect(page).to_have_title(f"{messages('en')['nav.home']} · openlms")
     expect(page.get_by_role("heading", level=1)).to_have_text(messages("en")["home.title"])
     expect(page.get_by_role("navigation")).to_be_visible()
     app.shot("shell-home")

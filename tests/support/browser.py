@@ -79,15 +79,15 @@ class AppPage:
         self.page.screenshot(path=path, full_page=True)
         return path
 
-    def save_artifacts(self, name: str) -> None:
+    def save_artifacts(self, name: str, folder: Path = ARTIFACTS) -> None:
         """The page's screenshot and console log, for a failed test."""
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        stem = ARTIFACTS / safe_name(name)
-        (stem.parent / f"{stem.name}.console.log").write_text("\n".join(self.console) + "\n")
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = safe_name(name)
+        (folder / f"{stem}.console.log").write_text("\n".join(self.console) + "\n")
         try:
-            self.page.screenshot(path=stem.parent / f"{stem.name}.png", full_page=True)
+            self.page.screenshot(path=folder / f"{stem}.png", full_page=True)
         except Error as exc:  # a crashed or closed page: the log is still worth keeping
-            (stem.parent / f"{stem.name}.screenshot-error.txt").write_text(str(exc))
+            (folder / f"{stem}.screenshot-error.txt").write_text(str(exc))
 
 
 def safe_name(name: str) -> str:
