@@ -106,6 +106,30 @@ class ConversationService:
             self.store.write(folder, copy_id, copy)
             return Conversation(copy_id, folder, copy)
 
+    def branch(self, cid: str, message_index: int) -> Conversation:
+        """A new chat beside `cid` with its messages up to `message_index` (included), its settings, and
+        `branchedFrom` pointing back; attached files are copied as by a duplicate."""
+        with self._lock:
+            folder, doc = self.store.read(cid)
+            if not 0 <= message_index < len(doc["messages"]):
+                raise InvalidRequestError(
+                    f"Conversation '{cid}' has {len(doc['messages'])} messages: messageIndex must be "
+                    f"0 to {len(doc['messages']) - 1}.",
+                    param="messageIndex",
+                )
+            copy_id = new_id()
+            stamp = now_ms()
+            copy = doc | {
+                "title": f"{doc['title']} (branch)",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "messages": doc["messages"][: message_index + 1],
+                "branchedFrom": {"conversation": cid, "messageIndex": message_index},
+            }
+            self.store.copy_files(cid, copy_id)
+            self.store.write(folder, copy_id, copy)
+            return Conversation(copy_id, folder, copy)
+
     def delete(self, cid: str) -> dict[str, Any]:
         """Move a chat to the trash (kept as it is, even when it could not be opened)."""
         with self._lock:

@@ -131,6 +131,8 @@ def parse(text: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise UnreadableConversation("not a JSON object")
     version = doc.get("version")
+    if "version" not in doc and isinstance(doc.get("name"), str) and isinstance(doc.get("messages"), list):
+        raise UnreadableConversation("a chat in LM Studio's own format, which openlms does not open yet")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UnreadableConversation("no valid 'version' number")
     if version > FORMAT_VERSION:

@@ -183,3 +183,15 @@ async def test_null_for_a_field_that_has_a_value_is_a_400(client: httpx.AsyncCli
         error = error_of(await client.patch(f"{BASE}/conversations/{chat['id']}", json={field: None}), 400)
         assert field in error["message"]
     assert (await client.get(f"{BASE}/conversations/{chat['id']}")).json()["title"] == "Kept"
+
+
+async def test_branch_from_a_message(client: httpx.AsyncClient) -> None:
+    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    chat = await create(client, title="T", messages=messages)
+    branch = await client.post(f"{BASE}/conversations/{chat['id']}/branch", json={"messageIndex": 0})
+    assert branch.status_code == 200 and len(branch.json()["messages"]) == 1
+    assert branch.json()["branchedFrom"] == {"conversation": chat["id"], "messageIndex": 0}
+    error = error_of(
+        await client.post(f"{BASE}/conversations/{chat['id']}/branch", json={"messageIndex": 5}), 400
+    )
+    assert error["param"] == "messageIndex"

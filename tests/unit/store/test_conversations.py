@@ -253,3 +253,25 @@ def test_search_reads_each_file_once(service: ConversationService, monkeypatch: 
     monkeypatch.setattr(Path, "read_text", counted)
     assert len(service.search("message 1")) == 11  # "message 1" and "message 10".."message 19"
     assert len(reads) == 20
+
+
+def test_a_branch_keeps_the_messages_up_to_the_one_chosen(service: ConversationService) -> None:
+    messages = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    chat = service.create({"title": "Talk", "messages": [*messages, {"role": "user", "content": "three"}]})
+    service.save_file(chat.id, "a.txt", b"a")
+    branch = service.branch(chat.id, 1)
+    assert branch.document["messages"] == messages and branch.document["title"] == "Talk (branch)"
+    assert branch.document["branchedFrom"] == {"conversation": chat.id, "messageIndex": 1}
+    assert service.file_path(branch.id, "a.txt").read_bytes() == b"a"
+    assert len(service.get(chat.id).document["messages"]) == 3  # the original is unchanged
+    with pytest.raises(InvalidRequestError) as info:
+        service.branch(chat.id, 3)
+    assert info.value.param == "messageIndex"
+
+
+def test_an_lm_studio_chat_is_skipped_with_a_reason_that_says_so(service: ConversationService) -> None:
+    root(service).mkdir(parents=True)
+    lm_studio = {"name": "Old chat", "messages": [{"versions": [], "currentlySelected": 0}], "pinned": False}
+    (root(service) / f"1700000000000{SUFFIX}").write_text(json.dumps(lm_studio))
+    (skipped,) = service.listing().skipped
+    assert "LM Studio's own format" in skipped.reason

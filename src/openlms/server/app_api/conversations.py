@@ -92,6 +92,12 @@ def duplicate_conversation(
     return service.duplicate(cid, body.title if body else None).to_json()
 
 
+@router.post("/conversations/{cid}/branch", response_model=None, responses=CONVERSATION)
+def branch_conversation(cid: str, body: p.BranchConversation, service: Service) -> dict[str, Any]:
+    """A new chat with the messages up to `messageIndex` and `branchedFrom` pointing back."""
+    return service.branch(cid, body.messageIndex).to_json()
+
+
 @router.put(
     "/conversations/{cid}/files/{name}",
     response_model=None,

@@ -84,6 +84,11 @@ class DuplicateConversation(BaseModel):
     )
 
 
+class BranchConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messageIndex: int = Field(ge=0, le=MAX_MESSAGES, description="The last message the branch keeps")
+
+
 class CreateFolder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(min_length=1, max_length=2048, description="e.g. `Work/Drafts` (parents are made)")
