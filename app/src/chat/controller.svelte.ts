@@ -10,7 +10,6 @@ import {
   upTo,
   type ChatMessage,
   type Conversation,
-  type Role,
 } from './conversation';
 import type { ConversationStore } from './store';
 import type { MessageKey } from '../i18n/index.svelte';
@@ -82,7 +81,7 @@ export class ChatController {
 
   newChat(): void {
     if (this.busy) return;
-    const empty = this.conversations.find((c) => c.messages.length === 0);
+    const empty = this.conversations.find((c) => c.loaded !== false && c.messages.length === 0);
     if (empty) {
       this.currentId = empty.id;
       return;
@@ -124,6 +123,7 @@ export class ChatController {
   async send(text: string): Promise<void> {
     const chat = this.current;
     if (!chat || this.busy || !text.trim()) return;
+    if (chat.loaded === false) await this.loadMessages(chat);
     if (chat.messages.length === 0) chat.title = titleFrom(text);
     chat.messages.push({ id: newId(), role: 'user', content: text });
     await this.answer(chat);
@@ -161,14 +161,6 @@ export class ChatController {
     const chat = this.current;
     if (!chat || this.busy) return;
     chat.messages = chat.messages.filter((m) => m.id !== id);
-    await this.persist(chat);
-  }
-
-  /** Add a message of `role` at the end without an answer (a system prompt, a scripted turn). */
-  async insert(role: Role, text: string): Promise<void> {
-    const chat = this.current;
-    if (!chat || this.busy || !text.trim()) return;
-    chat.messages.push({ id: newId(), role, content: text });
     await this.persist(chat);
   }
 
