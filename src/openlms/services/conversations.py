@@ -76,11 +76,19 @@ class ConversationService:
             self.store.write(folder, cid, doc)
         return Conversation(cid, folder, doc)
 
-    def update(self, cid: str, fields: dict[str, Any]) -> Conversation:
-        """Replace the fields given (a rename is `{"title": ...}`); the others stay as they are."""
+    def update(self, cid: str, fields: dict[str, Any], if_updated_at: int | None = None) -> Conversation:
+        """Replace the fields given (a rename is `{"title": ...}`); the others stay as they are. With
+        `if_updated_at`, only if the chat was not changed since (else a conflict: another tab wrote it)."""
         with self._lock:
             folder, doc = self.store.read(cid)
-            doc = doc | _settable(fields) | {"updatedAt": now_ms()}
+            if if_updated_at is not None and doc.get("updatedAt") != if_updated_at:
+                raise ConversationConflictError(
+                    f"Conversation '{cid}' was changed since it was read (updatedAt {doc.get('updatedAt')}, "
+                    f"not {if_updated_at}): read it again, then save.",
+                    param="ifUpdatedAt",
+                )
+            stamp = max(now_ms(), _int(doc.get("updatedAt")) + 1)  # always a new value (ifUpdatedAt)
+            doc = doc | _settable(fields) | {"updatedAt": stamp}
             self.store.write(folder, cid, doc)
             return Conversation(cid, folder, doc)
 
@@ -198,6 +206,10 @@ def _match(entry: tuple[str, str, dict[str, Any]], needle: str) -> dict[str, Any
         if at >= 0:
             return chat | {"match": "message", "messageIndex": index, "snippet": _snippet(text, at)}
     return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _settable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -195,3 +195,14 @@ async def test_branch_from_a_message(client: httpx.AsyncClient) -> None:
         await client.post(f"{BASE}/conversations/{chat['id']}/branch", json={"messageIndex": 5}), 400
     )
     assert error["param"] == "messageIndex"
+
+
+async def test_if_updated_at_refuses_a_lost_update(client: httpx.AsyncClient) -> None:
+    chat = await create(client, title="First")
+    url = f"{BASE}/conversations/{chat['id']}"
+    first = await client.patch(url, json={"title": "Tab A", "ifUpdatedAt": chat["updatedAt"]})
+    assert first.status_code == 200
+    assert first.json()["updatedAt"] > chat["updatedAt"]  # every write a new value, even in one ms
+    error = error_of(await client.patch(url, json={"title": "Tab B", "ifUpdatedAt": chat["updatedAt"]}), 409)
+    assert error["param"] == "ifUpdatedAt" and "read it again" in error["message"]
+    assert (await client.get(url)).json()["title"] == "Tab A"

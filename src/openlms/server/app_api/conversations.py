@@ -68,9 +68,9 @@ def get_conversation(cid: str, service: Service) -> dict[str, Any]:
 
 
 @router.patch("/conversations/{cid}", response_model=None, responses=CONVERSATION)
-def update_conversation(cid: str, body: p.ConversationFields, service: Service) -> dict[str, Any]:
+def update_conversation(cid: str, body: p.UpdateConversation, service: Service) -> dict[str, Any]:
     """Replace the fields sent (messages as a whole list); a rename is `{"title": "..."}`."""
-    return service.update(cid, body.fields()).to_json()
+    return service.update(cid, body.fields(), body.ifUpdatedAt).to_json()
 
 
 @router.delete("/conversations/{cid}", response_model=None, responses=TRASHED)

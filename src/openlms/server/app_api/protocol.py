@@ -68,6 +68,15 @@ class ConversationFields(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class UpdateConversation(ConversationFields):
+    ifUpdatedAt: int | None = Field(
+        default=None, description="Save only if the chat's updatedAt is still this (else 409)"
+    )
+
+    def fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"ifUpdatedAt"})
+
+
 class CreateConversation(ConversationFields):
     folder: str = Field(default="", max_length=2048, description="Folder path ('' is the top)")
 
