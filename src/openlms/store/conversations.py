@@ -21,7 +21,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -143,7 +143,23 @@ def parse(text: str) -> dict[str, Any]:
         )
     if not isinstance(doc.get("title"), str) or not isinstance(doc.get("messages"), list):
         raise UnreadableConversation("'title' or 'messages' is missing or of the wrong type")
+    for key, kinds, default in _OPTIONAL:
+        value = doc[key] = doc[key] if key in doc else default()
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise UnreadableConversation(f"'{key}' is of the wrong type")
     return doc
+
+
+# The fields a file may leave out: (name, the types it may have, what makes its value when left out).
+_NONE: Final = type(None)
+_OPTIONAL: Final[tuple[tuple[str, type | tuple[type, ...], Callable[[], object]], ...]] = (
+    ("createdAt", int, int),
+    ("updatedAt", int, int),
+    ("model", (str, _NONE), _NONE),
+    ("systemPrompt", str, str),
+    ("settings", dict, dict),
+    ("branchedFrom", (dict, _NONE), _NONE),
+)
 
 
 def summary(cid: str, folder: str, doc: dict[str, Any]) -> dict[str, Any]:

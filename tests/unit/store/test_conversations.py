@@ -275,3 +275,16 @@ def test_an_lm_studio_chat_is_skipped_with_a_reason_that_says_so(service: Conver
     (root(service) / f"1700000000000{SUFFIX}").write_text(json.dumps(lm_studio))
     (skipped,) = service.listing().skipped
     assert "LM Studio's own format" in skipped.reason
+
+
+def test_hand_edited_fields_of_the_wrong_type_make_the_file_skipped(service: ConversationService) -> None:
+    root(service).mkdir(parents=True)
+    minimal = {"version": 1, "title": "Short", "messages": []}
+    (root(service) / f"minimal{SUFFIX}").write_text(json.dumps(minimal))
+    (root(service) / f"odd{SUFFIX}").write_text(json.dumps(minimal | {"updatedAt": "yesterday"}))
+    listing = service.listing()
+    assert [(s.path, s.reason) for s in listing.skipped] == [
+        (f"odd{SUFFIX}", "'updatedAt' is of the wrong type")
+    ]
+    doc = service.get("minimal").document  # the fields it left out have their defaults
+    assert (doc["systemPrompt"], doc["settings"], doc["model"], doc["updatedAt"]) == ("", {}, None, 0)
