@@ -77,7 +77,7 @@ class ConversationTrash:
             meta = _meta(folder)
             if meta is not None:
                 found.append(meta)
-        found.sort(key=lambda meta: -int(meta.get("deletedAt") or 0))
+        found.sort(key=lambda meta: -int(meta["deletedAt"]))
         return found
 
     def restore(self, entry_id: str) -> dict[str, Any]:
@@ -121,6 +121,8 @@ def _meta(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(meta.get("folder"), str) or not isinstance(meta.get("name"), str):
         return None
-    if meta.get("id") != folder.name:
+    if meta.get("id") != folder.name or type(meta.get("deletedAt")) is not int:
+        return None
+    if not isinstance(meta.get("title"), (str, type(None))):
         return None
     return meta
