@@ -75,6 +75,10 @@ def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
     app.shot("chat-first-answer")
     assert serious_violations(page) == []
 
+    page.goto(app.base_url + "/#/settings")
+    page.goto(app.base_url + "/#/chat")  # another page and back: the chat is as it was
+    expect(messages(page)).to_have_count(2)
+    answer = messages(page, "assistant").last
     answer.get_by_test_id("regenerate").click()
     wait_for_answer(page)
     expect(messages(page)).to_have_count(2)

@@ -11,7 +11,7 @@ import {
   type ChatMessage,
   type Conversation,
 } from './conversation';
-import type { ConversationStore } from './store';
+import { chooseStore, type ConversationStore } from './store';
 import type { MessageKey } from '../i18n/index.svelte';
 
 type Translate = (key: MessageKey) => string;
@@ -37,7 +37,19 @@ export class ChatController {
     return this.conversations.find((c) => c.id === this.currentId);
   }
 
-  async init(): Promise<void> {
+  private started: Promise<void> | null = null;
+
+  /** Read the models and the chats once (later calls only refresh the models). */
+  init(): Promise<void> {
+    if (this.started) {
+      void this.refreshModels();
+      return this.started;
+    }
+    this.started = this.start();
+    return this.started;
+  }
+
+  private async start(): Promise<void> {
     await this.refreshModels();
     try {
       this.conversations = await this.store.list();
@@ -235,4 +247,12 @@ function defaultModel(models: ModelEntry[]): string {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+let shared: ChatController | null = null;
+
+/** The page's one chat controller (made on first use). */
+export function sharedChat(t: Translate): ChatController {
+  shared ??= new ChatController(chooseStore(), t);
+  return shared;
 }
