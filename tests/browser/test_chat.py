@@ -139,6 +139,25 @@ def test_stop_error_in_place_and_new_chat_shortcut(app: AppPage) -> None:
     app.shot("chat-error-in-place")
     page.unroute(CHAT_API)
 
+    failing = "".join(  # a stream that fails midway, as when the model is unloaded during the answer
+        f"data: {json.dumps(chunk)}\n\n"
+        for chunk in (
+            delta(role="assistant"),
+            delta(content="Partial"),
+            {"error": {"message": "Model unloaded."}},
+        )
+    )
+
+    def fails_midway(route: Route) -> None:
+        route.fulfill(status=200, content_type="text/event-stream", body=failing)
+
+    page.route(CHAT_API, fails_midway)
+    messages(page, "assistant").last.get_by_test_id("regenerate").click()
+    answer = messages(page, "assistant").last
+    expect(answer.get_by_test_id("message-error")).to_contain_text("Model unloaded.")
+    expect(answer.get_by_test_id("message-content")).to_have_text("Partial")
+    page.unroute(CHAT_API)
+
     chats = page.get_by_test_id("chat-item").count()
     page.get_by_test_id("message-input").press("Control+n")
     expect(page.get_by_test_id("chat-item")).to_have_count(chats + 1)
