@@ -166,13 +166,14 @@ ensure_chromium() {  # the system chromium that the browser tests (tests/browser
   [[ -n $found ]] || found=$(command -v chromium || command -v chromium-browser || true)
   if [[ -n $found ]]; then
     info "chromium at $found ($("$found" --version 2>/dev/null | head -n 1))"
+    _ensure_cjk_font
     return
   fi
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     info "installing Debian's chromium (apt-get install chromium; Playwright's own browser download is not used)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null ||
       die "apt-get update failed" "check access to the Debian package mirror"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null ||
       die "apt-get install chromium failed" "see apt-get's message above"
     info "chromium at $(command -v chromium) ($(chromium --version 2>/dev/null | head -n 1))"
     return
@@ -180,4 +181,13 @@ ensure_chromium() {  # the system chromium that the browser tests (tests/browser
   info "WARNING: no chromium found and cannot install it here (needs root and apt-get):"
   info "the browser tests (tests/browser) will fail. Install chromium (Debian/Ubuntu: apt-get install chromium),"
   info "or point OPENLMS_CHROMIUM at a Chromium/Chrome binary, or deselect them: ./scripts/test.sh -m 'not browser'"
+}
+
+_ensure_cjk_font() {  # a Chinese font, so that the browser tests' zh screenshots are readable (not boxes)
+  command -v fc-list >/dev/null && [[ -n $(fc-list :lang=zh 2>/dev/null | head -n 1) ]] && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    info "installing a Chinese font for the screenshots (apt-get install fonts-wqy-microhei)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 ||
+      info "WARNING: apt-get install fonts-wqy-microhei failed: zh screenshots will show boxes (tests unaffected)"
+  fi
 }
