@@ -149,6 +149,21 @@ def test_narrow_window_is_usable(app: AppPage) -> None:
     assert app.errors == []
 
 
+def test_narrow_window_chat(app: AppPage) -> None:
+    app.page.set_viewport_size({"width": 375, "height": 740})
+    page = app.open("/#/chat")
+    composer = page.get_by_test_id("message-input")
+    expect(composer).to_be_visible()
+    if not uncovered(page, "[data-testid=message-input]"):
+        page.get_by_role("button", name=messages("en")["header.toggleSidebar"]).click()
+    app.shot("chat-375px")
+    assert uncovered(page, "[data-testid=message-input]"), "the message box stays covered at 375 px"
+    box = composer.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375, "no sideways scrolling at 375 px"
+    assert app.errors == []
+
+
 def test_unknown_route_shows_not_found(app: AppPage) -> None:
     page = app.open("/#/no-such-page")
     expect(page.get_by_role("heading", level=1)).to_have_text(messages("en")["notFound.title"])
