@@ -1,6 +1,7 @@
 """A first-time user's run in a real browser, on the real server and model: open the chat, load the
 default model from the picker, chat with a streamed answer, stop a long answer, regenerate it, and reload
-the page with the conversation kept (the app's conversations API, one JSON file per chat).
+the page with the conversation kept (the app's conversations API, one JSON file per chat); errors (a
+refused request, the model unloaded mid-answer) shown in place.
 
 The page's own requests go to the real server; the test only adds `max_tokens` (short answers, fast) and,
 for the answer it stops, a `logit_bias` that bans SmolLM2's end tokens (it then writes until stopped),
@@ -169,3 +170,31 @@ def _fresh_conversations(app_server: Server) -> Iterator[None]:
     with httpx.Client(base_url=app_server.url, timeout=30) as http:
         for chat in http.get("/api/v1/app/conversations").json().get("conversations", []):
             http.delete(f"/api/v1/app/conversations/{chat['id']}")
+
+
+def test_model_unloaded_mid_answer_shows_an_error(
+    chat_page: tuple[AppPage, AnswerShaper], app_server: Server
+) -> None:
+    """The issue's "an error shown when the model is unloaded mid-answer": the partial text stays and
+    the server's reason shows under it."""
+    app, shaper = chat_page
+    page = app.open("/#/chat")
+    picker = page.get_by_test_id("model-picker")
+    expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)
+    picker.select_option(CHAT_MODEL)
+    shaper.extra = {"max_tokens": 4000, "logit_bias": NEVER_ENDS}
+    send(page, "Tell me a long story.")
+    answer = answers(page).nth(0)
+    expect(answer.get_by_test_id("message-content")).not_to_be_empty(timeout=60_000)
+    expect(answer).to_have_attribute("aria-busy", "true")
+    with app_server.http() as http:
+        instances = [m["id"] for m in http.get("/api/v0/models").json()["data"] if m.get("state") == "loaded"]
+        assert CHAT_MODEL in instances
+        http.post("/api/v1/models/unload", json={"instance_id": CHAT_MODEL}).raise_for_status()
+    error = answer.get_by_test_id("message-error")
+    expect(error).to_be_visible(timeout=30_000)
+    expect(answer).not_to_have_attribute("aria-busy", "true")
+    expect(answer.get_by_test_id("message-content")).not_to_be_empty()  # what came before is kept
+    expect(error).to_contain_text("unload")  # the server's reason, in place of a blank or stuck answer
+    app.shot("chat-model-unloaded-mid-answer")
+    assert app.errors == []
