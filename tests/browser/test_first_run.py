@@ -182,6 +182,8 @@ def test_model_unloaded_mid_answer_shows_an_error(
     picker = page.get_by_test_id("model-picker")
     expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)
     picker.select_option(CHAT_MODEL)
+    chosen = picker.locator(f"option[value='{CHAT_MODEL}']")
+    expect(chosen).to_contain_text(messages_en()["chat.loaded"], timeout=60_000)  # one instance, loaded
     shaper.extra = {"max_tokens": 4000, "logit_bias": NEVER_ENDS}
     send(page, "Tell me a long story.")
     answer = answers(page).nth(0)
