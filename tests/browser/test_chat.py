@@ -9,7 +9,7 @@ import json
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.support.browser import ROOT, AppPage, serious_violations
-from tests.support.server import CHAT_MODEL
+from tests.support.server import CHAT_MODEL, Server
 
 EN: dict[str, str] = json.loads((ROOT / "app" / "src" / "i18n" / "en.json").read_text(encoding="utf-8"))
 ANSWER_TIMEOUT = 90_000  # the first answer includes loading the model on a busy CI machine
@@ -241,3 +241,44 @@ def test_reasoning_code_tool_calls_and_sanitised_markdown(app: AppPage) -> None:
     # document (it never runs: window.pwned stays unset), and the harmless <img src="x"> is a 404
     unexpected = [e for e in app.errors if "inline event handler" not in e and "/x)" not in e]
     assert unexpected == []
+
+
+def test_a_saved_chat_with_a_system_prompt_and_a_tool_result(app: AppPage, app_server: Server) -> None:
+    """A chat written through the conversations API (as a script or the SDK would): its tool result is
+    shown, and the next request sends the system prompt first and the result with its call's id."""
+    call = {"id": "call_7", "name": "add", "arguments": '{"a": 2, "b": 3}'}
+    chat = {
+        "title": "Adding",
+        "model": CHAT_MODEL,
+        "systemPrompt": "You add numbers.",
+        "messages": [
+            {"role": "user", "content": "2+3?"},
+            {"role": "assistant", "content": "", "toolCalls": [call]},
+            {"role": "tool", "content": "5", "toolCallId": "call_7"},
+        ],
+    }
+    with app_server.http() as http:
+        cid = http.post("/api/v1/app/conversations", json=chat).raise_for_status().json()["id"]
+    page = open_chat(app)
+    page.get_by_test_id("chat-item").filter(has_text="Adding").click()
+    expect(messages(page)).to_have_count(3)
+    expect(messages(page, "tool").get_by_test_id("message-content")).to_have_text("5")
+    expect(messages(page, "assistant").get_by_test_id("tool-call")).to_contain_text("add")
+    sent: list[dict[str, object]] = []
+
+    def canned(route: Route) -> None:
+        sent.append(json.loads(route.request.post_data or "{}"))
+        route.fulfill(status=200, content_type="text/event-stream", body=sse(delta(content="It is 5.")))
+
+    page.route(CHAT_API, canned)
+    send(page, "Thanks.")
+    expect(messages(page, "assistant").last.get_by_test_id("message-content")).to_have_text("It is 5.")
+    history = sent[-1]["messages"]
+    assert isinstance(history, list)
+    assert history[0] == {"role": "system", "content": "You add numbers."}
+    assert history[3] == {"role": "tool", "content": "5", "tool_call_id": "call_7"}
+    page.unroute(CHAT_API)
+    with app_server.http() as http:
+        saved = http.get(f"/api/v1/app/conversations/{cid}").raise_for_status().json()
+    assert saved["systemPrompt"] == "You add numbers."
+    assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "tool", "user", "assistant"]

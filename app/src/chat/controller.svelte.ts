@@ -116,6 +116,7 @@ export class ChatController {
     try {
       const full = await this.store.load(chat.id);
       chat.messages = full.messages;
+      chat.systemPrompt = full.systemPrompt;
       chat.loaded = true;
     } catch (err) {
       this.notice = messageOf(err);
@@ -178,7 +179,7 @@ export class ChatController {
 
   private async answer(chat: Conversation): Promise<void> {
     const model = this.model;
-    const history = toWire(chat.messages);
+    const history = toWire(chat.messages, chat.systemPrompt);
     chat.messages.push({ id: newId(), role: 'assistant', content: '', model, pending: true });
     const reply = chat.messages[chat.messages.length - 1];
     chat.model = model || chat.model;

@@ -1,7 +1,7 @@
 // A chat's data and the pure operations on it (no DOM, no network): what the chat view edits and saves.
 import type { ChatStats, ToolCall, WireMessage } from '../lib/api';
 
-export type Role = 'user' | 'assistant' | 'system';
+export type Role = 'user' | 'assistant' | 'system' | 'tool';
 
 export interface ChatMessage {
   id: string;
@@ -9,6 +9,8 @@ export interface ChatMessage {
   content: string;
   reasoning?: string;
   toolCalls?: ToolCall[];
+  /** A tool message: the call whose result it holds. */
+  toolCallId?: string;
   stats?: ChatStats;
   /** The API's error message when the answer failed (shown in place of, or under, the text). */
   error?: string;
@@ -21,6 +23,8 @@ export interface Conversation {
   id: string;
   title: string;
   model?: string;
+  /** Sent as the first (system) message when not empty. */
+  systemPrompt?: string;
   messages: ChatMessage[];
   /** False while only the chat's summary is known (its messages are read when it is opened). */
   loaded?: boolean;
@@ -39,15 +43,22 @@ export function newConversation(title: string): Conversation {
   return { id: `local-${newId()}`, title, messages: [], loaded: true, createdAt: now, updatedAt: now };
 }
 
+/** Messages as another writer may have saved them (a script, the SDK): each gets an id if it has none. */
+export function withIds(messages: ChatMessage[]): ChatMessage[] {
+  return messages.map((m) => (m.id ? m : { ...m, id: newId() }));
+}
+
 /** The title a new chat gets from its first user message (the first line, shortened). */
 export function titleFrom(text: string): string {
   const line = text.trim().split('\n')[0] ?? '';
   return line.length > 48 ? `${line.slice(0, 47)}…` : line;
 }
 
-/** The history sent to the model: failed answers are left out, tool calls are kept. */
-export function toWire(messages: ChatMessage[]): WireMessage[] {
-  return messages
+/** The history sent to the model: the system prompt first, failed answers left out, tool calls and their
+ * results kept. */
+export function toWire(messages: ChatMessage[], systemPrompt = ''): WireMessage[] {
+  const system: WireMessage[] = systemPrompt.trim() ? [{ role: 'system', content: systemPrompt }] : [];
+  return system.concat(messages
     .filter((m) => !(m.role === 'assistant' && m.error && !m.content && !m.toolCalls?.length))
     .map((m) => {
       const wire: WireMessage = { role: m.role, content: m.content };
@@ -58,8 +69,9 @@ export function toWire(messages: ChatMessage[]): WireMessage[] {
           function: { name: c.name, arguments: c.arguments },
         }));
       }
+      if (m.role === 'tool' && m.toolCallId) wire.tool_call_id = m.toolCallId;
       return wire;
-    });
+    }));
 }
 
 /** Add a streamed tool-call fragment to the calls so far (the first fragment names the call). */

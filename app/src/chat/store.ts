@@ -3,7 +3,7 @@
 // refuses this page (403: conversations answer the local machine only), leaves the chats in this page's
 // memory for as long as it is open.
 import { ApiError, getJson, sendJson } from "../lib/api";
-import type { ChatMessage, Conversation } from "./conversation";
+import { withIds, type ChatMessage, type Conversation } from "./conversation";
 
 export interface ConversationStore {
   /** Every chat, newest first; `messages` may be left out (`loaded: false`) until `load`. */
@@ -53,6 +53,7 @@ interface Summary {
 
 interface Document extends Summary {
   messages: ChatMessage[];
+  systemPrompt?: string;
 }
 
 const BASE = "/api/v1/app/conversations";
@@ -90,7 +91,7 @@ export class ServerStore implements ConversationStore {
   async load(id: string): Promise<Conversation> {
     if (this.memory) return this.memory.load(id);
     const doc = await getJson<Document>(`${BASE}/${encodeURIComponent(id)}`);
-    return fromSummary(doc, doc.messages);
+    return { ...fromSummary(doc, withIds(doc.messages)), systemPrompt: doc.systemPrompt ?? "" };
   }
 
   async save(conversation: Conversation): Promise<string> {
