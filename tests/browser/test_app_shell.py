@@ -50,6 +50,12 @@ def test_keyboard_reaches_the_skip_link_first(app: AppPage) -> None:
     assert page.evaluate("document.activeElement.id") == "main"
 
 
+def test_settings_shortcut(app: AppPage) -> None:
+    page = app.open("/")
+    page.keyboard.press("Control+Comma")  # LM Studio's settings shortcut (Cmd+, on macOS)
+    expect(page.get_by_role("heading", level=1)).to_have_text(messages("en")["settings.title"])
+
+
 def test_theme_switch_light_dark_auto(app: AppPage) -> None:
     page = app.open("/#/settings")
     en = messages("en")

@@ -145,6 +145,10 @@ def test_first_run_load_chat_stop_regenerate_reload(
     expect(users).to_have_text(["Say hello.", "Tell me a long story."])
     expect(answers(page)).to_have_count(2)
     app.shot("first-run-reloaded")
+    page.emulate_media(color_scheme="dark")  # the theme is Auto: the chat follows the system into dark
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    app.shot("first-run-dark")
+    assert serious_violations(page) == []  # contrast of messages, stats and buttons in dark too
     assert app.errors == []
 
 
