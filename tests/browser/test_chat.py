@@ -1,6 +1,7 @@
 """The chat view (#/chat) in a real browser on the real server and SmolLM2: choose the model, send with
 Enter, stats under the answer, regenerate, edit a message of either role, delete one, a reload that keeps the
-chat (the conversations API), Stop, the API's error shown in place, and New chat with Ctrl+N."""
+chat (the conversations API), Stop, the API's error shown in place, New chat with Ctrl+N, a chat written
+through the API (system prompt, tool result), and deleting a chat with Undo."""
 
 from __future__ import annotations
 
@@ -282,3 +283,15 @@ def test_a_saved_chat_with_a_system_prompt_and_a_tool_result(app: AppPage, app_s
         saved = http.get(f"/api/v1/app/conversations/{cid}").raise_for_status().json()
     assert saved["systemPrompt"] == "You add numbers."
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "tool", "user", "assistant"]
+
+    item = page.get_by_test_id("chat-item").filter(has_text="Adding")
+    page.locator("li", has=item).get_by_test_id("delete-chat").click()
+    expect(item).to_have_count(0)
+    with app_server.http() as http:
+        assert http.get(f"/api/v1/app/conversations/{cid}").status_code == 404
+    expect(page.get_by_test_id("undo-delete")).to_contain_text("Adding")
+    page.get_by_test_id("undo").click()
+    expect(item).to_have_count(1)
+    expect(messages(page)).to_have_count(5)
+    with app_server.http() as http:
+        assert http.get(f"/api/v1/app/conversations/{cid}").status_code == 200

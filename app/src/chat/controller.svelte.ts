@@ -25,6 +25,8 @@ export class ChatController {
   loadingModel = $state(false);
   /** A problem outside any message (the model list could not be read, a load failed). */
   notice = $state('');
+  /** The chat deleted last, while it can be put back. */
+  undo = $state<{ token: string; title: string } | null>(null);
   private abort: AbortController | null = null;
   private saving: Promise<void> = Promise.resolve();
 
@@ -125,12 +127,29 @@ export class ChatController {
 
   async deleteChat(id: string): Promise<void> {
     if (this.busy && id === this.currentId) return;
+    const title = this.conversations.find((c) => c.id === id)?.title ?? '';
     this.conversations = this.conversations.filter((c) => c.id !== id);
-    await this.guard(() => this.store.remove(id));
+    await this.guard(async () => {
+      const token = await this.store.remove(id);
+      this.undo = token ? { token, title } : null;
+    });
     if (this.currentId === id) {
       if (this.conversations.length) this.select(this.conversations[0].id);
       else this.newChat();
     }
+  }
+
+  /** Put the chat deleted last back, and open it. */
+  async undoDelete(): Promise<void> {
+    const undo = this.undo;
+    if (!undo || this.busy) return;
+    this.undo = null;
+    await this.guard(async () => {
+      const chat = await this.store.restore(undo.token);
+      this.conversations = this.conversations.filter((c) => c.id !== chat.id);
+      this.conversations.unshift({ ...chat, loaded: true });
+      this.select(chat.id);
+    });
   }
 
   async send(text: string): Promise<void> {

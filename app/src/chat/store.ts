@@ -11,7 +11,10 @@ export interface ConversationStore {
   load(id: string): Promise<Conversation>;
   /** Save a chat; answers its id (a chat never saved before gets the store's id). */
   save(conversation: Conversation): Promise<string>;
-  remove(id: string): Promise<void>;
+  /** Delete a chat; answers what undoes it (`restore`), or null when nothing can. */
+  remove(id: string): Promise<string | null>;
+  /** Put a deleted chat back (the token `remove` gave). */
+  restore(token: string): Promise<Conversation>;
 }
 
 /** A chat made in this page and not yet saved has an id with this prefix. */
@@ -20,6 +23,7 @@ export const LOCAL_PREFIX = "local-";
 /** Chats kept for as long as the page is open. */
 export class MemoryStore implements ConversationStore {
   private readonly chats = new Map<string, Conversation>();
+  private readonly deleted = new Map<string, Conversation>();
 
   list(): Promise<Conversation[]> {
     const all = [...this.chats.values()].map((c) => structuredClone(c));
@@ -37,9 +41,20 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve(conversation.id);
   }
 
-  remove(id: string): Promise<void> {
+  remove(id: string): Promise<string | null> {
+    const chat = this.chats.get(id);
     this.chats.delete(id);
-    return Promise.resolve();
+    if (!chat) return Promise.resolve(null);
+    this.deleted.set(id, chat);
+    return Promise.resolve(id);
+  }
+
+  restore(token: string): Promise<Conversation> {
+    const chat = this.deleted.get(token);
+    if (!chat) return Promise.reject(new ApiError("This chat can no longer be restored.", 404));
+    this.deleted.delete(token);
+    this.chats.set(token, chat);
+    return Promise.resolve(structuredClone(chat));
   }
 }
 
@@ -109,10 +124,17 @@ export class ServerStore implements ConversationStore {
     return conversation.id;
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string): Promise<string | null> {
     if (this.memory) return this.memory.remove(id);
-    if (id.startsWith(LOCAL_PREFIX)) return;
-    await sendJson("DELETE", `${BASE}/${encodeURIComponent(id)}`);
+    if (id.startsWith(LOCAL_PREFIX)) return null;
+    const entry = await sendJson<{ id: string }>("DELETE", `${BASE}/${encodeURIComponent(id)}`);
+    return entry.id;
+  }
+
+  async restore(token: string): Promise<Conversation> {
+    if (this.memory) return this.memory.restore(token);
+    const entry = await sendJson<{ name: string }>("POST", `/api/v1/app/trash/${encodeURIComponent(token)}/restore`);
+    return this.load(entry.name);
   }
 }
 
