@@ -23,6 +23,8 @@ export class ChatController {
   model = $state('');
   busy = $state(false);
   loadingModel = $state(false);
+  /** How far the model's load is, 0..1. */
+  loadProgress = $state(0);
   /** A problem outside any message (the model list could not be read, a load failed). */
   notice = $state('');
   /** The chat deleted last, while it can be put back. */
@@ -82,9 +84,10 @@ export class ChatController {
     if (chat) chat.model = key;
     if (!key || this.isLoaded(key)) return;
     this.loadingModel = true;
+    this.loadProgress = 0;
     this.notice = '';
     try {
-      await loadModel(key);
+      await loadModel(key, (fraction) => (this.loadProgress = fraction));
     } catch (err) {
       this.notice = messageOf(err);
     } finally {

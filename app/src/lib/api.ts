@@ -86,8 +86,20 @@ export async function listModels(): Promise<ModelEntry[]> {
   return body.models.filter((m) => m.type === 'llm');
 }
 
-export async function loadModel(key: string): Promise<void> {
-  await sendJson('POST', '/api/v1/models/load', { model: key });
+/** Load `key` with the server's defaults, telling `onProgress` how far it is (0..1). */
+export async function loadModel(key: string, onProgress: (fraction: number) => void = () => {}): Promise<void> {
+  const response = await fetch('/api/v1/models/load', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: key, stream: true }),
+  });
+  if (!response.ok) throw await errorOf(response);
+  if (!response.body) return;
+  for await (const data of sseData(response.body)) {
+    const event = JSON.parse(data) as { progress?: number; error?: { message?: string } };
+    if (event.error) throw new ApiError(event.error.message ?? 'The model could not be loaded.', 500);
+    if (typeof event.progress === 'number') onProgress(event.progress);
+  }
 }
 
 export async function unloadModel(instanceId: string): Promise<void> {
