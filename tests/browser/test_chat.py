@@ -6,6 +6,7 @@ through the API (system prompt, tool result), and deleting a chat with Undo."""
 from __future__ import annotations
 
 import json
+import re
 
 from playwright.sync_api import Locator, Page, Route, expect
 
@@ -73,6 +74,7 @@ def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
     expect(stats).to_contain_text("tok/s")
     expect(stats).to_contain_text(EN["chat.stats.stop"].split("{")[0].strip())
     expect(page.get_by_test_id("chat-item").first).to_have_text("Say hello.")
+    expect(page.get_by_test_id("context-gauge")).to_contain_text(re.compile(r"\d+ of \d+ tokens"))
     app.shot("chat-first-answer")
     assert serious_violations(page) == []
 

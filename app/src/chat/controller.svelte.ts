@@ -73,6 +73,17 @@ export class ChatController {
     }
   }
 
+  /** Tokens the chat used at its last answer (prompt + answer), and the loaded model's context length. */
+  get contextUsage(): { used: number; total: number | null } | null {
+    const answers = (this.current?.messages ?? []).filter((m) => m.role === 'assistant' && m.stats);
+    const stats = answers.at(-1)?.stats;
+    if (stats?.promptTokens === undefined) return null;
+    const used = stats.promptTokens + (stats.completionTokens ?? 0);
+    const model = this.models.find((m) => m.key === this.model);
+    const total = model?.loaded_instances[0]?.config?.context_length ?? null;
+    return { used, total };
+  }
+
   isLoaded(key: string): boolean {
     return this.models.some((m) => m.key === key && m.loaded_instances.length > 0);
   }
