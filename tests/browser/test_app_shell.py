@@ -67,8 +67,7 @@ def test_theme_switch_light_dark_auto(app: AppPage) -> None:
     assert background(page) != light_bg
     app.shot("shell-settings-dark")
     assert serious_violations(page) == []
-    page.reload()
-    page.locator("#main").wait_for()
+    app.reload()
     assert html_data(page, "theme") == "dark"  # kept across a reload
     expect(page.get_by_role("radio", name=en["theme.dark"])).to_be_checked()
     page.get_by_role("radio", name=en["theme.auto"]).check()
@@ -89,8 +88,7 @@ def test_mode_switch(app: AppPage) -> None:
         assert html_data(page, "mode") == mode
         expect(page.get_by_text(en[f"mode.{mode}.hint"])).to_be_visible()
     page.get_by_role("radio", name=en["mode.developer"], exact=True).check()
-    page.reload()
-    page.locator("#main").wait_for()
+    app.reload()
     assert html_data(page, "mode") == "developer"
     assert app.errors == []
 
@@ -107,8 +105,7 @@ def test_language_switch_changes_visible_text(app: AppPage) -> None:
         expect(heading).to_have_text(text["settings.title"])
         expect(page.get_by_role("navigation").get_by_role("link", name=text["nav.home"])).to_be_visible()
         app.shot(f"shell-settings-{language}")
-    page.reload()
-    page.locator("#main").wait_for()
+    app.reload()
     expect(heading).to_have_text(messages("zh")["settings.title"])  # kept across a reload
     assert serious_violations(page) == []
     page.get_by_test_id("language-switch").select_option("en")

@@ -137,8 +137,7 @@ def test_first_run_load_chat_stop_regenerate_reload(
     with app_server.http() as http:
         listing = http.get("/api/v1/app/conversations").json()
     assert len(listing["conversations"]) == 1
-    page.reload()
-    page.locator("#main").wait_for()
+    app.reload()
     expect(page.get_by_test_id("chat-item")).to_have_count(1)
     page.get_by_test_id("chat-item").first.click()
     users = page.locator("[data-testid=message][data-role=user] [data-testid=message-content]")

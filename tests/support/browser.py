@@ -69,7 +69,17 @@ class AppPage:
     def open(self, path: str = "/") -> Page:
         """The app at `path` ("/" or a hash route like "/#/settings"), once the shell has rendered."""
         self.page.goto(self.base_url + path)
-        self.page.locator("#main").wait_for()
+        return self._started()
+
+    def reload(self) -> Page:
+        self.page.reload()
+        return self._started()
+
+    def _started(self) -> Page:
+        self.page.locator("#main, body > h1").first.wait_for()  # the shell, or the server's "not built" page
+        if self.page.locator("#main").count() == 0:
+            title = self.page.locator("h1").inner_text()
+            raise AssertionError(f"the app did not start at {self.page.url}: {title!r}")
         return self.page
 
     def shot(self, name: str) -> Path:
