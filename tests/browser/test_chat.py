@@ -1,7 +1,7 @@
 """The chat view (#/chat) in a real browser on the real server and SmolLM2: choose the model, send with
 Enter, stats under the answer, regenerate, edit a message of either role, delete one, a reload that keeps the
 chat (the conversations API), Stop, the API's error shown in place, New chat with Ctrl+N, a chat written
-through the API (system prompt, tool result), and deleting a chat with Undo."""
+through the API (system prompt, tool result), deleting a chat with Undo, and renaming one."""
 
 from __future__ import annotations
 
@@ -297,3 +297,14 @@ def test_a_saved_chat_with_a_system_prompt_and_a_tool_result(app: AppPage, app_s
     expect(messages(page)).to_have_count(5)
     with app_server.http() as http:
         assert http.get(f"/api/v1/app/conversations/{cid}").status_code == 200
+
+    page.locator("li", has=item).get_by_test_id("rename-chat").click()
+    page.get_by_test_id("rename-input").fill("Sums")
+    page.get_by_test_id("rename-input").press("Enter")
+    expect(page.get_by_test_id("chat-item").filter(has_text="Sums")).to_have_count(1)
+    page.reload()
+    page.get_by_test_id("chat-item").filter(has_text="Sums").click()
+    expect(messages(page)).to_have_count(5)
+    with app_server.http() as http:
+        renamed = http.get(f"/api/v1/app/conversations/{cid}").raise_for_status().json()
+    assert renamed["title"] == "Sums" and len(renamed["messages"]) == 5

@@ -153,6 +153,16 @@ export class ChatController {
     }
   }
 
+  async rename(id: string, title: string): Promise<void> {
+    const chat = this.conversations.find((c) => c.id === id);
+    const name = title.trim();
+    if (!chat || !name || name === chat.title) return;
+    if (chat.loaded === false) await this.loadMessages(chat);
+    if (chat.loaded === false) return;
+    chat.title = name;
+    await this.persist(chat);
+  }
+
   /** Put the chat deleted last back, and open it. */
   async undoDelete(): Promise<void> {
     const undo = this.undo;
@@ -255,6 +265,7 @@ export class ChatController {
 
   private async saveNow(chat: Conversation): Promise<void> {
     if (!this.conversations.includes(chat)) return; // deleted meanwhile
+    if (chat.loaded === false) return; // never save a chat whose messages were not read
     const saved = $state.snapshot(chat) as Conversation;
     saved.messages = saved.messages.map(({ pending: _pending, ...m }) => m);
     delete saved.loaded;
