@@ -50,6 +50,25 @@ def test_keyboard_reaches_the_skip_link_first(app: AppPage) -> None:
     assert page.evaluate("document.activeElement.id") == "main"
 
 
+def test_keyboard_alone_reaches_the_chat_controls(app: AppPage) -> None:
+    """Tab walks through the chat page without a trap, reaching its controls."""
+    page = app.open("/#/chat")
+    expect(page.get_by_test_id("message-input")).to_be_visible()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(
+            page.evaluate(
+                "(() => { const e = document.activeElement;"
+                " return e ? (e.dataset.testid || e.id || e.tagName) : ''; })()"
+            )
+        )
+    for control in ("new-chat", "model-picker", "message-input"):
+        assert control in reached, f"Tab never reached {control}: {reached}"
+    assert len(set(reached)) > 5, f"focus stuck: {reached}"
+
+
 def test_settings_shortcut(app: AppPage) -> None:
     page = app.open("/")
     page.keyboard.press("Control+Comma")  # LM Studio's settings shortcut (Cmd+, on macOS)
