@@ -10,6 +10,7 @@ so that nothing depends on what the model chooses to write or how long."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -71,6 +72,20 @@ def loaded_models(server: Server) -> list[str]:
     return [m["id"] for m in body["data"] if m.get("state") == "loaded"]
 
 
+def wait_idle(server: Server, key: str, within: float = 30) -> None:
+    """Wait until the instance `key` runs no prediction (`/api/v1/models`: status idle, no active one)."""
+    deadline = time.monotonic() + within
+    seen: list[dict[str, object]] = []
+    with server.http() as http:
+        while time.monotonic() < deadline:
+            models = http.get("/api/v1/models").json()["models"]
+            seen = [i for m in models if m["key"] == key for i in m["loaded_instances"]]
+            if seen and all(i.get("status") == "idle" and i.get("active_requests") == 0 for i in seen):
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"{key} still busy {within}s after Stop: {seen}")
+
+
 def test_first_run_load_chat_stop_regenerate_reload(
     chat_page: tuple[AppPage, AnswerShaper], app_server: Server
 ) -> None:
@@ -116,6 +131,7 @@ def test_first_run_load_chat_stop_regenerate_reload(
     expect(second.get_by_test_id("message-content")).not_to_be_empty()  # the partial answer is kept
     expect(second.get_by_test_id("message-error")).to_have_count(0)
     expect(page.get_by_test_id("send")).to_be_visible()
+    wait_idle(app_server, CHAT_MODEL)  # the server stopped generating too (4000 tokens would take a minute)
 
     # regenerate the stopped answer: it is replaced, not added
     shaper.extra = {"max_tokens": 16}
