@@ -78,9 +78,12 @@ def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
     app.shot("chat-first-answer")
     assert serious_violations(page) == []
 
+    expect(page.get_by_test_id("edit-message")).to_have_count(0)  # editing is for Power Users (LM Studio)
     page.goto(app.base_url + "/#/settings")
+    page.get_by_role("radio", name=EN["mode.power"]).check()
     page.goto(app.base_url + "/#/chat")  # another page and back: the chat is as it was
     expect(messages(page)).to_have_count(2)
+    expect(page.get_by_test_id("edit-message")).to_have_count(2)
     answer = messages(page, "assistant").last
     answer.get_by_test_id("regenerate").click()
     wait_for_answer(page)
