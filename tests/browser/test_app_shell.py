@@ -154,14 +154,19 @@ def test_narrow_window_is_usable(app: AppPage) -> None:
     expect(heading).to_be_visible()
     app.shot("shell-home-375px")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375, "no sideways scrolling at 375 px"
-    toggle = page.get_by_role("button", name=en["header.toggleSidebar"])
-    if not uncovered(page, "#main h1"):  # the sidebar may start open over the page: one tap hides it
-        toggle.click()
-    assert uncovered(page, "#main h1"), "the page's heading stays covered at 375 px"
+    assert uncovered(page, "#main h1"), "the page's heading is covered at 375 px"
     box = heading.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
-    page.get_by_role("banner").get_by_role("link", name=en["header.settings"]).click()
+    toggle = page.get_by_role("button", name=en["header.toggleSidebar"])
+    expect(toggle).to_have_attribute("aria-expanded", "false")  # the sidebar starts closed here
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    nav_settings = page.get_by_role("navigation").get_by_role("link", name=en["nav.settings"])
+    expect(nav_settings).to_be_visible()
+    app.shot("shell-sidebar-375px")
+    nav_settings.click()
     expect(heading).to_have_text(en["settings.title"])
+    expect(toggle).to_have_attribute("aria-expanded", "false")  # and closes on navigation
     assert uncovered(page, "[data-testid=language-switch]")
     page.get_by_test_id("language-switch").select_option("de")
     expect(heading).to_have_text(messages("de")["settings.title"])
@@ -176,10 +181,8 @@ def test_narrow_window_chat(app: AppPage) -> None:
     page = app.open("/#/chat")
     composer = page.get_by_test_id("message-input")
     expect(composer).to_be_visible()
-    if not uncovered(page, "[data-testid=message-input]"):
-        page.get_by_role("button", name=messages("en")["header.toggleSidebar"]).click()
     app.shot("chat-375px")
-    assert uncovered(page, "[data-testid=message-input]"), "the message box stays covered at 375 px"
+    assert uncovered(page, "[data-testid=message-input]"), "the message box is covered at 375 px"
     box = composer.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
     assert page.evaluate("document.documentElement.scrollWidth") <= 375, "no sideways scrolling at 375 px"
