@@ -3,6 +3,7 @@ list from it means something), works offline, and the chromium it drives is the 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,10 @@ def test_console_errors_and_failure_artifacts(browser: Browser, tmp_path: Path) 
 
 
 def test_chromium_is_the_system_one(monkeypatch: pytest.MonkeyPatch, browser: Browser) -> None:
-    assert browser.version  # launched from chromium_path()
+    path = chromium_path()
+    assert path is not None
+    reported = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert browser.version in reported  # the browser driven is that binary (same full version)
     monkeypatch.setenv("OPENLMS_CHROMIUM", "/nonexistent/chromium")
     assert chromium_path() is None
     assert safe_name("tests/browser/test_x.py::test_y[a b]") == "tests_browser_test_x.py_test_y_a_b"
