@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from playwright.sync_api import Locator, Page, Route, expect
 
@@ -39,8 +41,17 @@ def send(page: Page, text: str) -> None:
     box.press("Enter")
 
 
+@contextmanager
+def saved(page: Page) -> Iterator[None]:
+    """Wait for the chat's save (the conversations API) that the action inside starts."""
+    with page.expect_response(
+        lambda r: "/api/v1/app/conversations" in r.url and r.request.method in ("POST", "PATCH")
+    ):
+        yield
+
+
 def wait_for_answer(page: Page) -> Locator:
-    """The last answer, once it has finished (its stats are shown)."""
+    """The last answer, once it has finished and is saved (its stats shown, Send back)."""
     answer = messages(page, "assistant").last
     expect(answer.get_by_test_id("message-stats")).to_be_visible(timeout=ANSWER_TIMEOUT)
     expect(page.get_by_test_id("send")).to_be_visible()
@@ -100,7 +111,8 @@ def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
     answer = messages(page, "assistant").last
     answer.get_by_test_id("edit-message").click()
     answer.get_by_test_id("edit-input").fill("An **edited** answer.")
-    answer.get_by_test_id("save-edit").click()
+    with saved(page):
+        answer.get_by_test_id("save-edit").click()
     expect(answer.locator("strong")).to_have_text("edited")
 
     page.reload()
@@ -109,7 +121,8 @@ def test_chat_answer_regenerate_edit_delete_and_reload(app: AppPage) -> None:
     expect(messages(page, "user").get_by_test_id("message-content")).to_have_text("Say goodbye.")
     expect(messages(page, "assistant").get_by_test_id("message-content")).to_have_text("An edited answer.")
 
-    messages(page, "assistant").get_by_test_id("delete-message").click()
+    with saved(page):
+        messages(page, "assistant").get_by_test_id("delete-message").click()
     expect(messages(page)).to_have_count(1)
     page.reload()
     page.get_by_test_id("chat-item").first.click()
@@ -279,22 +292,23 @@ def test_a_saved_chat_with_a_system_prompt_and_a_tool_result(app: AppPage, app_s
     page.route(CHAT_API, canned)
     send(page, "Thanks.")
     expect(messages(page, "assistant").last.get_by_test_id("message-content")).to_have_text("It is 5.")
+    expect(page.get_by_test_id("send")).to_be_visible()  # the answer is saved
     history = sent[-1]["messages"]
     assert isinstance(history, list)
     assert history[0] == {"role": "system", "content": "You add numbers."}
     assert history[3] == {"role": "tool", "content": "5", "tool_call_id": "call_7"}
     page.unroute(CHAT_API)
     with app_server.http() as http:
-        saved = http.get(f"/api/v1/app/conversations/{cid}").raise_for_status().json()
-    assert saved["systemPrompt"] == "You add numbers."
-    assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "tool", "user", "assistant"]
+        stored = http.get(f"/api/v1/app/conversations/{cid}").raise_for_status().json()
+    assert stored["systemPrompt"] == "You add numbers."
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "tool", "user", "assistant"]
 
     item = page.get_by_test_id("chat-item").filter(has_text="Adding")
     page.locator("li", has=item).get_by_test_id("delete-chat").click()
     expect(item).to_have_count(0)
+    expect(page.get_by_test_id("undo-delete")).to_contain_text("Adding")  # shown once the server deleted it
     with app_server.http() as http:
         assert http.get(f"/api/v1/app/conversations/{cid}").status_code == 404
-    expect(page.get_by_test_id("undo-delete")).to_contain_text("Adding")
     page.get_by_test_id("undo").click()
     expect(item).to_have_count(1)
     expect(messages(page)).to_have_count(5)
@@ -303,7 +317,8 @@ def test_a_saved_chat_with_a_system_prompt_and_a_tool_result(app: AppPage, app_s
 
     page.locator("li", has=item).get_by_test_id("rename-chat").click()
     page.get_by_test_id("rename-input").fill("Sums")
-    page.get_by_test_id("rename-input").press("Enter")
+    with saved(page):
+        page.get_by_test_id("rename-input").press("Enter")
     expect(page.get_by_test_id("chat-item").filter(has_text="Sums")).to_have_count(1)
     page.reload()
     page.get_by_test_id("chat-item").filter(has_text="Sums").click()

@@ -239,9 +239,9 @@ export class ChatController {
         reply.error = this.abort.signal.aborted ? this.t('chat.stoppedEmpty') : this.t('chat.error.empty');
       }
       reply.pending = false;
-      this.busy = false;
       this.abort = null;
-      await this.persist(chat);
+      await this.persist(chat); // busy until saved: a reload right after an answer keeps it
+      this.busy = false;
       void this.refreshModels();
     }
   }
