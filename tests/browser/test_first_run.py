@@ -61,9 +61,20 @@ def finished(message: Locator) -> None:
     expect(message.get_by_test_id("message-stats")).to_be_visible()
 
 
+def open_chat(app: AppPage) -> Page:
+    """The chat page once it is ready: the model list read and the chat opened (the box has the focus)."""
+    page = app.open("/#/chat")
+    expect(page.get_by_test_id("model-picker").locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)
+    expect(page.get_by_test_id("message-input")).to_be_focused()
+    return page
+
+
 def send(page: Page, text: str) -> None:
+    sent = page.locator("[data-testid=message][data-role=user]")
+    before = sent.count()
     page.get_by_test_id("message-input").fill(text)
     page.get_by_test_id("message-input").press("Enter")
+    expect(sent).to_have_count(before + 1)
 
 
 def loaded_models(server: Server) -> list[str]:
@@ -90,9 +101,8 @@ def test_first_run_load_chat_stop_regenerate_reload(
     chat_page: tuple[AppPage, AnswerShaper], app_server: Server
 ) -> None:
     app, shaper = chat_page
-    page = app.open("/#/chat")
+    page = open_chat(app)
     picker = page.get_by_test_id("model-picker")
-    expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)  # the model list has come
     expect(picker).to_be_enabled()
     app.shot("first-run-chat-empty")
     assert serious_violations(page) == []
@@ -170,8 +180,7 @@ def test_first_run_load_chat_stop_regenerate_reload(
 def test_chat_api_errors_show_in_place(chat_page: tuple[AppPage, AnswerShaper]) -> None:
     """A request the server refuses shows its message in the answer's place, never a blank answer."""
     app, shaper = chat_page
-    page = app.open("/#/chat")
-    expect(page.get_by_test_id("model-picker")).to_be_enabled()
+    page = open_chat(app)
     shaper.extra = {"max_tokens": -5}
     send(page, "Hello?")
     error = answers(page).nth(0).get_by_test_id("message-error")
@@ -197,9 +206,8 @@ def test_model_unloaded_mid_answer_shows_an_error(
     """The issue's "an error shown when the model is unloaded mid-answer": the partial text stays and
     the server's reason shows under it."""
     app, shaper = chat_page
-    page = app.open("/#/chat")
+    page = open_chat(app)
     picker = page.get_by_test_id("model-picker")
-    expect(picker.locator(f"option[value='{CHAT_MODEL}']")).to_have_count(1)
     picker.select_option(CHAT_MODEL)
     chosen = picker.locator(f"option[value='{CHAT_MODEL}']")
     expect(chosen).to_contain_text(messages_en()["chat.loaded"], timeout=60_000)  # one instance, loaded
