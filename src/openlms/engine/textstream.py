@@ -20,7 +20,11 @@ class Utf8Stream:
         return self._decoder.decode(piece)
 
     def flush(self) -> str:
-        return self._decoder.decode(b"", final=True)
+        """The end of the output: an incomplete character held back (the token limit cut the model off
+        inside it: an emoji is often 2 tokens) is dropped, not shown as U+FFFD; invalid bytes were
+        already replaced as they came."""
+        self._decoder.reset()
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
