@@ -20,51 +20,42 @@ log = logging.getLogger("openlms.server")
 WS_MAX_BYTES = 96 * 1024 * 1024  # SDK image uploads arrive base64-encoded in one frame
 
 
+# The on/off flags (`--x` / `--no-x`; unset: the last used value): flag, settings field, help.
+_TOGGLES = (
+    ("--cors", "cors", "allow any web origin"),
+    ("--jit", "jit", "JIT-load models on request"),
+    ("--auto-evict", "auto_evict", "one JIT model at a time"),
+    (
+        "--restore-models",
+        "restore_loaded_models",
+        "load again, on start, the models loaded when the server last stopped",
+    ),
+    (
+        "--allow-mcp-json",
+        "mcp_allow_json_servers",
+        "let requests call the servers of mcp.json (they may run programs on this machine)",
+    ),
+    ("--allow-remote-mcp", "mcp_allow_remote_servers", "let a request name a remote MCP server by URL"),
+    ("--require-auth", "require_auth", "require an API token"),
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m openlms.server", description="Run the openlms server.")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 serves the network)")
     p.add_argument("--port", type=int, help="HTTP port (default: the last used one, else 1234)")
     p.add_argument("--sdk-port", type=int, help="second port for the lmstudio SDK (default 41343; 0: none)")
-    p.add_argument("--cors", action=argparse.BooleanOptionalAction, default=None, help="allow any web origin")
-    p.add_argument(
-        "--jit", action=argparse.BooleanOptionalAction, default=None, help="JIT-load models on request"
-    )
-    p.add_argument(
-        "--auto-evict", action=argparse.BooleanOptionalAction, default=None, help="one JIT model at a time"
-    )
+    for flag, dest, text in _TOGGLES:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, dest=dest, help=text)
     p.add_argument(
         "--jit-ttl", type=int, dest="jit_ttl_seconds", help="idle TTL of JIT-loaded models, seconds"
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
     p.add_argument(
-        "--restore-models",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        dest="restore_loaded_models",
-        help="load again, on start, the models loaded when the server last stopped",
-    )
-    p.add_argument(
-        "--allow-mcp-json",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        dest="mcp_allow_json_servers",
-        help="let requests call the servers of mcp.json (they may run programs on this machine)",
-    )
-    p.add_argument(
-        "--allow-remote-mcp",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        dest="mcp_allow_remote_servers",
-        help="let a request name a remote MCP server by URL",
-    )
-    p.add_argument(
         "--sdk-port-optional",
         action="store_true",
         dest="sdk_port_optional",
         help="serve without the SDK port when it is taken (a warning) instead of failing",
-    )
-    p.add_argument(
-        "--require-auth", action=argparse.BooleanOptionalAction, default=None, help="require an API token"
     )
     return p.parse_args(argv)
 
