@@ -4,12 +4,15 @@ import { defineConfig } from "vite";
 // The build goes into the Python package (served at / by openlms.server.webapp, carried by the wheel).
 // `npm run dev` proxies the APIs to a running `lms server start` (OPENLMS_URL, default port 1234).
 const api = process.env.OPENLMS_URL ?? "http://127.0.0.1:1234";
+// OPENLMS_APP_OUT builds elsewhere (serve it with OPENLMS_APP_DIR=<that folder>), e.g. to try a change
+// without touching the package's copy.
+const outDir = process.env.OPENLMS_APP_OUT ?? "../src/openlms/webapp/static";
 
 export default defineConfig({
   plugins: [svelte()],
   base: "/",
   build: {
-    outDir: "../src/openlms/webapp/static",
+    outDir,
     emptyOutDir: true,
     assetsDir: "assets",
     // no inline <script> or data: modules: the server's Content-Security-Policy is script-src 'self'

@@ -17,7 +17,11 @@ import openlms
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-APP_INDEX = Path(openlms.__file__).parent / "webapp" / "static" / "index.html"
+# the built app the server serves: the package's copy, or OPENLMS_APP_DIR's (which the server reads too)
+APP_INDEX = (
+    Path(os.environ.get("OPENLMS_APP_DIR") or Path(openlms.__file__).parent / "webapp" / "static")
+    / "index.html"
+)
 
 CHROMIUM_HINT = (
     "the browser tests drive the system chromium: install it (Debian/Ubuntu: apt-get install chromium; "

@@ -1,13 +1,40 @@
 // The app's one way to show text: t("key"), reactive on the chosen language.
 // Every key lives in every language file (tests/unit/webapp/test_i18n_keys.py checks it).
-import de from "./de.json";
-import en from "./en.json";
-import es from "./es.json";
-import zh from "./zh.json";
+// Each area of the app has its own folder of language files (./<area>/<lang>.json); the shell and
+// the chat use ./<lang>.json. A key lives in exactly one file (the unit test checks it).
+import enCore from "./en.json";
+import esCore from "./es.json";
+import deCore from "./de.json";
+import zhCore from "./zh.json";
+import enModels from "./models/en.json";
+import esModels from "./models/es.json";
+import deModels from "./models/de.json";
+import zhModels from "./models/zh.json";
+import enDiscover from "./discover/en.json";
+import esDiscover from "./discover/es.json";
+import deDiscover from "./discover/de.json";
+import zhDiscover from "./discover/zh.json";
+import enPresets from "./presets/en.json";
+import esPresets from "./presets/es.json";
+import dePresets from "./presets/de.json";
+import zhPresets from "./presets/zh.json";
+import enConversations from "./conversations/en.json";
+import esConversations from "./conversations/es.json";
+import deConversations from "./conversations/de.json";
+import zhConversations from "./conversations/zh.json";
+import enDeveloper from "./developer/en.json";
+import esDeveloper from "./developer/es.json";
+import deDeveloper from "./developer/de.json";
+import zhDeveloper from "./developer/zh.json";
+
+const en = { ...enCore, ...enModels, ...enDiscover, ...enPresets, ...enConversations, ...enDeveloper };
+const es = { ...esCore, ...esModels, ...esDiscover, ...esPresets, ...esConversations, ...esDeveloper };
+const de = { ...deCore, ...deModels, ...deDiscover, ...dePresets, ...deConversations, ...deDeveloper };
+const zh = { ...zhCore, ...zhModels, ...zhDiscover, ...zhPresets, ...zhConversations, ...zhDeveloper };
 
 export type Messages = typeof en;
 export type MessageKey = keyof Messages;
-export const LANGUAGES = { en, es, de, zh } as const;
+export const LANGUAGES: Record<"en" | "es" | "de" | "zh", Partial<Messages>> = { en, es, de, zh };
 export type Language = keyof typeof LANGUAGES;
 export const LANGUAGE_NAMES: Record<Language, string> = {
   en: "English",

@@ -13,14 +13,33 @@ LANGUAGES = ("en", "es", "de", "zh")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
+def language_files(language: str) -> list[Path]:
+    """The core file (`<lang>.json`: shell and chat) and each area's (`<area>/<lang>.json`)."""
+    return [I18N / f"{language}.json", *sorted(I18N.glob(f"*/{language}.json"))]
+
+
 def messages(language: str) -> dict[str, str]:
-    data = json.loads((I18N / f"{language}.json").read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
+    merged: dict[str, str] = {}
+    for path in language_files(language):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(data, dict), path
+        assert not set(data) & set(merged), f"{path}: keys already in another file: {set(data) & set(merged)}"
+        merged.update(data)
+    return merged
 
 
 def test_the_language_files_are_exactly_the_supported_languages() -> None:
     assert sorted(p.stem for p in I18N.glob("*.json")) == sorted(LANGUAGES)
+    for area in [d for d in I18N.iterdir() if d.is_dir()]:
+        assert sorted(p.stem for p in area.glob("*.json")) == sorted(LANGUAGES), area
+
+
+def test_the_app_merges_every_area_file() -> None:
+    """index.svelte.ts imports each area's language files (a file left out would show raw keys)."""
+    source = (I18N / "index.svelte.ts").read_text(encoding="utf-8")
+    for area in [d.name for d in I18N.iterdir() if d.is_dir()]:
+        for language in LANGUAGES:
+            assert f'"./{area}/{language}.json"' in source, f"{area}/{language}.json is not imported"
 
 
 @pytest.mark.parametrize("language", LANGUAGES[1:])
@@ -45,7 +64,7 @@ def test_the_app_uses_only_keys_that_exist() -> None:
     sources = I18N.parent
     used: set[str] = set()
     for path in [*sources.rglob("*.svelte"), *sources.rglob("*.ts")]:
-        if path.parent == I18N:  # the t() function itself (its comments show the call)
+        if path == I18N / "index.svelte.ts":  # the t() function itself (its comments show the call)
             continue
         used.update(re.findall(r"""\bt\(\s*["']([\w.\-]+)["']""", path.read_text(encoding="utf-8")))
     assert used, "no t(...) calls found"
