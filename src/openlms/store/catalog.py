@@ -298,7 +298,7 @@ def _with_metadata(base: ModelDescriptor, meta: GGUFMetadata, siblings: Sequence
         base,
         key=naming.model_key(file_name, embedding=embedding),
         kind=ModelKind.EMBEDDING if embedding else ModelKind.LLM,
-        display_name=naming.display_name(meta.name, file_name),
+        display_name=naming.display_name(meta.name, file_name, meta.basename),
         architecture=meta.architecture,
         params_string=naming.params_string(meta.size_label, meta.n_params),
         quantization=meta.quantization or base.quantization,

@@ -154,11 +154,34 @@ def _scaled(value: float) -> str:
     return text.removesuffix(".0")
 
 
-def display_name(general_name: str | None, file_name: str) -> str:
-    """`general.name`, else the file stem without quantization, with `-` and `_` as spaces."""
-    if general_name and general_name.strip():
-        return general_name.strip()
-    return re.sub(r"[-_]+", " ", model_stem(file_name)).strip()
+def display_name(general_name: str | None, file_name: str, basename: str | None = None) -> str:
+    """The name a person recognises: `general.name`, else the file stem (no quantization, `-`/`_` as spaces).
+
+    A file named after the model's `general.basename` (`SmolLM2-135M-Instruct-Q4_1.gguf`, basename
+    `smollm2`) names it better than a `general.name` that disagrees with it (converters often write the
+    training run there: `Smollm2 135M 8k Lc100K Mix1 Ep2`, or `... Instruct AWQ` for a GGUF): the file's
+    words are used, cased as `general.name` writes them (`qwen2.5-coder-0.5b-instruct` ->
+    `Qwen2.5 Coder 0.5B Instruct`). Files that do not start with the basename (`ggml-model-q4_0.gguf`)
+    keep `general.name`.
+    """
+    stem = model_stem(file_name)
+    name = (general_name or "").strip()
+    words = [w for w in re.split(r"[-_\s]+", stem) if w]
+    if not name:
+        return " ".join(words)
+    if _squashed(name) == _squashed(stem) or not _names_the_model(stem, basename):
+        return name
+    casing = {w.lower(): w for w in re.split(r"[-_\s]+", name) if w}
+    return " ".join(casing.get(w.lower(), w) if w.islower() else w for w in words)
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def _names_the_model(stem: str, basename: str | None) -> bool:
+    base = _squashed(basename or "")
+    return bool(base) and _squashed(stem).startswith(base)
 
 
 def is_embedding_model(arch: str | None, *, pooling_type: int | None, causal_attention: bool | None) -> bool:

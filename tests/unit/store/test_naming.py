@@ -87,6 +87,43 @@ def test_display_name() -> None:
 
 
 @pytest.mark.parametrize(
+    ("general_name", "file_name", "basename", "shown"),
+    [
+        # a general.name naming the training run, not the model: the file's words (its casing)
+        (
+            "Smollm2 135M 8k Lc100K Mix1 Ep2",
+            "SmolLM2-135M-Instruct-Q4_1.gguf",
+            "smollm2",
+            "SmolLM2 135M Instruct",
+        ),
+        # words the file lacks (AWQ, GGUF) dropped; a lowercase file cased as general.name writes it
+        (
+            "Qwen2.5 Coder 0.5B Instruct AWQ",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            "Qwen2.5-Coder",
+            "Qwen2.5 Coder 0.5B Instruct",
+        ),
+        (
+            "Qwen2.5 Coder 1.5B Instruct GGUF",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            "Qwen2.5-Coder",
+            "Qwen2.5 Coder 1.5B Instruct",
+        ),
+        # the same words: general.name as it is
+        ("Gemma 3 270m", "gemma-3-270m-Q4_K_M.gguf", "gemma-3", "Gemma 3 270m"),
+        ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-F16.gguf", None, "all-MiniLM-L6-v2"),
+        # a file not named after the model (or no basename to tell): general.name
+        ("Llama 2 7B Chat", "ggml-model-q4_0.gguf", "Llama-2", "Llama 2 7B Chat"),
+        ("Changed", "a.gguf", None, "Changed"),
+    ],
+)
+def test_display_name_prefers_a_file_named_after_the_model(
+    general_name: str, file_name: str, basename: str | None, shown: str
+) -> None:
+    assert naming.display_name(general_name, file_name, basename) == shown
+
+
+@pytest.mark.parametrize(
     ("arch", "shown"),
     [
         ("llama", "Llama"),
