@@ -17,6 +17,7 @@ from openlms.server import errors, guard, metrics, openapi, webapp
 from openlms.server.anthropic.reshape import AnthropicErrors
 from openlms.server.anthropic.routes import router as anthropic_router
 from openlms.server.app_api.conversations import router as conversations_router
+from openlms.server.app_api.server_settings import router as server_settings_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
 from openlms.server.openai.routes import router as openai_router
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(mcp_admin_router)
     app.include_router(logs_router)
     app.include_router(conversations_router)
+    app.include_router(server_settings_router)
     mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
     webapp.install(app, settings)  # the web app at / (docs/app.md)
     openapi.install_security(app, required=settings.require_auth)

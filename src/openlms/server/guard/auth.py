@@ -11,7 +11,8 @@ When `settings.require_auth` is on, a pure ASGI middleware asks every HTTP reque
 
 The local `lms` sends the per-home secret (`<home>/openlms/cli-secret`, mode 0600), accepted from a
 loopback peer only. A missing or wrong token is a 401 in OpenAI's shape (`invalid_api_key`) with
-`WWW-Authenticate: Bearer`. `GET /lmstudio-greeting` (the SDK's probe) and CORS preflights stay open.
+`WWW-Authenticate: Bearer`. `GET /lmstudio-greeting` (the SDK's probe), CORS preflights and the web app's
+files (`GET /`, `/assets/*`: no data, and the app then asks for a token) stay open.
 
 Websockets are never refused at the upgrade: the SDK reads only its handshake's reply, so the verdict
 travels in the scope (`AuthContext`) and the SDK transport decides on the handshake, where SDKs from
@@ -45,6 +46,7 @@ log = logging.getLogger("openlms.server.auth")
 
 AUTH_SCOPE_KEY = "openlms.auth"
 OPEN_PATHS = frozenset({"/lmstudio-greeting"})
+APP_FILES = ("/", "/assets/")  # the web app's page and its hashed scripts and styles (docs/app.md)
 MAX_HEADER_TOKEN = 512
 
 MISSING_MESSAGE = (
@@ -155,7 +157,12 @@ def _bounded(token: str) -> str | None:
 
 
 def _is_open(scope: Scope) -> bool:
-    if scope.get("path") in OPEN_PATHS:
+    path = scope.get("path")
+    if path in OPEN_PATHS:
+        return True
+    if scope.get("method") in ("GET", "HEAD") and (
+        path == APP_FILES[0] or str(path).startswith(APP_FILES[1])
+    ):
         return True
     if scope.get("method") != "OPTIONS":
         return False
