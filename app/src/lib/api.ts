@@ -53,6 +53,35 @@ export class ApiError extends Error {
   }
 }
 
+// The API token, when the server requires one (`require_auth`): kept for this tab (sessionStorage), or on
+// this browser (localStorage) when the user asks to remember it. Sent as `Authorization: Bearer` on
+// every call; a 401 tells the shell (the `openlms:auth` event) to ask for one.
+const TOKEN_KEY = 'openlms.apiToken';
+export const AUTH_EVENT = 'openlms:auth';
+
+export function apiToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY) ?? localStorage.getItem(TOKEN_KEY);
+}
+
+export function setApiToken(token: string | null, remember = false): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
+  if (token) (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
+}
+
+/** `fetch` with the API token; every call to the server goes through it. */
+export async function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const token = apiToken();
+  const headers = new Headers(init.headers);
+  if (token && !headers.has('Authorization')) headers.set('Authorization', `Bearer ${token}`);
+  const response = await fetch(path, { ...init, headers });
+  if (response.status === 401) {
+    const message = (await errorOf(response.clone())).message;
+    window.dispatchEvent(new CustomEvent(AUTH_EVENT, { detail: { message, hadToken: token !== null } }));
+  }
+  return response;
+}
+
 async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text();
   try {
@@ -67,7 +96,7 @@ async function errorOf(response: Response): Promise<ApiError> {
 }
 
 export async function getJson<T>(path: string, init?: RequestInit): Promise<T> {
-  const response = await fetch(path, init);
+  const response = await apiFetch(path, init);
   if (!response.ok) throw await errorOf(response);
   return (await response.json()) as T;
 }
@@ -88,7 +117,7 @@ export async function listModels(): Promise<ModelEntry[]> {
 
 /** Load `key` with the server's defaults, telling `onProgress` how far it is (0..1). */
 export async function loadModel(key: string, onProgress: (fraction: number) => void = () => {}): Promise<void> {
-  const response = await fetch('/api/v1/models/load', {
+  const response = await apiFetch('/api/v1/models/load', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ model: key, stream: true }),
@@ -180,7 +209,7 @@ export async function* streamChat(
   messages: WireMessage[],
   signal: AbortSignal,
 ): AsyncGenerator<StreamEvent> {
-  const response = await fetch('/api/v0/chat/completions', {
+  const response = await apiFetch('/api/v0/chat/completions', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ model, messages, stream: true }),
