@@ -27,6 +27,7 @@ from openlms.server.rest_v1.chat import router as chat_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
 from openlms.server.rest_v1.mcp import router as mcp_admin_router
+from openlms.server.rest_v1.presets import router as presets_router
 from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(download_router)
     app.include_router(estimate_router)
     app.include_router(mcp_admin_router)
+    app.include_router(presets_router)
     app.include_router(logs_router)
     app.include_router(conversations_router)
     app.include_router(server_settings_router)

@@ -76,13 +76,16 @@ async def stream_chunks(
     include_usage: bool = False,
     echo: str = "",
     final_extras: Callable[[GenerationStats], dict[str, Any]] | None = None,
+    mark_drafted: bool = False,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Start the prediction now and return its chunks: a role (chat) or echo (completion) first, content /
     reasoning / tool-call deltas, a chunk with the finish reason (plus `final_extras`), then a usage chunk
     if asked for. Whatever starting it raises (a model whose prediction queue is full: ServerBusyError)
     is raised here, before the route commits to a 200 event stream, so it leaves as the HTTP status (503
-    with Retry-After). Close the returned generator if it is not run to the end (`sse_response` does)."""
-    chunks = _chunks(predictor, prepared, shape, include_usage, echo, final_extras)
+    with Retry-After). Close the returned generator if it is not run to the end (`sse_response` does).
+    `mark_drafted` (openlms extension, /api/v0 only): a chunk whose text holds tokens a draft model
+    proposed and the model accepted carries `"contains_drafted": true`."""
+    chunks = _chunks(predictor, prepared, shape, include_usage, echo, final_extras, mark_drafted)
     await anext(chunks)  # the prediction's slot or queue place is taken (or refused) here
     return chunks
 
@@ -94,6 +97,7 @@ async def _chunks(
     include_usage: bool,
     echo: str,
     final_extras: Callable[[GenerationStats], dict[str, Any]] | None,
+    mark_drafted: bool = False,
 ) -> AsyncGenerator[dict[str, Any], None]:
     async with predictor.run(prepared) as prediction:
         yield {}  # started: what stream_chunks waits for (never sent)
@@ -112,5 +116,12 @@ async def _chunks(
             elif isinstance(event, ContentDelta | ReasoningDelta | ToolCallBegin | ToolCallArgs):
                 called = called or isinstance(event, ToolCallBegin)
                 chunk = shape.parsed(event)
+                if (
+                    chunk is not None
+                    and mark_drafted
+                    and prediction.drafted
+                    and isinstance(event, ContentDelta)
+                ):
+                    chunk["contains_drafted"] = True
                 if chunk is not None:
                     yield chunk

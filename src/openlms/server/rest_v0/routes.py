@@ -150,7 +150,7 @@ async def _respond(
 
     headers = convert.truncation_headers(prepared.truncation)
     if body.stream:
-        chunks = await stream_chunks(state.predictor, prepared, shape, final_extras=final)
+        chunks = await stream_chunks(state.predictor, prepared, shape, final_extras=final, mark_drafted=True)
         return sse_response(chunks, headers=headers)
     async with state.predictor.run(prepared) as prediction:
         message, stats = await prediction.collect()
