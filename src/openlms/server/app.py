@@ -24,6 +24,7 @@ from openlms.server.openai.routes import router as openai_router
 from openlms.server.responses.routes import router as responses_router
 from openlms.server.rest_v0.routes import router as v0_router
 from openlms.server.rest_v1.chat import router as chat_router
+from openlms.server.rest_v1.discover import router as discover_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
 from openlms.server.rest_v1.mcp import router as mcp_admin_router
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(chat_router)
     app.include_router(prompt_router)
     app.include_router(download_router)
+    app.include_router(discover_router)
     app.include_router(estimate_router)
     app.include_router(mcp_admin_router)
     app.include_router(presets_router)
