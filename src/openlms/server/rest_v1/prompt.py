@@ -1,17 +1,20 @@
 """`POST /api/v1/apply-template`: the exact prompt a chat request would give the model (messages in,
-prompt string out), with tools shaped as the model would see them. Nothing is generated."""
+prompt string out), with tools shaped as the model would see them. Nothing is generated.
+`GET /api/v1/models/template?model=<key>`: the model's own template (its GGUF's, else openlms's built-in
+one), what the app's prompt template editor shows when the model has no override."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from openlms.server import openapi as doc
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import ChatMessage, OpenAIModel
 from openlms.server.state import State
+from openlms.services.model_template import TemplateSource, model_template
 from openlms.services.params import PredictionParams
 
 router = APIRouter(prefix="/api/v1")
@@ -39,3 +42,27 @@ async def apply_template(body: ApplyTemplateRequest, state: State) -> dict[str, 
         "prompt": result.prompt,
         "prompt_tokens": result.prompt_tokens,
     }
+
+
+class ModelTemplateResponse(BaseModel):
+    model: str = Field(description="The model's key")
+    source: TemplateSource = Field(
+        description="gguf: the file's chat template; builtin: openlms's for its family"
+    )
+    builtin: str | None = Field(description="The built-in template's name (source builtin)")
+    promptTemplate: dict[str, Any] | None = Field(  # noqa: N815 (LM Studio's camelCase field)
+        description="LM Studio's LLMPromptTemplate (type jinja); null when the model has none"
+    )
+
+
+@router.get(
+    "/models/template",
+    response_model=None,
+    responses=doc.responses(doc.ok(ModelTemplateResponse), 404),
+)
+async def get_model_template(
+    model: Annotated[str, Query(min_length=1, max_length=2048, description="A downloaded model's key")],
+    state: State,
+) -> dict[str, Any]:
+    """The prompt template the model uses when its per-model settings set none."""
+    return (await model_template(state.models, model)).to_json()
