@@ -28,6 +28,10 @@ export interface ChatStats {
   promptTokens?: number;
   completionTokens?: number;
   stopReason?: string;
+  /** Speculative decoding: the draft model, and how many of its tokens the model accepted. */
+  draftModel?: string;
+  acceptedDraftTokens?: number;
+  totalDraftTokens?: number;
 }
 
 export interface WireMessage {
@@ -38,7 +42,7 @@ export interface WireMessage {
 }
 
 export type StreamEvent =
-  | { kind: 'content'; text: string }
+  | { kind: 'content'; text: string; drafted?: boolean }
   | { kind: 'reasoning'; text: string }
   | { kind: 'tool_call'; index: number; id?: string; name?: string; args: string }
   | { kind: 'done'; finishReason?: string; stats: ChatStats };
@@ -147,7 +151,16 @@ interface Chunk {
     finish_reason?: string | null;
   }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
-  stats?: { tokens_per_second?: number; time_to_first_token?: number; stop_reason?: string };
+  stats?: {
+    tokens_per_second?: number;
+    time_to_first_token?: number;
+    stop_reason?: string;
+    draft_model?: string;
+    accepted_draft_tokens_count?: number;
+    total_draft_tokens_count?: number;
+  };
+  /** openlms: this chunk's text holds tokens of the draft model that the model accepted. */
+  contains_drafted?: boolean;
 }
 
 /** The events one chunk of `/api/v0/chat/completions`' stream holds; an error chunk throws. */
@@ -158,7 +171,7 @@ export function chunkEvents(chunk: Chunk): StreamEvent[] {
   const delta = choice?.delta;
   const reasoning = delta?.reasoning_content ?? delta?.reasoning;
   if (reasoning) events.push({ kind: 'reasoning', text: reasoning });
-  if (delta?.content) events.push({ kind: 'content', text: delta.content });
+  if (delta?.content) events.push({ kind: 'content', text: delta.content, drafted: chunk.contains_drafted === true });
   for (const call of delta?.tool_calls ?? []) {
     const fn = call.function ?? {};
     events.push({ kind: 'tool_call', index: call.index, id: call.id, name: fn.name, args: fn.arguments ?? '' });
@@ -171,6 +184,11 @@ export function chunkEvents(chunk: Chunk): StreamEvent[] {
       completionTokens: chunk.usage?.completion_tokens,
       stopReason: chunk.stats?.stop_reason ?? choice.finish_reason,
     };
+    if (chunk.stats?.draft_model) {
+      stats.draftModel = chunk.stats.draft_model;
+      stats.acceptedDraftTokens = chunk.stats.accepted_draft_tokens_count;
+      stats.totalDraftTokens = chunk.stats.total_draft_tokens_count;
+    }
     events.push({ kind: 'done', finishReason: choice.finish_reason, stats });
   }
   return events;
@@ -203,16 +221,18 @@ function dataOf(event: string): string | null {
   return lines.map((l) => l.slice(5).replace(/^ /, '')).join('\n');
 }
 
-/** Stream a chat answer from `/api/v0/chat/completions` (OpenAI's stream plus LM Studio's stats). */
+/** Stream a chat answer from `/api/v0/chat/completions` (OpenAI's stream plus LM Studio's stats);
+ * `fields` adds request fields (the chat's settings: temperature, max_tokens, draft_model...). */
 export async function* streamChat(
   model: string,
   messages: WireMessage[],
   signal: AbortSignal,
+  fields: Record<string, unknown> = {},
 ): AsyncGenerator<StreamEvent> {
   const response = await apiFetch('/api/v0/chat/completions', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model, messages, stream: true }),
+    body: JSON.stringify({ ...fields, model, messages, stream: true }),
     signal,
   });
   if (!response.ok) throw await errorOf(response);
