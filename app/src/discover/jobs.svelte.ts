@@ -1,0 +1,90 @@
+// The download jobs the Discover page shows: read from the server (which keeps them until it stops, so
+// the list survives leaving the page and coming back), then each running one polled about twice a second.
+import { ApiError } from '../lib/api';
+import { listJobs, jobStatus, pauseJob, resumeJob, startDownload, type DownloadJob } from './api';
+
+export const POLL_MS = 500;
+
+export class DownloadBoard {
+  jobs = $state<DownloadJob[]>([]);
+  /** A failure of the board itself (the jobs could not be read, a download could not start). */
+  error = $state('');
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = false;
+
+  /** Read the server's jobs and keep the running ones up to date until `stop()`. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    try {
+      this.jobs = (await listJobs()).reverse(); // newest first
+    } catch (err) {
+      this.error = messageOf(err);
+    }
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Start (or find) the download of `model` (a download identifier); throws the server's error. */
+  async download(model: string): Promise<DownloadJob> {
+    const job = await startDownload(model);
+    this.put(job);
+    this.schedule();
+    return job;
+  }
+
+  async pause(jobId: string): Promise<void> {
+    await this.act(() => pauseJob(jobId));
+  }
+
+  async resume(jobId: string): Promise<void> {
+    await this.act(() => resumeJob(jobId));
+  }
+
+  /** The job of a download identifier, if any. */
+  jobFor(identifier: string): DownloadJob | undefined {
+    return this.jobs.find((job) => job.download_identifier === identifier);
+  }
+
+  private async act(call: () => Promise<DownloadJob>): Promise<void> {
+    try {
+      this.error = '';
+      this.put(await call());
+    } catch (err) {
+      this.error = messageOf(err);
+    }
+    this.schedule();
+  }
+
+  private put(job: DownloadJob): void {
+    const index = this.jobs.findIndex((j) => j.job_id === job.job_id);
+    if (index >= 0) this.jobs[index] = job;
+    else this.jobs.unshift(job);
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.timer !== null) return;
+    if (!this.jobs.some((job) => job.status === 'downloading')) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.poll();
+    }, POLL_MS);
+  }
+
+  private async poll(): Promise<void> {
+    const running = this.jobs.filter((job) => job.status === 'downloading');
+    const fresh = await Promise.allSettled(running.map((job) => jobStatus(job.job_id)));
+    if (this.stopped) return;
+    for (const result of fresh) if (result.status === 'fulfilled') this.put(result.value);
+    this.schedule();
+  }
+}
+
+export function messageOf(err: unknown): string {
+  if (err instanceof ApiError) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}
