@@ -26,6 +26,10 @@ export function makeMarked(copyLabel: string): Marked {
     gfm: true,
     breaks: true,
     renderer: {
+      // an image would be a request the model chose (e.g. `![x](/api/...)`): shown as its alt text instead
+      image(token: Tokens.Image): string {
+        return `<span class="md-image">[${escapeHtml(token.text || token.href)}]</span>`;
+      },
       code(token: Tokens.Code): string {
         const lang = token.lang ? escapeHtml(token.lang) : '';
         return (
@@ -41,7 +45,13 @@ export function makeMarked(copyLabel: string): Marked {
 /** Sanitised HTML for `markdown`; links open in a new tab without access to this page. */
 export function renderMarkdown(marked: Marked, markdown: string): string {
   const html = marked.parse(markdown, { async: false });
-  const clean = DOMPurify.sanitize(html, { ADD_ATTR: ['target'] });
+  const clean = DOMPurify.sanitize(html, {
+    USE_PROFILES: { html: true }, // no SVG or MathML (an SVG <image> loads its href)
+    ADD_ATTR: ['target'],
+    // nothing in an answer may make the browser fetch anything: no media, no styles with url(...)
+    FORBID_TAGS: ['img', 'picture', 'source', 'video', 'audio', 'track', 'input', 'object', 'embed'],
+    FORBID_ATTR: ['style', 'srcset', 'src', 'poster', 'background', 'action', 'formaction'],
+  });
   return clean.replace(/<a /g, '<a target="_blank" rel="noopener noreferrer" ');
 }
 
