@@ -42,7 +42,9 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     models = default_models_dir()
     if not any("smollm2-135m" in p.name.lower() for p in models.rglob("*.gguf")):
         pytest.fail(f"{CHAT_MODEL} missing in {models}: run .venv/bin/openlms-setup-models first")
-    srv = start_server(tmp_path_factory.mktemp("app"), models, free_port())
+    # the build the tests check (OPENLMS_APP_DIR's or the package's): the server's env is cleared of OPENLMS_*
+    app_dir = {"app_dir": str(APP_INDEX.parent)}
+    srv = start_server(tmp_path_factory.mktemp("app"), models, free_port(), settings=app_dir)
     yield srv
     srv.lms("server", "stop", check=False)
 
