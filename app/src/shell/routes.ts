@@ -6,6 +6,7 @@ import type { Mode } from "./prefs.svelte";
 import Home from "./Home.svelte";
 import Settings from "./Settings.svelte";
 import ChatView from "../chat/ChatView.svelte";
+import ModelsPage from "../models/ModelsPage.svelte";
 import DiscoverView from "../discover/DiscoverView.svelte";
 import DeveloperPage from "../developer/DeveloperPage.svelte";
 
@@ -17,6 +18,7 @@ export interface NavRoute extends Route {
 export const routes: NavRoute[] = [
   { path: "/", component: Home, title: "nav.home", nav: true },
   { path: "/chat", component: ChatView, title: "nav.chat", nav: true },
+  { path: "/models", component: ModelsPage, title: "models.nav", nav: true },
   { path: "/developer", component: DeveloperPage, title: "developer.nav", nav: true, visibleIn: "developer" },
   { path: "/discover", component: DiscoverView, title: "discover.nav", nav: true },
   { path: "/settings", component: Settings, title: "nav.settings", nav: true },
