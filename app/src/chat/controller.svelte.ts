@@ -11,7 +11,9 @@ import {
   type ChatMessage,
   type Conversation,
 } from './conversation';
-import { chooseStore, type ConversationStore } from './store';
+import { chooseStore, LOCAL_PREFIX, type ConversationStore } from './store';
+import { addDrafted } from './settings/draft';
+import { requestFields } from './settings/settings';
 import type { MessageKey } from '../i18n/index.svelte';
 
 type Translate = (key: MessageKey) => string;
@@ -133,6 +135,7 @@ export class ChatController {
       const full = await this.store.load(chat.id);
       chat.messages = full.messages;
       chat.systemPrompt = full.systemPrompt;
+      chat.settings = full.settings ?? {};
       chat.loaded = true;
     } catch (err) {
       this.notice = messageOf(err);
@@ -205,12 +208,22 @@ export class ChatController {
     if (!message) return;
     message.content = text;
     message.error = undefined;
+    message.drafted = undefined;
     if (message.role === 'user') {
       chat.messages = upTo(chat.messages, id);
       await this.answer(chat);
     } else {
       await this.persist(chat);
     }
+  }
+
+  /** Save the current chat's system prompt and settings now (a chat never saved keeps them until its
+   * first message; during an answer, the answer's save takes them). */
+  async saveSettings(): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy || chat.loaded === false) return;
+    if (chat.messages.length === 0 && chat.id.startsWith(LOCAL_PREFIX)) return;
+    await this.persist(chat);
   }
 
   async remove(id: string): Promise<void> {
@@ -247,8 +260,11 @@ export class ChatController {
   }
 
   private async stream(reply: ChatMessage, model: string, history: ReturnType<typeof toWire>, signal: AbortSignal) {
-    for await (const event of streamChat(model, history, signal)) {
-      if (event.kind === 'content') reply.content += event.text;
+    for await (const event of streamChat(model, history, signal, requestFields(this.current?.settings))) {
+      if (event.kind === 'content') {
+        if (event.drafted) reply.drafted = addDrafted(reply.drafted, reply.content, event.text);
+        reply.content += event.text;
+      }
       else if (event.kind === 'reasoning') reply.reasoning = (reply.reasoning ?? '') + event.text;
       else if (event.kind === 'tool_call') {
         reply.toolCalls = addToolCallFragment(reply.toolCalls ?? [], event.index, event.id, event.name, event.args);

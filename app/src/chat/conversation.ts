@@ -1,5 +1,6 @@
 // A chat's data and the pure operations on it (no DOM, no network): what the chat view edits and saves.
 import type { ChatStats, ToolCall, WireMessage } from '../lib/api';
+import type { ChatSettings } from './settings/settings';
 
 export type Role = 'user' | 'assistant' | 'system' | 'tool';
 
@@ -12,6 +13,8 @@ export interface ChatMessage {
   /** A tool message: the call whose result it holds. */
   toolCallId?: string;
   stats?: ChatStats;
+  /** Where the accepted draft tokens are in the text ([start, end) offsets; speculative decoding). */
+  drafted?: [number, number][];
   /** The API's error message when the answer failed (shown in place of, or under, the text). */
   error?: string;
   model?: string;
@@ -25,6 +28,8 @@ export interface Conversation {
   model?: string;
   /** Sent as the first (system) message when not empty. */
   systemPrompt?: string;
+  /** The chat's inference settings (the settings sidebar's), sent with each request. */
+  settings?: ChatSettings;
   messages: ChatMessage[];
   /** False while only the chat's summary is known (its messages are read when it is opened). */
   loaded?: boolean;

@@ -4,6 +4,7 @@
 // memory for as long as it is open.
 import { ApiError, getJson, sendJson } from "../lib/api";
 import { withIds, type ChatMessage, type Conversation } from "./conversation";
+import type { ChatSettings } from "./settings/settings";
 
 export interface ConversationStore {
   /** Every chat, newest first; `messages` may be left out (`loaded: false`) until `load`. */
@@ -69,6 +70,7 @@ interface Summary {
 interface Document extends Summary {
   messages: ChatMessage[];
   systemPrompt?: string;
+  settings?: ChatSettings;
 }
 
 const BASE = "/api/v1/app/conversations";
@@ -106,7 +108,7 @@ export class ServerStore implements ConversationStore {
   async load(id: string): Promise<Conversation> {
     if (this.memory) return this.memory.load(id);
     const doc = await getJson<Document>(`${BASE}/${encodeURIComponent(id)}`);
-    return { ...fromSummary(doc, withIds(doc.messages)), systemPrompt: doc.systemPrompt ?? "" };
+    return { ...fromSummary(doc, withIds(doc.messages)), systemPrompt: doc.systemPrompt ?? "", settings: doc.settings ?? {} };
   }
 
   async save(conversation: Conversation): Promise<string> {
@@ -115,6 +117,8 @@ export class ServerStore implements ConversationStore {
       title: conversation.title,
       model: conversation.model ?? null,
       messages: conversation.messages,
+      systemPrompt: conversation.systemPrompt ?? "",
+      settings: conversation.settings ?? {},
     };
     if (conversation.id.startsWith(LOCAL_PREFIX)) {
       const created = await sendJson<Document>("POST", BASE, fields);
