@@ -1,5 +1,5 @@
 // The chat view's state and actions: the chats, the model, streaming an answer, stop, regenerate, edit, delete.
-import { listModels, loadModel, streamChat, type ModelEntry } from '../lib/api';
+import { listModels, loadModel, streamChat, type ModelEntry, type StreamEvent } from '../lib/api';
 import {
   addToolCallFragment,
   beforeLastAnswer,
@@ -8,12 +8,16 @@ import {
   titleFrom,
   toWire,
   upTo,
+  withIds,
   type ChatMessage,
   type Conversation,
 } from './conversation';
 import { chooseStore, LOCAL_PREFIX, type ConversationStore } from './store';
 import { addDrafted } from './settings/draft';
 import { requestFields } from './settings/settings';
+import { branchChat } from '../conversations/api';
+import { continueAnswer } from '../conversations/continue';
+import { forgetCurrent, rememberCurrent, rememberedCurrent } from '../conversations/remember';
 import type { MessageKey } from '../i18n/index.svelte';
 
 type Translate = (key: MessageKey) => string;
@@ -62,8 +66,9 @@ export class ChatController {
     } catch (err) {
       this.notice = messageOf(err);
     }
+    const last = rememberedCurrent();
     if (this.conversations.length === 0) this.newChat();
-    else this.select(this.conversations[0].id);
+    else this.select(this.conversations.find((c) => c.id === last)?.id ?? this.conversations[0].id);
   }
 
   async refreshModels(): Promise<void> {
@@ -119,11 +124,13 @@ export class ChatController {
     const chat = newConversation(this.t('chat.untitled'));
     this.conversations.unshift(chat);
     this.currentId = chat.id;
+    forgetCurrent();
   }
 
   select(id: string): void {
     if (this.busy) return;
     this.currentId = id;
+    rememberCurrent(id);
     const chat = this.current;
     if (chat && chat.loaded === false) void this.loadMessages(chat);
     const model = chat?.model;
@@ -136,6 +143,7 @@ export class ChatController {
       chat.messages = full.messages;
       chat.systemPrompt = full.systemPrompt;
       chat.settings = full.settings ?? {};
+      chat.branchedFrom = full.branchedFrom;
       chat.loaded = true;
     } catch (err) {
       this.notice = messageOf(err);
@@ -217,6 +225,51 @@ export class ChatController {
     }
   }
 
+  /** Add a message of either role after the message `afterId` (nothing is answered). */
+  async insert(afterId: string, role: 'user' | 'assistant', text: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy) return;
+    const at = chat.messages.findIndex((m) => m.id === afterId);
+    chat.messages.splice(at + 1, 0, { id: newId(), role, content: text });
+    await this.persist(chat);
+  }
+
+  /** A new chat with the messages up to `id` (the branch API), opened; it points back to this one. */
+  async branch(id: string): Promise<void> {
+    const chat = this.current;
+    if (!chat || this.busy) return;
+    await this.saving;
+    const index = chat.messages.findIndex((m) => m.id === id);
+    if (index < 0) return;
+    await this.guard(async () => {
+      const doc = await branchChat(chat.id, index);
+      this.conversations.unshift({
+        id: doc.id,
+        title: doc.title,
+        folder: doc.folder,
+        model: doc.model ?? undefined,
+        systemPrompt: doc.systemPrompt ?? '',
+        branchedFrom: doc.branchedFrom ?? null,
+        messages: withIds(doc.messages),
+        loaded: true,
+        createdAt: doc.createdAt ?? Date.now(),
+        updatedAt: doc.updatedAt ?? Date.now(),
+      });
+      this.select(doc.id);
+    });
+  }
+
+  /** Let the model go on writing the last answer (its text so far is kept, the new text added). */
+  async continueLast(): Promise<void> {
+    const chat = this.current;
+    const reply = chat?.messages.at(-1);
+    if (!chat || !reply || reply.role !== 'assistant' || this.busy) return;
+    const history = toWire(chat.messages.slice(0, -1), chat.systemPrompt);
+    const prefix = reply.content;
+    reply.error = undefined;
+    await this.run(chat, reply, (model, signal) => continueAnswer(model, history, prefix, signal));
+  }
+
   /** Save the current chat's system prompt and settings now (a chat never saved keeps them until its
    * first message; during an answer, the answer's save takes them). */
   async saveSettings(): Promise<void> {
@@ -234,16 +287,26 @@ export class ChatController {
   }
 
   private async answer(chat: Conversation): Promise<void> {
-    const model = this.model;
     const history = toWire(chat.messages, chat.systemPrompt);
-    chat.messages.push({ id: newId(), role: 'assistant', content: '', model, pending: true });
+    chat.messages.push({ id: newId(), role: 'assistant', content: '', model: this.model, pending: true });
     const reply = chat.messages[chat.messages.length - 1];
+    await this.run(chat, reply, (model, signal) => streamChat(model, history, signal, requestFields(chat.settings)));
+  }
+
+  /** Stream `source`'s events into `reply` (busy meanwhile; Stop aborts it), then save the chat. */
+  private async run(
+    chat: Conversation,
+    reply: ChatMessage,
+    source: (model: string, signal: AbortSignal) => AsyncGenerator<StreamEvent>,
+  ): Promise<void> {
+    const model = this.model;
+    reply.pending = true;
     chat.model = model || chat.model;
     this.busy = true;
     this.abort = new AbortController();
     try {
       if (!model) throw new Error(this.t('chat.error.noModel'));
-      await this.stream(reply, model, history, this.abort.signal);
+      await this.stream(reply, source(model, this.abort.signal));
     } catch (err) {
       if (this.abort.signal.aborted) reply.stats = { ...reply.stats, stopReason: 'userStopped' };
       else reply.error = messageOf(err);
@@ -259,8 +322,8 @@ export class ChatController {
     }
   }
 
-  private async stream(reply: ChatMessage, model: string, history: ReturnType<typeof toWire>, signal: AbortSignal) {
-    for await (const event of streamChat(model, history, signal, requestFields(this.current?.settings))) {
+  private async stream(reply: ChatMessage, events: AsyncGenerator<StreamEvent>) {
+    for await (const event of events) {
       if (event.kind === 'content') {
         if (event.drafted) reply.drafted = addDrafted(reply.drafted, reply.content, event.text);
         reply.content += event.text;
@@ -287,7 +350,10 @@ export class ChatController {
     delete saved.loaded;
     const id = await this.store.save(saved);
     if (id !== chat.id) {
-      if (this.currentId === chat.id) this.currentId = id;
+      if (this.currentId === chat.id) {
+        this.currentId = id;
+        rememberCurrent(id);
+      }
       chat.id = id;
     }
   }

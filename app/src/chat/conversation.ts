@@ -35,6 +35,10 @@ export interface Conversation {
   loaded?: boolean;
   createdAt: number;
   updatedAt: number;
+  /** The folder it is in ("" or absent: the top; "Work/Drafts"). */
+  folder?: string;
+  /** Set when the chat was branched from another one (the last message taken from it). */
+  branchedFrom?: { conversation: string; messageIndex: number } | null;
 }
 
 export function newId(): string {

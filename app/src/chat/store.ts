@@ -61,6 +61,7 @@ export class MemoryStore implements ConversationStore {
 
 interface Summary {
   id: string;
+  folder?: string;
   title: string;
   createdAt: number | null;
   updatedAt: number | null;
@@ -71,6 +72,7 @@ interface Document extends Summary {
   messages: ChatMessage[];
   systemPrompt?: string;
   settings?: ChatSettings;
+  branchedFrom?: { conversation: string; messageIndex: number } | null;
 }
 
 const BASE = "/api/v1/app/conversations";
@@ -79,6 +81,7 @@ function fromSummary(s: Summary, messages: ChatMessage[] | null): Conversation {
   return {
     id: s.id,
     title: s.title,
+    folder: s.folder ?? "",
     model: s.model ?? undefined,
     messages: messages ?? [],
     loaded: messages !== null,
@@ -108,7 +111,12 @@ export class ServerStore implements ConversationStore {
   async load(id: string): Promise<Conversation> {
     if (this.memory) return this.memory.load(id);
     const doc = await getJson<Document>(`${BASE}/${encodeURIComponent(id)}`);
-    return { ...fromSummary(doc, withIds(doc.messages)), systemPrompt: doc.systemPrompt ?? "", settings: doc.settings ?? {} };
+    return {
+      ...fromSummary(doc, withIds(doc.messages)),
+      systemPrompt: doc.systemPrompt ?? "",
+      settings: doc.settings ?? {},
+      branchedFrom: doc.branchedFrom ?? null,
+    };
   }
 
   async save(conversation: Conversation): Promise<string> {
@@ -121,7 +129,7 @@ export class ServerStore implements ConversationStore {
       settings: conversation.settings ?? {},
     };
     if (conversation.id.startsWith(LOCAL_PREFIX)) {
-      const created = await sendJson<Document>("POST", BASE, fields);
+      const created = await sendJson<Document>("POST", BASE, { ...fields, folder: conversation.folder ?? "" });
       return created.id;
     }
     await sendJson("PATCH", `${BASE}/${encodeURIComponent(conversation.id)}`, fields);
