@@ -82,6 +82,7 @@ def test_search_download_with_progress_then_load_it_in_the_chat(
     page = app.open("/#/discover")
     expect(page.get_by_role("heading", name=EN["discover.picks.heading"])).to_be_visible()
     expect(page.get_by_test_id("discover-result").first).to_be_visible()  # the staff picks, before a search
+    app.shot("discover-picks")
     hub.slow(300_000)  # ~3 s for the 0.8 MB file: the progress is seen
     try:
         choose(page, "Q4_K_M")
@@ -100,6 +101,8 @@ def test_search_download_with_progress_then_load_it_in_the_chat(
     total = job.locator("progress").get_attribute("max")
     expect(job.locator("progress")).to_have_attribute("value", total or "")
     expect(job.get_by_test_id("discover-job-status")).to_have_text(EN["discover.job.completed"])
+    q4 = page.locator("[data-testid=discover-option][data-quantization='Q4_K_M']")
+    expect(q4.get_by_test_id("discover-option-downloaded")).to_be_visible()
     app.shot("discover-downloaded")
     with app_server.http() as http:
         jobs = http.get("/api/v1/models/download/jobs").json()["jobs"]
