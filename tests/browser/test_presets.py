@@ -198,6 +198,13 @@ def test_draft_model_accepted_tokens_counted_and_marked(app: AppPage) -> None:
     expect(answer.get_by_test_id("draft-stats")).to_contain_text(EN["presets.draft.accepted"].split(":")[0])
     expect(answer.locator("[data-testid=message-content] mark.drafted").first).to_be_visible()
     app.shot("presets-draft-answer")
+    expect(page.get_by_test_id("send")).to_be_visible()  # the answer (and the chat's settings) saved
+
+    page = app.reload()  # the chat keeps its settings (its conversation file)
+    page.get_by_test_id("settings-toggle").click()
+    expect(page.get_by_test_id("draft-model")).to_have_value(CHAT_MODEL)
+    expect(page.get_by_test_id("setting-maxTokens")).to_have_value("16")
+    expect(page.locator("[data-testid=message-content] mark.drafted").first).to_be_visible()
 
     def bad_draft(route: Route) -> None:  # the server refuses a draft model it cannot use (400)
         sent_body = json.loads(route.request.post_data or "{}")
@@ -208,3 +215,17 @@ def test_draft_model_accepted_tokens_counted_and_marked(app: AppPage) -> None:
     box.press("Enter")
     error = page.locator("[data-testid=message][data-role=assistant]").last.get_by_test_id("message-error")
     expect(error).to_contain_text("no-such-draft", timeout=ANSWER_TIMEOUT)
+
+
+def test_user_mode_shows_only_the_system_prompt(app: AppPage) -> None:
+    page = app.open("/#/chat")
+    toggle = page.get_by_test_id("settings-toggle")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_test_id("system-prompt")).to_be_visible()
+    expect(page.get_by_test_id("preset-picker")).to_be_visible()
+    for hidden in ("setting-temperature", "draft-model", "reset-settings"):
+        expect(page.get_by_test_id(hidden)).to_have_count(0)
+    page.get_by_test_id("close-settings").click()
+    expect(page.get_by_test_id("settings-panel")).to_have_count(0)
