@@ -19,6 +19,7 @@ from tests.support.server import Server, free_port, start_server
 from tests.support.tiny_gguf import write_tiny_llama_gguf
 
 REPO = "acme/Tiny-GGUF"
+GATED = "acme/Gated-GGUF"
 EN: dict[str, str] = json.loads((ROOT / "app/src/i18n/discover/en.json").read_text(encoding="utf-8"))
 DONE_TIMEOUT = 60_000  # an upper bound for a small download on a busy machine; not a timing assertion
 
@@ -27,6 +28,9 @@ DONE_TIMEOUT = 60_000  # an upper bound for a small download on a busy machine; 
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
     root = tmp_path_factory.mktemp("hub-files")
     with FakeHub() as fake:
+        fake.add_repo(
+            GATED, {"Gated-Q4_K_M.gguf": write_tiny_llama_gguf(root / "g.gguf", name="Gated")}, gated=True
+        )
         fake.add_repo(
             REPO,
             {
@@ -103,6 +107,7 @@ def test_search_download_with_progress_then_load_it_in_the_chat(
     expect(job.get_by_test_id("discover-job-status")).to_have_text(EN["discover.job.completed"])
     q4 = page.locator("[data-testid=discover-option][data-quantization='Q4_K_M']")
     expect(q4.get_by_test_id("discover-option-downloaded")).to_be_visible()
+    expect(result.get_by_test_id("discover-result-downloaded")).to_be_visible()
     app.shot("discover-downloaded")
     with app_server.http() as http:
         jobs = http.get("/api/v1/models/download/jobs").json()["jobs"]
@@ -135,7 +140,7 @@ def test_pause_resume_and_the_list_survives_leaving_the_page(app: AppPage, hub: 
     expect(job.get_by_test_id("discover-load")).to_be_visible()
 
 
-def test_an_unknown_repo_shows_the_servers_message_in_place(app: AppPage) -> None:
+def test_an_unknown_repo_and_a_gated_one_show_the_servers_message_in_place(app: AppPage) -> None:
     page = app.open("/#/discover")
     search(page, "nobody/nothing-GGUF")
     page.locator("[data-testid=discover-result][data-identifier='nobody/nothing-GGUF']").click()
@@ -143,6 +148,14 @@ def test_an_unknown_repo_shows_the_servers_message_in_place(app: AppPage) -> Non
     expect(error).to_contain_text("nobody/nothing-GGUF")
     expect(page.get_by_test_id("discover-download")).to_have_count(0)
     assert serious_violations(page) == []
+    search(page, GATED)  # its listing is public; its files need a granted HF_TOKEN
+    page.locator(f"[data-testid=discover-result][data-identifier='{GATED}']").click()
+    page.get_by_test_id("discover-download").click()
+    job = page.get_by_test_id("discover-job").filter(has_text=GATED)
+    expect(job).to_have_attribute("data-status", "failed", timeout=DONE_TIMEOUT)
+    expect(job.get_by_test_id("discover-job-error")).to_contain_text("HF_TOKEN")
+    expect(job.get_by_test_id("discover-resume")).to_have_text(EN["discover.job.retry"])
+    app.shot("discover-errors")
 
 
 def test_offline_the_picks_show_and_a_search_says_the_hub_cannot_be_reached(

@@ -66,6 +66,21 @@ export class DownloadBoard {
     else this.jobs.unshift(job);
   }
 
+  /** A job the server no longer knows (it was restarted): gone from the list. */
+  private drop(jobId: string): void {
+    this.jobs = this.jobs.filter((job) => job.job_id !== jobId);
+  }
+
+  /** Whether a finished job downloaded something from `repo` (user/repo) since the results were read. */
+  finishedIn(repo: string): boolean {
+    const prefix = repo.toLowerCase() + '/';
+    return this.jobs.some(
+      (job) =>
+        (job.status === 'completed' || job.status === 'already_downloaded') &&
+        job.download_identifier.toLowerCase().startsWith(prefix),
+    );
+  }
+
   private schedule(): void {
     if (this.stopped || this.timer !== null) return;
     if (!this.jobs.some((job) => job.status === 'downloading')) return;
@@ -79,7 +94,10 @@ export class DownloadBoard {
     const running = this.jobs.filter((job) => job.status === 'downloading');
     const fresh = await Promise.allSettled(running.map((job) => jobStatus(job.job_id)));
     if (this.stopped) return;
-    for (const result of fresh) if (result.status === 'fulfilled') this.put(result.value);
+    fresh.forEach((result, i) => {
+      if (result.status === 'fulfilled') this.put(result.value);
+      else if (result.reason instanceof ApiError && result.reason.status === 404) this.drop(running[i].job_id);
+    });
     this.schedule();
   }
 }
