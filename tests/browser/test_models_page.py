@@ -90,6 +90,18 @@ def test_load_with_a_context_length_see_it_loaded_then_unload(app: AppPage, app_
     assert loaded["id"] == CHAT_MODEL and loaded["config"]["context_length"] == 2048
     app.shot("models-loaded")
 
+    # loaded: the prompt template's preview is the prompt the model builds (apply-template)
+    page.evaluate("localStorage.setItem('openlms.mode', 'power')")
+    page = app.reload()
+    settings = open_settings(page)
+    settings.get_by_test_id("template-preview").click()
+    preview = settings.get_by_test_id("template-preview-text")
+    expect(preview).to_contain_text(EN["models.template.sampleUser"])
+    expect(preview).to_contain_text("<|im_start|>assistant")
+    settings.get_by_test_id("settings-close").click()
+    expect(row(page).get_by_test_id("settings-button")).to_be_focused()  # focus back where it was
+
+    instance = page.locator(f"[data-testid=loaded-instance][data-id='{CHAT_MODEL}']")
     instance.get_by_test_id("unload-button").click()
     expect(page.get_by_test_id("loaded-empty")).to_be_visible()
     with api(app_server) as http:
@@ -137,6 +149,7 @@ def test_power_user_settings_the_servers_error_and_a_load_that_would_not_fit(
     assert serious_violations(page) == []
     dialog.get_by_test_id("load-cancel").click()
     expect(dialog).to_be_hidden()
+    expect(row(page).get_by_test_id("load-button")).to_be_focused()
 
 
 def open_settings(page: Page) -> Locator:
