@@ -113,3 +113,22 @@ async def test_remote_clients_are_refused(home: Path) -> None:
         transport = httpx.ASGITransport(app=app, client=("10.0.0.8", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://openlms.test") as http_client:
             assert "local machine only" in error_of(await http_client.get(BASE), 403)
+
+
+async def test_the_routes_are_in_the_openapi_document(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert set(paths[BASE]) == {"get", "post"}
+    assert set(paths[f"{BASE}/import"]) == {"post"}
+    assert set(paths[f"{BASE}/{{identifier}}"]) == {"get", "put", "delete"}
+    assert "404" in paths[f"{BASE}/{{identifier}}"]["get"]["responses"]
+
+
+async def test_names_and_identifiers_never_reach_outside_the_folder(
+    client: httpx.AsyncClient, home: Path
+) -> None:
+    created = await client.post(BASE, json={"name": "../../evil", "operation": {"fields": []}})
+    assert created.json()["identifier"] == "@local:evil"
+    assert [p.name for p in (home / "config-presets").iterdir()] == ["evil.preset.json"]
+    for path in ("../../config-presets/evil.preset.json", "%2E%2E%2Fevil", "evil.preset.json"):
+        assert error_of(await client.delete(f"{BASE}/{path}"), 404)
+    assert (home / "config-presets" / "evil.preset.json").is_file()
