@@ -227,3 +227,98 @@ def test_model_unloaded_mid_answer_shows_an_error(
     expect(error).to_contain_text("unload")  # the server's reason, in place of a blank or stuck answer
     app.shot("chat-model-unloaded-mid-answer")
     assert app.errors == []
+
+
+def test_first_run_edit_insert_continue_branch_and_reload_keeps_everything(
+    chat_page: tuple[AppPage, AnswerShaper], app_server: Server
+) -> None:
+    """The rest of a first run, as a Power User: edit a message (answered again), insert one, let the model
+    continue an answer, branch the chat, put the branch in a new folder; then a reload keeps all of it:
+    the chats, the folder, the messages, the open chat, the theme, the language and the mode."""
+    app, shaper = chat_page
+    page = open_chat(app)
+    page.route("**/api/v0/completions", shaper.handle)  # Continue's request, capped like the chats
+    page.goto(app.base_url + "/#/settings")
+    page.locator("[data-testid=mode-switch] input[value=power]").check()
+    page.locator("[data-testid=theme-switch] input[value=dark]").check()
+    page.get_by_test_id("language-switch").select_option("es")
+    page.goto(app.base_url + "/#/chat")
+    picker = page.get_by_test_id("model-picker")
+    picker.select_option(CHAT_MODEL)
+    expect(page.get_by_test_id("model-loading")).to_have_count(0, timeout=60_000)
+    expect(picker).to_have_value(CHAT_MODEL)
+
+    shaper.extra = {"max_tokens": 8}
+    send(page, "Say hello.")
+    finished(answers(page).nth(0))
+    user = page.locator("[data-testid=message][data-role=user]").first
+    user.get_by_test_id("edit-message").click()
+    user.get_by_test_id("edit-input").fill("Say hi.")
+    user.get_by_test_id("save-edit").click()
+    finished(answers(page).nth(0))
+    assert shaper.bodies[-1]["messages"] == [{"role": "user", "content": "Say hi."}]
+    contents = page.locator("[data-testid=message] [data-testid=message-content]")
+    expect(contents).to_have_count(2)
+
+    # insert a user message and an answer of our own after it; then the model continues that answer
+    answers(page).nth(0).get_by_test_id("insert-message").click()
+    page.get_by_test_id("insert-input").fill("Tell me a story.")
+    page.get_by_test_id("save-insert").click()
+    inserted = page.locator("[data-testid=message][data-role=user]").nth(1)
+    expect(inserted.get_by_test_id("message-content")).to_have_text("Tell me a story.")
+    inserted.get_by_test_id("insert-message").click()
+    page.get_by_test_id("insert-role").select_option("assistant")
+    page.get_by_test_id("insert-input").fill("Once upon a time")
+    page.get_by_test_id("save-insert").click()
+    expect(contents).to_have_count(4)
+    shaper.extra = {"max_tokens": 8, "logit_bias": NEVER_ENDS}
+    answers(page).nth(1).get_by_test_id("continue-message").click()
+    finished(answers(page).nth(1))
+    prompt = shaper.bodies[-1]["prompt"]
+    assert isinstance(prompt, str) and prompt.endswith(
+        "Tell me a story.<|im_end|>\n<|im_start|>assistant\nOnce upon a time"
+    )
+    continued = answers(page).nth(1).get_by_test_id("message-content").inner_text()
+    assert continued.startswith("Once upon a time") and len(continued) > len("Once upon a time")
+    expect(answers(page).nth(1).get_by_test_id("message-error")).to_have_count(0)
+
+    # branch from the first answer: a new chat with the first two messages, opened, pointing back
+    answers(page).nth(0).get_by_test_id("branch-message").click()
+    expect(page.get_by_test_id("branched-from")).to_be_visible()
+    expect(contents).to_have_count(2)
+    current = page.locator("[data-testid=chat-item][aria-current=true]")
+    expect(current).to_contain_text("(branch)")
+    with app_server.http() as http:
+        chats = http.get("/api/v1/app/conversations").json()["conversations"]
+    assert sorted(c["messageCount"] for c in chats) == [2, 4]
+
+    # a new folder (the shortcut), and the branch moved into it from its menu
+    page.get_by_test_id("message-input").press("Control+Shift+N")
+    box = page.get_by_test_id("folder-rename-input")
+    box.fill("Historias")
+    box.press("Enter")
+    row = page.get_by_test_id("chat-row").filter(has=current)
+    row.get_by_test_id("item-menu").click()
+    row.get_by_test_id("move-to").select_option("Historias")
+    folder = page.locator("[data-testid=folder][data-path='Historias']")
+    expect(folder.get_by_test_id("chat-item")).to_contain_text("(branch)")
+    app.shot("first-run-branched")
+
+    app.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator("html")).to_have_attribute("data-mode", "power")
+    expect(folder.get_by_test_id("chat-item")).to_contain_text("(branch)")
+    expect(page.get_by_test_id("chat-item")).to_have_count(2)
+    expect(folder.locator("[data-testid=chat-item][aria-current=true]")).to_have_count(1)  # still open
+    expect(page.get_by_test_id("branched-from")).to_be_visible()
+    expect(contents).to_have_count(2)
+    expect(page.locator("[data-testid=message][data-role=user] [data-testid=message-content]")).to_have_text(
+        ["Say hi."]
+    )
+    page.get_by_test_id("open-original").click()
+    expect(contents).to_have_count(4)
+    expect(answers(page).nth(1).get_by_test_id("message-content")).to_have_text(continued)
+    app.shot("first-run-reloaded-es-dark")
+    assert serious_violations(page) == []
+    assert app.errors == []

@@ -267,7 +267,8 @@ export class ChatController {
     const history = toWire(chat.messages.slice(0, -1), chat.systemPrompt);
     const prefix = reply.content;
     reply.error = undefined;
-    await this.run(chat, reply, (model, signal) => continueAnswer(model, history, prefix, signal));
+    const fields = requestFields(chat.settings);
+    await this.run(chat, reply, (model, signal) => continueAnswer(model, history, prefix, signal, fields));
   }
 
   /** Save the current chat's system prompt and settings now (a chat never saved keeps them until its
