@@ -87,7 +87,7 @@ def test_search_download_with_progress_then_load_it_in_the_chat(
     expect(page.get_by_role("heading", name=EN["discover.picks.heading"])).to_be_visible()
     expect(page.get_by_test_id("discover-result").first).to_be_visible()  # the staff picks, before a search
     app.shot("discover-picks")
-    hub.slow(300_000)  # ~3 s for the 0.8 MB file: the progress is seen
+    hub.slow(200_000)  # ~4 s for the 0.8 MB file: the progress is seen
     try:
         choose(page, "Q4_K_M")
         result = page.locator(f"[data-testid=discover-result][data-identifier='{REPO}']")
