@@ -116,3 +116,19 @@ async def test_with_auth_on_the_app_opens_and_the_api_needs_a_token(home: Path, 
         assert wrong.status_code == 401 and "not valid" in wrong.json()["error"]["message"]
         good = await http.get(URL, headers={"Authorization": f"Bearer {token}"})
         assert good.status_code == 200 and good.json()["settings"]["require_auth"] is True
+
+
+async def test_live_changes_reach_the_instance_manager(home: Path, fake: FakeBackend) -> None:
+    app = make_app(home, fake)
+    manager = app.state.openlms.models.manager
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as http,
+    ):
+        assert manager.auto_evict is True and manager.jit_ttl_seconds == 3600
+        response = await http.patch(URL, json={"auto_evict": False, "jit_ttl_seconds": 0})
+        assert response.status_code == 200, response.text
+        assert manager.auto_evict is False and manager.jit_ttl_seconds is None  # 0: never unloaded
+        await http.patch(URL, json={"jit_ttl_seconds": 45})
+        assert manager.jit_ttl_seconds == 45
