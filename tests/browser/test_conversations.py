@@ -214,3 +214,22 @@ def test_a_file_the_server_skipped_is_shown(app: AppPage, app_server: Server) ->
         assert broken.read_text(encoding="utf-8") == "{ not json"  # kept as it was
     finally:
         broken.unlink()
+
+
+def test_shortcuts_shown_with_the_mac_keys(app: AppPage, app_server: Server) -> None:
+    """On macOS the list shows ⌘N and ⇧⌘N, and ⌘⇧N makes a folder (elsewhere: Ctrl+N, Ctrl+Shift+N)."""
+    page = open_list(app)
+    expect(page.get_by_test_id("new-folder").locator("kbd")).to_have_text("Ctrl+Shift+N")
+    page.context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'platform', { get: () => 'MacIntel' })"
+    )
+    app.reload()  # the script runs on the next load
+    expect(page.get_by_test_id("message-input")).to_be_focused()
+    expect(page.get_by_test_id("new-chat").locator("kbd")).to_have_text("⌘N")
+    expect(page.get_by_test_id("new-folder").locator("kbd")).to_have_text("⇧⌘N")
+    expect(page.get_by_test_id("new-folder")).to_have_attribute("aria-keyshortcuts", "Meta+Shift+N")
+    page.get_by_test_id("message-input").press("Meta+Shift+N")
+    name_new_folder(page, "Mac folder")
+    expect(folder(page, "Mac folder")).to_be_visible()
+    assert "Mac folder" in files(app_server)
+    assert app.errors == []

@@ -5,7 +5,7 @@ import type { Conversation } from "../chat/conversation";
 import type { MessageKey } from "../i18n/index.svelte";
 import * as api from "./api";
 import { collapsedFolders, rememberCollapsed } from "./remember";
-import { buildTree, freeName, joinPath, nameOf, parentOf, type FolderNode } from "./tree";
+import { buildTree, freeName, isWithin, joinPath, nameOf, parentOf, type FolderNode } from "./tree";
 
 type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
 
@@ -111,7 +111,7 @@ export class Folders {
       await this.act(() => api.moveChat(item.key, folder));
       return;
     }
-    if (parentOf(item.key) === folder || folder === item.key || folder.startsWith(`${item.key}/`)) return;
+    if (parentOf(item.key) === folder || isWithin(folder, item.key)) return;
     await this.act(async () => {
       const moved = await api.moveFolder(item.key, folder);
       this.followCollapsed(item.key, moved.path);
@@ -127,7 +127,7 @@ export class Folders {
   }
 
   async deleteFolder(path: string): Promise<void> {
-    if (this.chat.busy && (this.chat.current?.folder ?? "").startsWith(path)) return;
+    if (this.chat.busy && isWithin(this.chat.current?.folder ?? "", path)) return;
     await this.act(async () => {
       const entry = await api.deleteFolder(path);
       this.chat.undo = null;
@@ -168,7 +168,7 @@ export class Folders {
     const item = this.dragged;
     if (!item) return false;
     if (item.kind === "chat") return (this.chat.conversations.find((c) => c.id === item.key)?.folder ?? "") !== folder;
-    return parentOf(item.key) !== folder && folder !== item.key && !folder.startsWith(`${item.key}/`);
+    return parentOf(item.key) !== folder && !isWithin(folder, item.key);
   }
 
   /** Drop what is being dragged into `folder`. */
@@ -179,8 +179,8 @@ export class Folders {
   }
 
   private followCollapsed(from: string, to: string): void {
-    if (!this.collapsed.some((p) => p === from || p.startsWith(`${from}/`))) return;
-    this.collapsed = this.collapsed.map((p) => (p === from || p.startsWith(`${from}/`) ? to + p.slice(from.length) : p));
+    if (!this.collapsed.some((p) => isWithin(p, from))) return;
+    this.collapsed = this.collapsed.map((p) => (isWithin(p, from) ? to + p.slice(from.length) : p));
     rememberCollapsed(this.collapsed);
   }
 

@@ -1,7 +1,7 @@
 // LM Studio's chat shortcuts, written with the platform's keys: ⌘ on macOS, Ctrl elsewhere.
 export function isMac(): boolean {
   const data = (navigator as Navigator & { userAgentData?: { platform?: string } }).userAgentData;
-  return /mac/i.test(data?.platform ?? navigator.platform ?? "");
+  return /mac/i.test(data?.platform ?? "") || /mac/i.test(navigator.platform ?? "");
 }
 
 /** "Ctrl+Shift+N" or "⇧⌘N" for `key` with Ctrl/⌘ (and Shift). */
