@@ -152,6 +152,18 @@ def test_power_user_settings_the_servers_error_and_a_load_that_would_not_fit(
     expect(row(page).get_by_test_id("load-button")).to_be_focused()
 
 
+def test_a_load_can_remember_its_settings_as_the_models_defaults(app: AppPage, app_server: Server) -> None:
+    page = open_models(app)
+    dialog = open_load_dialog(page)
+    dialog.get_by_test_id("load-context").fill("2560")
+    dialog.get_by_test_id("load-remember").check()
+    dialog.get_by_test_id("load-confirm").click()
+    expect(dialog).to_be_hidden(timeout=LOAD_TIMEOUT)
+    instance = page.locator(f"[data-testid=loaded-instance][data-id='{CHAT_MODEL}']")
+    expect(instance.get_by_test_id("instance-context")).to_have_text("2560")
+    assert saved_config(app_server) == {"load": {"contextLength": 2560}, "prediction": {}}
+
+
 def open_settings(page: Page) -> Locator:
     row(page).get_by_test_id("settings-button").click()
     dialog = page.get_by_test_id("settings-dialog")
