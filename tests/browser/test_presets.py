@@ -171,8 +171,11 @@ def test_import_from_a_url_and_from_a_file(
     upload.write_text(
         json.dumps({"identifier": "@local:x", "name": "File Preset", "operation": {"fields": fields}})
     )
-    page.get_by_test_id("import-file").set_input_files(upload)
+    other = tmp_path / "other.preset.json"
+    other.write_text(json.dumps({"name": "Other Preset", "operation": {"fields": []}}))
+    page.get_by_test_id("import-file").set_input_files([other, upload])  # several at once; the last applies
     expect(page.get_by_test_id("system-prompt")).to_have_value("From a file.")
+    expect(page.get_by_test_id("preset-picker").locator("option", has_text="Other Preset")).to_have_count(1)
     expect(page.get_by_test_id("setting-topK")).to_have_value("12")
     expect(page.get_by_test_id("preset-picker")).to_have_value("@local:file-preset")
 
@@ -227,5 +230,8 @@ def test_user_mode_shows_only_the_system_prompt(app: AppPage) -> None:
     expect(page.get_by_test_id("preset-picker")).to_be_visible()
     for hidden in ("setting-temperature", "draft-model", "reset-settings"):
         expect(page.get_by_test_id(hidden)).to_have_count(0)
+    page.get_by_test_id("system-prompt").press("Escape")  # Escape closes it too
+    expect(page.get_by_test_id("settings-panel")).to_have_count(0)
+    toggle.click()
     page.get_by_test_id("close-settings").click()
     expect(page.get_by_test_id("settings-panel")).to_have_count(0)
