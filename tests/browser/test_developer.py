@@ -141,3 +141,23 @@ def test_markdown_images_request_nothing(app: AppPage, app_server: Server) -> No
     assert [url for url in requested if "probe=" in url] == []
     with httpx.Client(base_url=app_server.url) as http:
         http.delete(f"/api/v1/app/conversations/{cid}")
+
+
+def test_keyboard_alone_reaches_the_developer_controls(app: AppPage) -> None:
+    page = app.open("/#/developer")
+    expect(page.get_by_test_id("settings-save")).to_be_visible()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached: set[str] = set()
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement?.dataset?.testid ?? ''"))
+    wanted = {
+        "sidebar-mode",
+        "setting-port",
+        "setting-ttl",
+        "settings-save",
+        "logs-pause",
+        "logs-clear",
+        "logs",
+    }
+    assert wanted <= reached, f"not reached by Tab: {wanted - reached}"
