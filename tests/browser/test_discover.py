@@ -7,6 +7,7 @@ resolve); axe on the page."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,6 +144,9 @@ def test_pause_resume_and_the_list_survives_leaving_the_page(app: AppPage, hub: 
 def test_an_unknown_repo_and_a_gated_one_show_the_servers_message_in_place(app: AppPage) -> None:
     page = app.open("/#/discover")
     search(page, "nobody/nothing-GGUF")
+    expect(page).to_have_url(re.compile(r"#/discover\?q=nobody%2Fnothing-GGUF$"))
+    page = app.reload()  # the search is in the address: a reload shows it again
+    expect(page.get_by_test_id("discover-search")).to_have_value("nobody/nothing-GGUF")
     page.locator("[data-testid=discover-result][data-identifier='nobody/nothing-GGUF']").click()
     error = page.get_by_test_id("discover-options-error")
     expect(error).to_contain_text("nobody/nothing-GGUF")
