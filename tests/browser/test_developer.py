@@ -60,6 +60,13 @@ def test_status_endpoints_and_a_live_setting(app: AppPage, app_server: Server) -
     with app_server.http() as http:
         assert http.get(SETTINGS).json()["settings"]["jit_ttl_seconds"] == 321  # applied live
 
+    expect(page.get_by_test_id("exposed-warning")).to_have_count(0)
+    page.get_by_test_id("setting-network").check()  # not saved: a warning while no token is required
+    expect(page.get_by_test_id("exposed-warning")).to_be_visible()
+    page.get_by_test_id("setting-auth").check()
+    expect(page.get_by_test_id("exposed-warning")).to_have_count(0)
+    page.get_by_test_id("setting-auth").uncheck()
+    page.get_by_test_id("setting-network").uncheck()
     page.get_by_test_id("setting-cors").check()
     page.get_by_test_id("settings-save").click()
     expect(page.get_by_test_id("restart-required")).to_contain_text("cors")
