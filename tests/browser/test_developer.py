@@ -28,10 +28,12 @@ def test_modes_decide_whether_the_developer_page_is_listed(app: AppPage) -> None
     nav = page.get_by_role("navigation")
     expect(nav.get_by_role("link", name=en["nav.chat"])).to_be_visible()
     expect(nav.get_by_role("link", name=en["developer.nav"])).to_have_count(0)  # User mode
+    expect(nav.locator("a[href='#/models']")).to_have_count(0)  # My Models: Power User and up
     page.goto(app.base_url + "/#/developer")  # its address still opens it, saying which mode lists it
     expect(page.get_by_test_id("developer-mode-hint")).to_be_visible()
     page.get_by_test_id("sidebar-mode").select_option("power")
     expect(nav.get_by_role("link", name=en["developer.nav"])).to_have_count(0)
+    expect(nav.locator("a[href='#/models']")).to_have_count(1)
     page.get_by_test_id("sidebar-mode").select_option("developer")
     page.goto(app.base_url + "/#/")
     nav.get_by_role("link", name=en["developer.nav"]).click()

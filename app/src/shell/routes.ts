@@ -18,7 +18,7 @@ export interface NavRoute extends Route {
 export const routes: NavRoute[] = [
   { path: "/", component: Home, title: "nav.home", nav: true },
   { path: "/chat", component: ChatView, title: "nav.chat", nav: true },
-  { path: "/models", component: ModelsPage, title: "models.nav", nav: true },
+  { path: "/models", component: ModelsPage, title: "models.nav", nav: true, visibleIn: "power" },
   { path: "/developer", component: DeveloperPage, title: "developer.nav", nav: true, visibleIn: "developer" },
   { path: "/discover", component: DiscoverView, title: "discover.nav", nav: true },
   { path: "/settings", component: Settings, title: "nav.settings", nav: true },
