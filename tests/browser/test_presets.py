@@ -235,3 +235,55 @@ def test_user_mode_shows_only_the_system_prompt(app: AppPage) -> None:
     toggle.click()
     page.get_by_test_id("close-settings").click()
     expect(page.get_by_test_id("settings-panel")).to_have_count(0)
+
+
+def chunk(content: str, drafted: bool) -> dict[str, object]:
+    body: dict[str, object] = {
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]
+    }
+    return body | ({"contains_drafted": True} if drafted else {})
+
+
+DRAFTED_STREAM = (
+    "".join(
+        f"data: {json.dumps(c)}\n\n"
+        for c in (
+            chunk("Plain start. ", False),
+            chunk("**bold words** here", True),
+            chunk(" then plain; ", False),
+            chunk("drafted tail.", True),
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 9},
+                "stats": {
+                    "stop_reason": "eosFound",
+                    "draft_model": "tiny-draft",
+                    "total_draft_tokens_count": 8,
+                    "accepted_draft_tokens_count": 6,
+                },
+            },
+        )
+    )
+    + "data: [DONE]\n\n"
+)
+
+
+def test_drafted_chunks_are_marked_in_the_rendered_answer(app: AppPage) -> None:
+    """A canned /api/v0 stream: the text of `contains_drafted` chunks is marked, markdown and all; the
+    counts come from the stats."""
+    page = app.open("/#/chat")
+    page.route(
+        "**/api/v0/chat/completions",
+        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=DRAFTED_STREAM),
+    )
+    box = page.get_by_test_id("message-input")
+    expect(box).to_be_focused()  # the chat is ready (models and chats read)
+    box.fill("Hi")
+    box.press("Enter")
+    answer = page.locator("[data-testid=message][data-role=assistant]").last
+    expect(answer.get_by_test_id("draft-stats")).to_contain_text("6 of 8 (75%)")
+    expect(answer.get_by_test_id("draft-stats")).to_contain_text("tiny-draft")
+    marks = answer.locator("[data-testid=message-content] mark.drafted")
+    expect(marks).to_have_text(["bold", "words", "here", "drafted tail."])
+    expect(answer.locator("[data-testid=message-content] strong")).to_have_text("bold words")
+    assert serious_violations(page) == []

@@ -13,21 +13,45 @@ export function addDrafted(ranges: Ranges | undefined, content: string, text: st
   return next;
 }
 
-/** The parts of `content` the ranges cover, in order (whitespace-trimmed, empty ones left out). */
-function pieces(content: string, ranges: Ranges): string[] {
-  return ranges.map(([s, e]) => content.slice(s, e).trim()).filter((p) => p.length > 0);
+interface Piece {
+  text: string;
+  /** How far (in the raw text) it is from the end of the piece before it. */
+  gap: number;
 }
 
-/** Where the pieces are in `full` (the rendered text), searched in order; markdown syntax the renderer
- * removed can make a piece unfindable, and it is then left unmarked. */
-function spans(full: string, parts: string[]): Ranges {
+/** The parts of `content` the ranges cover, in order (whitespace-trimmed, empty ones left out). */
+function pieces(content: string, ranges: Ranges): Piece[] {
+  let end = 0;
+  const out: Piece[] = [];
+  for (const [s, e] of ranges) {
+    const text = content.slice(s, e).trim();
+    if (text) out.push({ text, gap: s - end });
+    end = e;
+  }
+  return out;
+}
+
+/** Where the pieces are in `full` (the rendered text), searched in order. A piece the renderer changed
+ * (markdown syntax removed: `**`, a list's `1.`) is looked for word by word; words it removed are left
+ * unmarked. */
+function spans(full: string, parts: Piece[]): Ranges {
   const found: Ranges = [];
   let cursor = 0;
-  for (const part of parts) {
-    const at = full.indexOf(part, cursor);
-    if (at < 0) continue;
-    found.push([at, at + part.length]);
-    cursor = at + part.length;
+  const find = (text: string, within = Infinity): boolean => {
+    const at = full.indexOf(text, cursor);
+    if (at < 0 || at - cursor > within) return false;
+    found.push([at, at + text.length]);
+    cursor = at + text.length;
+    return true;
+  };
+  // a piece is only looked for about where it should be, so that a common word never jumps ahead
+  for (const { text, gap } of parts) {
+    const within = 2 * gap + 16;
+    if (find(text, within)) continue;
+    for (const word of text.split(/\s+/)) {
+      const bare = word.replace(/[*_`#>~[\]]/g, "").replace(/^\d+\.$/, ""); // markdown the renderer drops
+      if (bare) find(bare, within + text.length);
+    }
   }
   return found;
 }
