@@ -164,6 +164,32 @@ def test_a_load_can_remember_its_settings_as_the_models_defaults(app: AppPage, a
     assert saved_config(app_server) == {"load": {"contextLength": 2560}, "prediction": {}}
 
 
+def test_a_custom_identifier_and_ttl_in_power_user_mode(app: AppPage, app_server: Server) -> None:
+    page = open_models(app, "power")
+    dialog = open_load_dialog(page)
+    dialog.get_by_test_id("load-identifier").fill("my-smol")
+    dialog.get_by_test_id("load-ttl").fill("600")
+    dialog.get_by_test_id("load-confirm").click()
+    expect(dialog).to_be_hidden(timeout=LOAD_TIMEOUT)
+    instance = page.locator("[data-testid=loaded-instance][data-id='my-smol']")
+    expect(instance).to_contain_text("600")
+    with api(app_server) as http:
+        smol = next(m for m in http.get("/api/v1/models").json()["models"] if m["key"] == CHAT_MODEL)
+    (loaded,) = smol["loaded_instances"]
+    assert loaded["id"] == "my-smol" and loaded["ttl_seconds"] == 600
+
+
+def test_the_empty_state_points_to_discover_and_lms_get(app: AppPage) -> None:
+    app.page.route("**/api/v1/models", lambda route: route.fulfill(json={"models": []}))
+    page = app.open("/#/models")
+    empty = page.get_by_test_id("models-empty")
+    expect(empty).to_contain_text("lms get")
+    expect(empty.get_by_role("link", name=EN["models.empty.discover"])).to_have_attribute(
+        "href", "#/discover"
+    )
+    expect(page.get_by_test_id("loaded-empty")).to_be_visible()
+
+
 def open_settings(page: Page) -> Locator:
     row(page).get_by_test_id("settings-button").click()
     dialog = page.get_by_test_id("settings-dialog")
