@@ -355,6 +355,8 @@ export class ChatController {
         this.currentId = id;
         rememberCurrent(id);
       }
+      // the list may have been re-read (a folder action) while this first save ran: one entry per id
+      this.conversations = this.conversations.filter((c) => c === chat || c.id !== id);
       chat.id = id;
     }
   }
