@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from openlms.store.curated import curated_models
 from tests.support.browser import APP_INDEX, ROOT, AppPage, serious_violations
 from tests.support.fake_hub import FakeHub
 from tests.support.server import Server, free_port, start_server
@@ -88,6 +89,8 @@ def test_search_download_with_progress_then_load_it_in_the_chat(
     expect(page.get_by_role("heading", name=EN["discover.picks.heading"])).to_be_visible()
     expect(page.get_by_test_id("discover-result").first).to_be_visible()  # the staff picks, before a search
     app.shot("discover-picks")
+    page.get_by_test_id("discover-all-picks").check()  # the picks too large for this machine as well
+    expect(page.get_by_test_id("discover-result")).to_have_count(len(curated_models()))
     hub.slow(200_000)  # ~4 s for the 0.8 MB file: the progress is seen
     try:
         choose(page, "Q4_K_M")

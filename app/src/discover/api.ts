@@ -52,8 +52,9 @@ export interface DownloadJob {
   error?: { message: string; code: string } | null;
 }
 
-export async function searchModels(term: string, limit = 20): Promise<SearchResult[]> {
-  const query = new URLSearchParams({ q: term, limit: String(limit) });
+/** `all`: without a term, every staff pick (not only those that fit this machine). */
+export async function searchModels(term: string, limit = 20, all = false): Promise<SearchResult[]> {
+  const query = new URLSearchParams({ q: term, limit: String(limit), all: String(all) });
   const body = await getJson<{ results: SearchResult[] }>(`/api/v1/models/search?${query}`);
   return body.results;
 }
