@@ -185,4 +185,8 @@ async def _fetch(url: str) -> Any:
     try:
         return json.loads(bytes(body))
     except ValueError:
-        raise InvalidRequestError(f"{url} is not JSON: it is not a preset file.", param="url") from None
+        raise InvalidRequestError(
+            f"{url} is not JSON: it is not a preset file. Give the address of the .preset.json file itself "
+            "(a page of the LM Studio Hub cannot be imported from here).",
+            param="url",
+        ) from None
