@@ -157,3 +157,12 @@ async def _wait(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
         if body["status"] != "downloading" or time.monotonic() > deadline:
             return body
         await asyncio.sleep(0.05)
+
+
+async def test_the_routes_are_in_the_openapi_document(http: httpx.AsyncClient) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    search = paths["/api/v1/models/search"]["get"]
+    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "all"}
+    assert {"200", "502"} <= set(search["responses"])
+    options = paths["/api/v1/models/download/options"]["get"]
+    assert {"200", "404", "502"} <= set(options["responses"])
