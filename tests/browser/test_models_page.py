@@ -162,6 +162,9 @@ def test_a_load_can_remember_its_settings_as_the_models_defaults(app: AppPage, a
     instance = page.locator(f"[data-testid=loaded-instance][data-id='{CHAT_MODEL}']")
     expect(instance.get_by_test_id("instance-context")).to_have_text("2560")
     assert saved_config(app_server) == {"load": {"contextLength": 2560}, "prediction": {}}
+    settings = open_settings(page)  # User mode: the defaults, no prompt template editor
+    expect(settings.get_by_test_id("settings-context")).to_have_value("2560")
+    expect(settings.get_by_test_id("template-editor")).to_have_count(0)
 
 
 def test_a_custom_identifier_and_ttl_in_power_user_mode(app: AppPage, app_server: Server) -> None:
