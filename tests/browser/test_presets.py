@@ -230,8 +230,9 @@ def test_user_mode_shows_only_the_system_prompt(app: AppPage) -> None:
     expect(page.get_by_test_id("preset-picker")).to_be_visible()
     for hidden in ("setting-temperature", "draft-model", "reset-settings"):
         expect(page.get_by_test_id(hidden)).to_have_count(0)
-    page.get_by_test_id("system-prompt").press("Escape")  # Escape closes it too
+    page.get_by_test_id("system-prompt").press("Escape")  # Escape closes it too, focus back on the button
     expect(page.get_by_test_id("settings-panel")).to_have_count(0)
+    expect(toggle).to_be_focused()
     toggle.click()
     page.get_by_test_id("close-settings").click()
     expect(page.get_by_test_id("settings-panel")).to_have_count(0)
