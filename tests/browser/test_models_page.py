@@ -207,7 +207,11 @@ def saved_config(server: Server) -> dict[str, object]:
 
 
 def save(dialog: Locator) -> None:
-    dialog.get_by_test_id("settings-save").click()
+    """Save, once the server has answered the PUT (a second save shows the same "Saved.")."""
+    with dialog.page.expect_response(
+        lambda r: "/api/v1/models/config" in r.url and r.request.method == "PUT"
+    ):
+        dialog.get_by_test_id("settings-save").click()
     expect(dialog.get_by_test_id("settings-status")).to_have_text(EN["models.settings.saved"])
 
 
