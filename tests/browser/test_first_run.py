@@ -279,7 +279,12 @@ def test_first_run_edit_insert_continue_branch_and_reload_keeps_everything(
         "Tell me a story.<|im_end|>\n<|im_start|>assistant\nOnce upon a time"
     )
     continued = answers(page).nth(1).get_by_test_id("message-content").inner_text()
-    assert continued.startswith("Once upon a time") and len(continued) > len("Once upon a time")
+    assert continued.startswith("Once upon a time")
+    expect(page.get_by_test_id("send")).to_be_visible()  # not busy: the chat is saved
+    with app_server.http() as http:  # saved: the text so far plus the 8 tokens the model added to it
+        (chat,) = http.get("/api/v1/app/conversations").json()["conversations"]
+        saved = http.get(f"/api/v1/app/conversations/{chat['id']}").json()["messages"][3]
+    assert saved["content"].startswith("Once upon a time") and saved["stats"]["completionTokens"] == 8
     expect(answers(page).nth(1).get_by_test_id("message-error")).to_have_count(0)
 
     # branch from the first answer: a new chat with the first two messages, opened, pointing back
