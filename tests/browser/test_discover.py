@@ -22,6 +22,7 @@ from tests.support.tiny_gguf import write_tiny_llama_gguf
 
 REPO = "acme/Tiny-GGUF"
 GATED = "acme/Gated-GGUF"
+OTHER = "acme/Other-GGUF"
 EN: dict[str, str] = json.loads((ROOT / "app/src/i18n/discover/en.json").read_text(encoding="utf-8"))
 DONE_TIMEOUT = 60_000  # an upper bound for a small download on a busy machine; not a timing assertion
 
@@ -33,6 +34,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
         fake.add_repo(
             GATED, {"Gated-Q4_K_M.gguf": write_tiny_llama_gguf(root / "g.gguf", name="Gated")}, gated=True
         )
+        fake.add_repo(OTHER, {"Other-Q4_K_M.gguf": write_tiny_llama_gguf(root / "o.gguf", name="Other")})
         fake.add_repo(
             REPO,
             {
@@ -142,6 +144,16 @@ def test_pause_resume_and_the_list_survives_leaving_the_page(app: AppPage, hub: 
     job.get_by_test_id("discover-resume").click()
     expect(job).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
     expect(job.get_by_test_id("discover-load")).to_be_visible()
+
+
+def test_a_download_another_client_starts_shows_up(app: AppPage, app_server: Server) -> None:
+    page = app.open("/#/discover")
+    expect(page.get_by_test_id("discover-search")).to_be_visible()
+    with app_server.http() as http:  # as `lms get` or a script would
+        started = http.post("/api/v1/models/download", json={"model": OTHER})
+    assert started.status_code == 200, started.text
+    job = page.get_by_test_id("discover-job").filter(has_text=OTHER)
+    expect(job).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
 
 
 def test_an_unknown_repo_and_a_gated_one_show_the_servers_message_in_place(app: AppPage) -> None:

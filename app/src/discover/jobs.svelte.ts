@@ -4,6 +4,7 @@ import { ApiError } from '../lib/api';
 import { listJobs, jobStatus, pauseJob, resumeJob, startDownload, type DownloadJob } from './api';
 
 export const POLL_MS = 500;
+export const IDLE_MS = 3000;
 
 export class DownloadBoard {
   jobs = $state<DownloadJob[]>([]);
@@ -33,7 +34,7 @@ export class DownloadBoard {
   async download(model: string): Promise<DownloadJob> {
     const job = await startDownload(model);
     this.put(job);
-    this.schedule();
+    this.reschedule();
     return job;
   }
 
@@ -57,7 +58,7 @@ export class DownloadBoard {
     } catch (err) {
       this.error = messageOf(err);
     }
-    this.schedule();
+    this.reschedule();
   }
 
   private put(job: DownloadJob): void {
@@ -81,13 +82,36 @@ export class DownloadBoard {
     );
   }
 
+  /** Poll at the pace the jobs now need (a download just started: soon, not after an idle wait). */
+  private reschedule(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.stopped || this.timer !== null) return;
-    if (!this.jobs.some((job) => job.status === 'downloading')) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.poll();
-    }, POLL_MS);
+    const busy = this.jobs.some((job) => job.status === 'downloading');
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        void (busy ? this.poll() : this.refresh());
+      },
+      busy ? POLL_MS : IDLE_MS,
+    );
+  }
+
+  /** Nothing running here: look now and then for jobs another client (`lms get`, a script) started. */
+  private async refresh(): Promise<void> {
+    try {
+      const jobs = (await listJobs()).reverse();
+      if (this.stopped) return;
+      const known = new Set(this.jobs.map((job) => job.job_id));
+      if (jobs.some((job) => !known.has(job.job_id) || job.status === 'downloading')) this.jobs = jobs;
+    } catch {
+      // the server is away for a moment: try again later
+    }
+    this.schedule();
   }
 
   private async poll(): Promise<void> {
