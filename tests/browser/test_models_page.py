@@ -142,6 +142,7 @@ def test_power_user_settings_the_servers_error_and_a_load_that_would_not_fit(
 
     page.route("**/api/v1/models/estimate", refused)
     dialog.get_by_test_id("load-vcache").select_option("")
+    expect(dialog.get_by_test_id("load-error")).to_have_count(0)  # the refused settings changed
     verdict = dialog.get_by_test_id("estimate-verdict")
     expect(verdict).to_have_attribute("data-fits", "false")
     expect(verdict).to_contain_text(EN["models.estimate.noFit"])
