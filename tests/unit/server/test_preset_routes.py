@@ -132,3 +132,29 @@ async def test_names_and_identifiers_never_reach_outside_the_folder(
     for path in ("../../config-presets/evil.preset.json", "%2E%2E%2Fevil", "evil.preset.json"):
         assert error_of(await client.delete(f"{BASE}/{path}"), 404)
     assert (home / "config-presets" / "evil.preset.json").is_file()
+
+
+async def test_every_field_the_app_writes_is_accepted(client: httpx.AsyncClient) -> None:
+    """What the chat's settings sidebar saves (app/src/chat/settings/settings.ts, toFields)."""
+    fields = [
+        {"key": f"llm.prediction.{key}", "value": value}
+        for key, value in (
+            ("systemPrompt", "Be brief."),
+            ("temperature", 0.2),
+            ("maxPredictedTokens", {"checked": True, "value": 64}),
+            ("topKSampling", 20),
+            ("topPSampling", {"checked": True, "value": 0.9}),
+            ("minPSampling", {"checked": True, "value": 0.05}),
+            ("repeatPenalty", {"checked": True, "value": 1.1}),
+            ("contextOverflowPolicy", "rollingWindow"),
+            ("stopStrings", ["END"]),
+            ("speculativeDecoding.draftModel", "tiny-chat"),
+            (
+                "structured",
+                {"type": "json", "jsonSchema": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            ),
+        )
+    ]
+    created = await client.post(BASE, json={"name": "Everything", "operation": {"fields": fields}})
+    assert created.status_code == 200, created.text
+    assert created.json()["operation"]["fields"] == fields
