@@ -128,6 +128,23 @@ def test_folders_drag_and_drop_move_to_and_reload(app: AppPage, app_server: Serv
     expect(folder(page, "Work/Drafts").get_by_test_id("chat-item")).to_have_text(["Beta", "Alpha"])
     assert f"Work/Drafts/{first}.conversation.json" in files(app_server)
 
+    # a folder's "Move to…" never offers itself, its own folders or where it is already (Work: nowhere)
+    work_menu = folder(page, "Work").get_by_test_id("item-menu").first
+    work_menu.click()
+    options = folder(page, "Work").get_by_test_id("move-to").first.locator("option")
+    expect(options).to_have_text(["—"])
+    work_menu.click()
+    drafts = folder(page, "Work/Drafts")
+    drafts.get_by_test_id("item-menu").first.click()
+    drafts.get_by_test_id("move-to").first.select_option(label=EN["conversations.top"])
+    expect(folder(page, "Drafts").get_by_test_id("chat-item")).to_have_text(["Beta", "Alpha"])
+    assert f"Drafts/{first}.conversation.json" in files(app_server)
+    assert "Work/Drafts" not in files(app_server)
+    folder(page, "Drafts").get_by_test_id("folder-toggle").drag_to(
+        folder(page, "Work").get_by_test_id("folder-toggle")
+    )
+    expect(folder(page, "Work/Drafts")).to_be_visible()
+
     # open Alpha, close Work: a reload keeps both
     folder(page, "Work/Drafts").get_by_test_id("chat-item").get_by_text("Alpha").click()
     expect(page.locator("[data-testid=message][data-role=user] [data-testid=message-content]")).to_have_text(
