@@ -31,3 +31,22 @@ async def test_no_mark_without_a_draft_or_on_v1(client: httpx.AsyncClient) -> No
     assert not any("contains_drafted" in c for c in await chunks(client, "/api/v0/chat/completions"))
     v1 = await chunks(client, "/v1/chat/completions", draft_model=CHAT)
     assert v1 and not any("contains_drafted" in c for c in v1)
+
+
+async def test_every_field_the_app_sends_is_accepted(client: httpx.AsyncClient) -> None:
+    """What the chat sends from its settings (app/src/chat/settings/settings.ts, requestFields)."""
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    fields = {
+        "temperature": 0.2,
+        "max_tokens": 8,
+        "top_k": 20,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.1,
+        "context_overflow_policy": "rollingWindow",
+        "stop": ["END"],
+        "draft_model": CHAT,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}},
+    }
+    got = await chunks(client, "/api/v0/chat/completions", **fields)
+    assert got[-1]["stats"]["draft_model"] == CHAT
