@@ -19,6 +19,7 @@ from tests.support.browser import ROOT, AppPage, serious_violations
 from tests.support.server import Server
 
 I18N = ROOT / "app" / "src" / "i18n"
+CHAT_API = "**/api/v0/chat/completions"
 EN: dict[str, str] = json.loads((I18N / "en.json").read_text("utf-8")) | json.loads(
     (I18N / "conversations" / "en.json").read_text("utf-8")
 )
@@ -196,6 +197,22 @@ def test_duplicate_rename_delete_undo_and_search(app: AppPage, app_server: Serve
     page.get_by_test_id("undo").click()
     expect(folder(page, "Cooking").get_by_test_id("chat-item")).to_have_text(["Other"])
     assert "Cooking" in files(app_server)
+
+    # a new chat in the folder: saved there with its first answer (a canned one: no model needed)
+    cooking = folder(page, "Cooking")
+    cooking.get_by_test_id("item-menu").first.click()
+    cooking.get_by_test_id("new-chat-in").click()
+    expect(cooking.get_by_test_id("chat-item")).to_have_count(2)
+    answer = 'data: {"choices": [{"index": 0, "delta": {"content": "Soup."}, "finish_reason": "stop"}]}\n\n'
+    page.route(CHAT_API, lambda route: route.fulfill(content_type="text/event-stream", body=answer))
+    page.get_by_test_id("message-input").fill("What is for dinner?")
+    page.get_by_test_id("message-input").press("Enter")
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_contain_text("Soup.")
+    expect(page.get_by_test_id("send")).to_be_visible()  # saved
+    page.unroute(CHAT_API)
+    expect(cooking.get_by_test_id("chat-item")).to_have_count(2)
+    saved = [f for f in files(app_server) if f.startswith("Cooking/") and f.endswith(".conversation.json")]
+    assert len(saved) == 2
 
     # search: a message's text opens its chat at that message
     page.get_by_test_id("search-chats").fill("HOT OVEN")

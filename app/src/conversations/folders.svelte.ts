@@ -90,6 +90,14 @@ export class Folders {
     });
   }
 
+  /** A new chat in `folder` (saved there with its first answer), opened. */
+  newChatIn(folder: string): void {
+    this.chat.newChat();
+    const current = this.chat.current;
+    if (current?.id.startsWith("local-") && current.messages.length === 0) current.folder = folder;
+    if (this.isCollapsed(folder)) this.toggle(folder);
+  }
+
   async renameFolder(path: string, name: string): Promise<void> {
     const next = name.trim();
     if (!next || next === nameOf(path)) return;
