@@ -86,3 +86,21 @@ async def test_errors_in_the_api_format(http: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
     no_model = await http.get(URL)
     assert no_model.status_code == 400 and no_model.json()["error"]["param"] == "query.model"
+
+
+async def test_apply_template_renders_an_unsaved_template(http: httpx.AsyncClient) -> None:
+    """The editor's preview: `prompt_template` renders in place of the model's (nothing is saved)."""
+    manual = {
+        "type": "manual",
+        "manualPromptTemplate": {"beforeUser": "U: ", "afterUser": "\n", "beforeAssistant": "A: "},
+        "stopStrings": [],
+    }
+    body = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}], "prompt_template": manual}
+    response = await http.post("/api/v1/apply-template", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["prompt"] == "U: Hi\nA: "
+    assert (await http.get("/api/v1/models/config", params={"model": "tiny-chat"})).json()["prediction"] == {}
+    own = (await http.post("/api/v1/apply-template", json=body | {"prompt_template": None})).json()["prompt"]
+    assert "<|im_start|>user" in own  # without it: the model's own template
+    bad = await http.post("/api/v1/apply-template", json=body | {"prompt_template": {"type": "jinja"}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"].startswith("prompt_template")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from openlms.parsers.templates import PromptTemplateSpec
 from openlms.server import openapi as doc
 from openlms.server.openai import convert
 from openlms.server.openai.protocol import ChatMessage, OpenAIModel
@@ -25,6 +26,10 @@ class ApplyTemplateRequest(OpenAIModel):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    prompt_template: dict[str, Any] | None = Field(
+        default=None,
+        description="openlms: an LM Studio LLMPromptTemplate to render with instead of the model's own",
+    )
 
 
 @router.post(
@@ -33,7 +38,14 @@ class ApplyTemplateRequest(OpenAIModel):
     responses=doc.responses(doc.ok(doc.ApplyTemplateResponse), 404, 500, 503),
 )
 async def apply_template(body: ApplyTemplateRequest, state: State) -> dict[str, Any]:
-    params = PredictionParams(tools=body.tools, tool_choice=body.tool_choice)
+    template = body.prompt_template
+    params = PredictionParams(
+        tools=body.tools,
+        tool_choice=body.tool_choice,
+        template=PromptTemplateSpec.from_json(template, param="prompt_template")
+        if template is not None
+        else None,
+    )
     result = await state.predictor.apply_template(
         body.model, convert.template_messages(body.messages), params
     )
