@@ -98,6 +98,13 @@ def test_load_with_a_context_length_see_it_loaded_then_unload(app: AppPage, app_
     preview = settings.get_by_test_id("template-preview-text")
     expect(preview).to_contain_text(EN["models.template.sampleUser"])
     expect(preview).to_contain_text("<|im_start|>assistant")
+    # an unsaved Manual template is previewed as it is, and not saved
+    settings.get_by_test_id("template-kind-manual").check()
+    settings.get_by_test_id("template-beforeUser").fill("USER> ")
+    settings.get_by_test_id("template-preview").click()
+    expect(preview).to_contain_text("USER> " + EN["models.template.sampleUser"])
+    expect(preview).not_to_contain_text("<|im_start|>")
+    assert saved_config(app_server) == {"load": {}, "prediction": {}}
     settings.get_by_test_id("settings-close").click()
     expect(row(page).get_by_test_id("settings-button")).to_be_focused()  # focus back where it was
 

@@ -154,8 +154,17 @@ export function ownTemplate(key: string): Promise<OwnTemplate> {
   return getJson<OwnTemplate>(`/api/v1/models/template?model=${encodeURIComponent(key)}`);
 }
 
-/** The exact prompt the loaded instance `identifier` builds for `messages` (nothing is generated). */
-export async function previewPrompt(identifier: string, messages: { role: string; content: string }[]): Promise<string> {
-  const body = await sendJson<{ prompt: string }>('POST', '/api/v1/apply-template', { model: identifier, messages });
+/** The exact prompt the loaded instance `identifier` builds for `messages` with `template` (null: the
+ * template in force); nothing is generated or saved. */
+export async function previewPrompt(
+  identifier: string,
+  messages: { role: string; content: string }[],
+  template: PromptTemplate | null,
+): Promise<string> {
+  const body = await sendJson<{ prompt: string }>('POST', '/api/v1/apply-template', {
+    model: identifier,
+    messages,
+    ...(template ? { prompt_template: template } : {}),
+  });
   return body.prompt;
 }
