@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Callable, Collection, Iterable
@@ -22,6 +23,8 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT: Final = "https://huggingface.co"
 KNOWN_FORMATS: Final = ("gguf", "mlx", "safetensors")
 _PROXY_VARIABLES: Final = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+_PROBE_TIMEOUT_S: Final = 5.0
+_UNREACHABLE_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
 _SEARCH_EXPAND: Final = ["downloads", "likes", "tags", "gated", "library_name"]
 
 
@@ -101,15 +104,25 @@ class HubClient:
             raise HubError(
                 f"The hub address '{self.endpoint}' has no host name: fix HF_ENDPOINT (`hub_endpoint`)."
             )
+        parts = urlsplit(self.endpoint)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            socket.getaddrinfo(host, None)
+            socket.getaddrinfo(host, port)
         except socket.gaierror as exc:
-            raise HubError(
-                f"Could not reach the model hub at {self.endpoint}: its name does not resolve "
-                f"({exc.strerror}). Check the network connection and any proxy (HTTPS_PROXY), or set "
-                "HF_ENDPOINT (the `hub_endpoint` setting) to a reachable mirror. Models already downloaded "
-                "keep working offline."
-            ) from exc
+            raise self._unreachable(f"its name does not resolve ({exc.strerror})") from exc
+        try:  # a refused connection (a mirror that is down, a wrong port) is not worth retrying either
+            socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+        except OSError as exc:
+            if isinstance(exc, TimeoutError) or exc.errno not in _UNREACHABLE_ERRNOS:
+                return  # slow or unusual: let the client's own timeouts and retries judge it
+            raise self._unreachable(f"the connection was refused or has no route ({exc.strerror})") from exc
+
+    def _unreachable(self, why: str) -> HubError:
+        return HubError(
+            f"Could not reach the model hub at {self.endpoint}: {why}. Check the network connection and "
+            "any proxy (HTTPS_PROXY), or set HF_ENDPOINT (the `hub_endpoint` setting) to a reachable "
+            "mirror. Models already downloaded keep working offline."
+        )
 
 
 def _hit(info: ModelInfo) -> SearchHit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 
 import pytest
 from huggingface_hub import constants as hf_constants
@@ -124,6 +125,23 @@ def test_a_hub_name_that_does_not_resolve_fails_at_once_without_retries(
         with pytest.raises(HubError, match="does not resolve") as err:
             call()
         assert "https://hub.invalid" in err.value.message and "HF_ENDPOINT" in err.value.message
+
+
+def test_a_hub_that_refuses_connections_fails_at_once_without_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mirror that is down or a wrong port in HF_ENDPOINT: one clear error, not huggingface_hub's own
+    backoff (which search cannot turn off)."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = HubClient(f"http://127.0.0.1:{port}", retries=5, backoff_s=60.0)
+    for call in (lambda: client.listing("org/Foo-GGUF"), lambda: client.search("foo")):
+        with pytest.raises(HubError, match="refused") as err:
+            call()
+        assert f"http://127.0.0.1:{port}" in err.value.message and "HF_ENDPOINT" in err.value.message
 
 
 def test_endpoint_defaults_to_hf_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
