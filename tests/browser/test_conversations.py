@@ -267,3 +267,45 @@ def test_shortcuts_shown_with_the_mac_keys(app: AppPage, app_server: Server) -> 
     expect(folder(page, "Mac folder")).to_be_visible()
     assert "Mac folder" in files(app_server)
     assert app.errors == []
+
+
+def test_branch_from_a_message_of_yours_then_answer_it(app: AppPage, app_server: Server) -> None:
+    """Power User: Branch from a user message opens a new chat ending with it (the original unchanged),
+    which says where it came from; Answer lets the model answer it there (a canned answer: no model)."""
+    source = make_chat(app_server, "Plans", ["Plan a trip.", "Go north.", "And in winter?", "Go south."])
+    page = open_list(app)
+    page.goto(app.base_url + "/#/settings")
+    page.locator("[data-testid=mode-switch] input[value=power]").check()
+    page.goto(app.base_url + "/#/chat")
+    row(page, "Plans").get_by_test_id("chat-item").click()
+    users = page.locator("[data-testid=message][data-role=user]")
+    expect(users).to_have_count(2)
+    users.nth(1).get_by_test_id("branch-message").click()
+    note = page.get_by_test_id("branched-from")
+    expect(note).to_contain_text("Plans")
+    expect(note).to_contain_text("3")
+    expect(page.locator("[data-testid=message]")).to_have_count(3)
+    expect(page.locator("[data-testid=chat-item][aria-current=true]")).to_have_text("Plans (branch)")
+
+    answer = 'data: {"choices": [{"index": 0, "delta": {"content": "Ski."}, "finish_reason": "stop"}]}\n\n'
+    page.route(CHAT_API, lambda route: route.fulfill(content_type="text/event-stream", body=answer))
+    users.nth(1).get_by_test_id("answer-message").click()
+    expect(page.locator("[data-testid=message]").last).to_contain_text("Ski.")
+    expect(page.get_by_test_id("send")).to_be_visible()  # saved
+    page.unroute(CHAT_API)
+    with app_server.http() as http:
+        chats = {c["title"]: c["id"] for c in http.get("/api/v1/app/conversations").json()["conversations"]}
+        branch = http.get(f"/api/v1/app/conversations/{chats['Plans (branch)']}").json()
+        original = http.get(f"/api/v1/app/conversations/{source}").json()
+    assert [m["content"] for m in branch["messages"]] == [
+        "Plan a trip.",
+        "Go north.",
+        "And in winter?",
+        "Ski.",
+    ]
+    assert branch["branchedFrom"] == {"conversation": source, "messageIndex": 2}
+    assert [m["content"] for m in original["messages"]][-1] == "Go south."
+    page.get_by_test_id("open-original").click()
+    expect(page.locator("[data-testid=message]")).to_have_count(4)
+    assert serious_violations(page) == []
+    assert app.errors == []
