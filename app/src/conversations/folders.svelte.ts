@@ -3,6 +3,7 @@
 import type { ChatController } from "../chat/controller.svelte";
 import type { Conversation } from "../chat/conversation";
 import type { MessageKey } from "../i18n/index.svelte";
+import { ApiError } from "../lib/api";
 import * as api from "./api";
 import { collapsedFolders, rememberCollapsed } from "./remember";
 import { buildTree, freeName, isWithin, joinPath, nameOf, parentOf, type FolderNode } from "./tree";
@@ -46,8 +47,10 @@ export class Folders {
       this.folders = listing.folders;
       this.skipped = listing.skipped;
       this.merge(listing.conversations);
-    } catch {
-      this.available = false; // a server without the API (or not for this page): chats stay in the page
+    } catch (err) {
+      // a server without the API (or not for this page): the chats stay in the page, without folders
+      if (err instanceof ApiError && (err.status === 404 || err.status === 403)) this.available = false;
+      else this.chat.notice = err instanceof Error ? err.message : String(err);
     }
   }
 
