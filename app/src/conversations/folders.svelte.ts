@@ -61,7 +61,7 @@ export class Folders {
       const chat = known.get(s.id);
       if (chat) {
         chat.folder = s.folder;
-        chat.title = s.title;
+        if (chat.loaded === false) chat.title = s.title; // an open chat's own title may be saving now
       } else {
         fresh.push({ id: s.id, title: s.title, folder: s.folder, model: s.model ?? undefined, messages: [],
           loaded: false, createdAt: s.createdAt ?? 0, updatedAt: s.updatedAt ?? 0 });
