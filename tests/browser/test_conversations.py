@@ -171,7 +171,14 @@ def test_duplicate_rename_delete_undo_and_search(app: AppPage, app_server: Serve
     make_chat(app_server, "Other", ["Nothing here"], folder="Kitchen")
     page = open_list(app)
 
-    row(page, "Recipes").get_by_test_id("item-menu").click()
+    menu = row(page, "Recipes").get_by_test_id("item-menu")
+    menu.click()
+    row(page, "Recipes").get_by_test_id("duplicate-chat").focus()
+    page.keyboard.press("Escape")  # closes the menu, the focus back on its button
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(menu).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(menu).to_have_attribute("aria-expanded", "true")
     row(page, "Recipes").get_by_test_id("duplicate-chat").click()
     copy = row(page, "Recipes (copy)")
     expect(copy.get_by_test_id("chat-item")).to_have_attribute("aria-current", "true")  # the copy is opened
