@@ -5,7 +5,9 @@ Tree:
     ├── InvalidRequestError            bad input (a field's value, a malformed message list)
     │   ├── ContextLengthExceededError the prompt does not fit in the loaded context
     │   ├── WrongModelTypeError        e.g. embeddings asked of an LLM
-    │   └── NoChatTemplateError        a chat request for a model with no usable template
+    │   ├── NoChatTemplateError        a chat request for a model with no usable template
+    │   └── DocumentError              a chat's document cannot be read (scanned, encrypted, corrupt)
+    │       └── UnsupportedDocumentError  not .pdf/.docx/.txt/.md
     ├── ModelNotFoundError             no downloaded model / loaded instance matches a query
     ├── PresetNotFoundError            no config preset matches a (fuzzy) preset identifier
     ├── IdentifierInUseError           a load asked for an identifier that is taken
@@ -200,6 +202,19 @@ class UnsupportedFormatError(InvalidRequestError):
     """A model format this runtime cannot run (MLX, safetensors-only repos): llama.cpp runs GGUF."""
 
     code = "unsupported_format"
+
+
+class DocumentError(InvalidRequestError):
+    """A document attached to a chat cannot be read: a scanned PDF with no text layer, a password, a
+    corrupt file (422; the message names the file and says what to do)."""
+
+    code = "document_unreadable"
+
+
+class UnsupportedDocumentError(DocumentError):
+    """A document of a type openlms does not read (the message lists the supported types)."""
+
+    code = "unsupported_document_type"
 
 
 class ResponseNotFoundError(OpenLMSError):

@@ -42,6 +42,8 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.DownloadError: (502, "server_error"),
     e.DownloadJobNotFoundError: (404, "invalid_request_error"),
     e.UnsupportedFormatError: (400, "invalid_request_error"),
+    e.UnsupportedDocumentError: (400, "invalid_request_error"),
+    e.DocumentError: (422, "invalid_request_error"),
     e.ResponseNotFoundError: (404, "invalid_request_error"),
     e.McpServerNotFoundError: (404, "invalid_request_error"),
     e.McpConnectionError: (502, "server_error"),
