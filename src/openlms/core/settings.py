@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         "jit_ttl_seconds",
         "sdk_port",
         "require_auth",
+        "api_enabled",
         "restore_loaded_models",
         "mcp_allow_json_servers",
         "mcp_allow_remote_servers",
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
         default=False,
         description="Require an API token (`lms token create`) on every API request "
         "(LM Studio's Require Authentication).",
+    )
+    api_enabled: bool = Field(
+        default=True,
+        description="Serve the API to other programs (the app's Developer page switch, `lms server start`). "
+        "Off: /v1, /api and the SDK's websockets answer 503; the app and `lms` keep working.",
     )
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest HTTP request body, bytes (413 above)."
