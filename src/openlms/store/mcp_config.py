@@ -65,6 +65,22 @@ def read_mcp_config(path: Path) -> dict[str, McpServerConfig]:
     return {name: _server(path, text, name, entry) for name, entry in servers.items()}
 
 
+def check_mcp_text(path: Path, text: str) -> dict[str, McpServerConfig]:
+    """The servers `text` gives as the file at `path` (`McpConfigError` naming the line and field)."""
+    if not text.strip():
+        return {}
+    servers = _servers_object(path, text, _parse(path, text))
+    return {name: _server(path, text, name, entry) for name, entry in servers.items()}
+
+
+def write_mcp_text(path: Path, text: str) -> dict[str, McpServerConfig]:
+    """Replace the whole file with `text` (the user's own edit), written atomically once it reads as
+    written; `McpConfigError` (the file untouched) otherwise."""
+    servers = check_mcp_text(path, text)
+    atomic_write_text(path, text)
+    return servers
+
+
 def parse_server_entry(name: str, entry: object) -> McpServerConfig:
     """One entry as a request or a deeplink gives it (no file): the same checks as reading mcp.json."""
     check_server_name(name)

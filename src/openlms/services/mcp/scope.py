@@ -23,8 +23,11 @@ RemoteKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 class McpScope:
-    def __init__(self, host: McpHost) -> None:
+    def __init__(self, host: McpHost, *, user_consented: bool = False) -> None:
+        """`user_consented`: the user allowed each call themselves (the app's consent dialog), so the
+        server-wide consent settings, which guard calls a request makes on its own, are not asked."""
         self._host = host
+        self._user_consented = user_consented
         self._remote: dict[RemoteKey, ServerConnection] = {}
         self._connecting = asyncio.Lock()  # parallel calls in one request connect a remote server once
 
@@ -61,7 +64,8 @@ class McpScope:
                 tool.name, f"it is not among the allowed tools of {source.label} ({allowed})."
             )
         try:
-            self._host.check_allowed(source)
+            if not self._user_consented:
+                self._host.check_allowed(source)
             conn = await self._connection(source)
         except OpenLMSError as exc:
             return outcome.failed(tool.name, exc.message)
