@@ -1,0 +1,125 @@
+"""The DocumentService with a fake embedder: a bag-of-words vector over a small vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openlms.core.errors import ContextLengthExceededError
+from openlms.services.documents import ChunkParams, DocumentService, ExtractedDocument
+from openlms.services.documents.retrieve import fuse, scores_for, top_k
+from openlms.store.rag_cache import RagCache
+
+VOCAB = ("volcano", "lava", "penguin", "ice", "violin", "music")
+TOPICS = {
+    "volcano": "The volcano erupted and lava flowed down the mountain into the valley. ",
+    "penguin": "The penguin slid on the ice and dived into the cold sea for fish. ",
+    "violin": "The violin played music in the concert hall while the crowd listened. ",
+}
+
+
+class FakeEmbedder:
+    def __init__(self, limit_chars: int | None = None) -> None:
+        self.calls: list[int] = []
+        self.limit_chars = limit_chars
+
+    async def __call__(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        if self.limit_chars is not None and any(len(t) > self.limit_chars for t in texts):
+            raise ContextLengthExceededError(999, 512)
+        return [[float(t.lower().count(w)) + 0.01 for w in VOCAB] for t in texts]
+
+
+def _long_document(name: str = "world.txt") -> ExtractedDocument:
+    return ExtractedDocument(name, "".join(text * 12 for text in TOPICS.values()))
+
+
+def _service(tmp_path: Path, embedder: FakeEmbedder) -> DocumentService:
+    return DocumentService(RagCache(tmp_path), embedder, chunking=ChunkParams(400, 80))
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+async def test_documents_that_fit_go_in_full(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    docs = [ExtractedDocument("a.txt", "Alpha text."), ExtractedDocument("b.pdf", "Beta.\n", [(1, 0)])]
+    context = await _service(tmp_path, embedder).prepare(
+        docs, "what is alpha?", budget_tokens=1000, count_tokens=_words
+    )
+    assert context.mode == "full"
+    assert "Alpha text." in context.prompt_text and "Beta." in context.prompt_text
+    assert context.prompt_text.endswith("what is alpha?")
+    assert [(c.file, c.page) for c in context.citations] == [("a.txt", None), ("b.pdf", 1)]
+    assert embedder.calls == []  # nothing embedded for the full-text path
+
+
+async def test_long_documents_are_retrieved_with_citations(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    doc = _long_document()
+    context = await _service(tmp_path, embedder).prepare(
+        [doc], "Tell me about the penguin on the ice", budget_tokens=300, count_tokens=_words
+    )
+    assert context.mode == "retrieval"
+    assert 1 <= len(context.citations) <= 5
+    assert _words(context.prompt_text) <= 300
+    best = context.citations[0]
+    assert "penguin" in best.text and best.text == doc.text[best.start : best.end]
+    assert best.file == "world.txt"
+    assert f'Citation 1 (world.txt): "{best.text}"' in context.prompt_text
+    assert context.prompt_text.endswith("Tell me about the penguin on the ice")
+    scores = [c.score for c in context.citations]
+    assert scores == sorted(scores, reverse=True)
+
+
+async def test_a_second_question_does_not_embed_the_document_again(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    doc = _long_document()
+    await _service(tmp_path, embedder).prepare([doc], "volcano", budget_tokens=200, count_tokens=_words)
+    first = sum(embedder.calls)
+    assert first > 1  # the chunks and the query
+    again = FakeEmbedder()  # a new service (as after a restart) on the same cache folder
+    context = await _service(tmp_path, again).prepare(
+        [doc], "violin music", budget_tokens=200, count_tokens=_words
+    )
+    assert again.calls == [1]  # only the query
+    assert "violin" in context.citations[0].text
+
+
+async def test_passages_come_from_the_right_file(tmp_path: Path) -> None:
+    docs = [
+        ExtractedDocument("volcano.txt", TOPICS["volcano"] * 20),
+        ExtractedDocument("music.txt", TOPICS["violin"] * 20),
+    ]
+    service = _service(tmp_path, FakeEmbedder())
+    for method in ("dense", "bm25", "hybrid"):
+        (best,) = await service.retrieve(docs, "violin music in the concert hall", k=1, method=method)
+        assert best.file == "music.txt", method
+
+
+async def test_at_least_one_passage_even_when_the_budget_is_tiny(tmp_path: Path) -> None:
+    context = await _service(tmp_path, FakeEmbedder()).prepare(
+        [_long_document()], "lava", budget_tokens=5, count_tokens=_words
+    )
+    assert context.mode == "retrieval" and len(context.citations) == 1
+
+
+async def test_a_chunk_too_long_for_the_embedding_model_is_shortened(tmp_path: Path) -> None:
+    embedder = FakeEmbedder(limit_chars=150)
+    index = await _service(tmp_path, embedder).index(_long_document())
+    assert index.vectors.shape[0] == len(index.spans) > 1
+
+
+def test_fusion_and_ranking() -> None:
+    dense = np.array([0.9, 0.1, 0.5, 0.2])
+    bm25 = np.array([0.0, 3.0, 2.0, 0.1])
+    fused = fuse(dense, bm25)
+    assert top_k(fused, 3)[0][0] == 2  # second in both beats first in one
+    assert top_k(np.array([1.0, 1.0]), 5) == [(0, 1.0), (1, 1.0)]
+    with pytest.raises(ValueError):
+        scores_for("dense", "q", ["a"], None, None)
+    assert scores_for("bm25", "the a of", ["x y"], None, None).tolist() == [0.0]  # stopwords only
