@@ -26,11 +26,15 @@ import enDeveloper from "./developer/en.json";
 import esDeveloper from "./developer/es.json";
 import deDeveloper from "./developer/de.json";
 import zhDeveloper from "./developer/zh.json";
+import enProgram from "./program/en.json";
+import esProgram from "./program/es.json";
+import deProgram from "./program/de.json";
+import zhProgram from "./program/zh.json";
 
-const en = { ...enCore, ...enModels, ...enDiscover, ...enPresets, ...enConversations, ...enDeveloper };
-const es = { ...esCore, ...esModels, ...esDiscover, ...esPresets, ...esConversations, ...esDeveloper };
-const de = { ...deCore, ...deModels, ...deDiscover, ...dePresets, ...deConversations, ...deDeveloper };
-const zh = { ...zhCore, ...zhModels, ...zhDiscover, ...zhPresets, ...zhConversations, ...zhDeveloper };
+const en = { ...enCore, ...enModels, ...enDiscover, ...enPresets, ...enConversations, ...enDeveloper, ...enProgram };
+const es = { ...esCore, ...esModels, ...esDiscover, ...esPresets, ...esConversations, ...esDeveloper, ...esProgram };
+const de = { ...deCore, ...deModels, ...deDiscover, ...dePresets, ...deConversations, ...deDeveloper, ...deProgram };
+const zh = { ...zhCore, ...zhModels, ...zhDiscover, ...zhPresets, ...zhConversations, ...zhDeveloper, ...zhProgram };
 
 export type Messages = typeof en;
 export type MessageKey = keyof Messages;
