@@ -154,6 +154,13 @@ class ServerBusyError(OpenLMSError):
         self.retry_after_s = retry_after_s
 
 
+class ApiSwitchedOffError(OpenLMSError):
+    """The server's API is switched off for other programs (`api_enabled`: the app's Developer page,
+    `lms server start` switches it on). HTTP 503; the SDK's handshake is refused with the message."""
+
+    code = "server_switched_off"
+
+
 class ModelCrashedError(EngineError):
     """The worker process that ran a loaded model died (a llama.cpp abort, out of memory, a kill).
     Only that model's requests fail; the model is unloaded and can be loaded again."""

@@ -33,6 +33,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.ModelLoadError: (500, "server_error"),
     e.ModelUnloadedError: (503, "server_error"),
     e.ServerBusyError: (503, "server_error"),  # with Retry-After (http_headers)
+    e.ApiSwitchedOffError: (503, "server_error"),
     e.InferenceError: (500, "server_error"),
     e.EngineError: (500, "server_error"),
     e.HubAuthRequiredError: (403, "permission_error"),

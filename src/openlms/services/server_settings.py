@@ -3,8 +3,9 @@
 `view()` answers the values the running server uses, the ones saved for its next start where they
 differ (`restart_required`), and its status. `update(changes)` validates the changes through `Settings`
 (the one source of rules), saves them atomically into `<home>/openlms/settings.json` (where `lms server
-start` reads them) and applies live those the server can change while it runs: JIT, the JIT TTL and
-auto-evict. The others (port, bind address, CORS, API tokens) take effect at the next start.
+start` reads them) and applies live those the server can change while it runs: the API switch
+(`api_enabled`, read by `server/guard/switch.py` on every request), JIT, the JIT TTL and auto-evict. The
+others (port, bind address, CORS, API tokens) take effect at the next start.
 """
 
 from __future__ import annotations
@@ -27,9 +28,18 @@ from openlms.services.models import ModelService
 log = logging.getLogger("openlms.server")
 
 # What the page shows and may change, in its order.
-EDITABLE: tuple[str, ...] = ("port", "host", "cors", "jit", "jit_ttl_seconds", "auto_evict", "require_auth")
+EDITABLE: tuple[str, ...] = (
+    "api_enabled",
+    "port",
+    "host",
+    "cors",
+    "jit",
+    "jit_ttl_seconds",
+    "auto_evict",
+    "require_auth",
+)
 # What a running server applies at once; the rest waits for a restart.
-LIVE: tuple[str, ...] = ("jit", "jit_ttl_seconds", "auto_evict")
+LIVE: tuple[str, ...] = ("api_enabled", "jit", "jit_ttl_seconds", "auto_evict")
 NETWORK_HOST = "0.0.0.0"
 LOCAL_HOST = "127.0.0.1"
 RESTART_HINT = "lms server stop && lms server start"

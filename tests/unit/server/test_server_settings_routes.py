@@ -32,7 +32,7 @@ async def test_get_answers_the_running_values_and_status(client: httpx.AsyncClie
     assert body["settings"]["port"] == 1234 and body["settings"]["host"] == "127.0.0.1"
     assert body["settings"]["jit"] is True and body["settings"]["require_auth"] is False
     assert body["network"] is False and body["restart_required"] == {}
-    assert set(body["live"]) == {"jit", "jit_ttl_seconds", "auto_evict"}
+    assert set(body["live"]) == {"api_enabled", "jit", "jit_ttl_seconds", "auto_evict"}
     assert "lms server stop" in body["restart_command"]
     assert body["status"]["version"] == __version__ and body["status"]["uptime_seconds"] >= 0
     assert body["status"]["loaded_models"] == []

@@ -1,7 +1,7 @@
 """openlms extension: the server's own settings for the app's Developer page, `GET|PATCH
 /api/v1/app/server/settings` (docs/http-api.md). Local machine only: no remote client may read or change
-how the server runs. Changes are saved to the settings file; JIT, its TTL and auto-evict apply at once,
-the others at the next start (`restart_required`)."""
+how the server runs. Changes are saved to the settings file; the API switch (`api_enabled`), JIT, its TTL
+and auto-evict apply at once, the others at the next start (`restart_required`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class SettingsChange(BaseModel):
     """The settings to change; a field left out stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
+    api_enabled: bool | SkipJsonSchema[None] = Field(
+        default=None, description="Serve the API to other programs (live; off: they get 503)"
+    )
     port: int | SkipJsonSchema[None] = Field(default=None, description="HTTP port (next start)")
     host: str | SkipJsonSchema[None] = Field(
         default=None,
@@ -66,5 +69,5 @@ def get_settings(state: State) -> dict[str, Any]:
 
 @router.patch("/settings", response_model=None, responses=doc.responses(doc.ok(ServerSettingsView), 400, 403))
 def change_settings(body: SettingsChange, state: State) -> dict[str, Any]:
-    """Validate and save the fields sent; JIT, jit_ttl_seconds and auto_evict apply at once."""
+    """Validate and save the fields sent; api_enabled, JIT, jit_ttl_seconds and auto_evict apply at once."""
     return ServerSettingsService(state.settings, state.models).update(body.model_dump(exclude_unset=True))
