@@ -146,6 +146,8 @@ def tame(case: schemathesis.Case, model: str | None, scratch: Path) -> schemathe
             body["path"] = str(scratch / body["path"].replace("/", "_").replace("\x00", "")[:100])
         if path.startswith("/api/v1/mcp/servers/"):
             _tame_mcp_entry(body)
+        if path == "/api/v1/app/server/settings" and body.get("api_enabled") is False:
+            body["api_enabled"] = True  # off, the API would answer every later request with a 503
     return case
 
 
