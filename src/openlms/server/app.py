@@ -17,6 +17,7 @@ from openlms.server import errors, guard, metrics, openapi, webapp
 from openlms.server.anthropic.reshape import AnthropicErrors
 from openlms.server.anthropic.routes import router as anthropic_router
 from openlms.server.app_api.conversations import router as conversations_router
+from openlms.server.app_api.documents import router as documents_router
 from openlms.server.app_api.server_settings import router as server_settings_router
 from openlms.server.logs.handler import attach_server_logs, log_endpoints
 from openlms.server.logs.routes import router as logs_router
@@ -34,6 +35,7 @@ from openlms.server.rest_v1.prompt import router as prompt_router
 from openlms.server.rest_v1.routes import router as v1_router
 from openlms.server.sdk.routes import mount as mount_sdk
 from openlms.server.state import AppState
+from openlms.services.chat_documents import ChatDocuments
 from openlms.services.conversations import ConversationService
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
@@ -69,13 +71,15 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     catalog = ModelCatalog(settings.resolved_models_dir, hub_models_dir(settings.home))
     models = ModelService(settings, catalog, manager)
     logbus = LogBus()
+    predictor = Predictor(models, logbus)
     state = AppState(
         settings=settings,
         models=models,
-        predictor=Predictor(models, logbus),
+        predictor=predictor,
         downloads=DownloadService(models),
         mcp=McpHost(settings, logging.getLogger("openlms.mcp")),
         conversations=ConversationService(settings.home),
+        documents=ChatDocuments.for_predictor(predictor),
     )
     detach_logs = attach_server_logs(logbus)
     restorer = ModelRestorer.attach(settings, models)
@@ -123,8 +127,9 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(presets_router)
     app.include_router(logs_router)
     app.include_router(conversations_router)
+    app.include_router(documents_router)
     app.include_router(server_settings_router)
-    mount_sdk(app, state.predictor, state.downloads)  # the lmstudio SDK's websockets
+    mount_sdk(app, state.predictor, state.downloads, state.documents)  # the lmstudio SDK's websockets
     webapp.install(app, settings)  # the web app at / (docs/app.md)
     openapi.install_security(app, required=settings.require_auth)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from openlms.core.settings import Settings
+from openlms.services.chat_documents import ChatDocuments
 from openlms.services.conversations import ConversationService
 from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
@@ -23,6 +24,7 @@ class AppState:
     downloads: DownloadService
     mcp: McpHost  # the MCP host (services/mcp/host.py): mcp.json servers and per-request remote ones
     conversations: ConversationService  # the app's chats in <home>/conversations
+    documents: ChatDocuments  # documents in a chat (SDK file parts, the app's attached files)
 
 
 def app_state(request: Request) -> AppState:

@@ -39,6 +39,8 @@ def sniff(data: bytes) -> tuple[str, str]:
         return "image", "gif"
     if data.startswith(b"%PDF-"):
         return "application/pdf", "pdf"
+    if data.startswith(b"PK\x03\x04") and b"word/" in data[:65536]:  # a .docx (a zip with word/ parts)
+        return "application/word", "docx"
     try:
         data[:4096].decode("utf-8")
     except UnicodeDecodeError:
@@ -110,6 +112,21 @@ class FileService:
         data = self.store.read(client, identifier)
         if data is None:
             self._forget(client, identifier)
+        return data
+
+    def document(self, client: str, name: str, identifier: str) -> bytes:
+        """The bytes of a file `client` uploaded to use as a chat's document (images are refused: no
+        model openlms runs has vision); an unknown identifier is an error that says what to do."""
+        stored = self.get(client, identifier)
+        if stored is not None and stored.file_type == "image":
+            raise InvalidRequestError(
+                f"The image '{name}' cannot be used as a document: this model has no vision support."
+            )
+        data = None if stored is None else self.read(client, identifier)
+        if data is None:
+            raise InvalidRequestError(
+                f"The file '{name}' was not uploaded by this client; upload it with prepare_file() first."
+            )
         return data
 
     def attach(self, client: str, name: str, identifier: str) -> str:

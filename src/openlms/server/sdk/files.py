@@ -23,14 +23,19 @@ class FileStore:
         """`files`: the service that keeps the uploads (the app's keeps them in the home)."""
         self.files = files
 
-    def attach_for(self, client: Client) -> Callable[[Mapping[str, Any]], str | None]:
-        """How a predict request of `client` includes its uploaded files (see `FileService.attach`)."""
+    def collect_for(
+        self, client: Client, into: list[tuple[str, bytes]]
+    ) -> Callable[[Mapping[str, Any]], str | None]:
+        """How a predict request of `client` takes its uploaded files: each one's (name, bytes) is added
+        to `into` (the documents of the chat, which `ChatDocuments` puts into its last user message);
+        nothing goes into the message holding the file part itself."""
 
-        def attach(part: Mapping[str, Any]) -> str | None:
-            name, identifier = part.get("name", "file"), part.get("identifier")
-            return self.files.attach(client.identifier, str(name), str(identifier))
+        def collect(part: Mapping[str, Any]) -> str | None:
+            name, identifier = str(part.get("name") or "file"), str(part.get("identifier"))
+            into.append((name, self.files.document(client.identifier, name, identifier)))
+            return None
 
-        return attach
+        return collect
 
     async def upload_base64(self, client: Client, parameter: Any) -> dict[str, Any]:
         obj = parameter if isinstance(parameter, Mapping) else {}

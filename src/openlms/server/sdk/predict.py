@@ -8,7 +8,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from openlms.core.errors import InvalidRequestError
 from openlms.core.kvconfig import load_fields
@@ -25,6 +25,7 @@ from openlms.server.sdk.convert import as_object
 from openlms.server.sdk.files import FileStore
 from openlms.server.sdk.kvconfig import client_config
 from openlms.server.sdk.transport import Channel, Client
+from openlms.services.chat_documents import ChatDocuments
 from openlms.services.generation import (
     ChatRequest,
     CompletionRequest,
@@ -103,6 +104,11 @@ class _Stream:
         )
 
 
+class _History(NamedTuple):
+    messages: list[dict[str, Any]]
+    files: list[tuple[str, bytes]]  # (name, bytes) of every file part, in the chat's order
+
+
 def _stop_reason(stats: GenerationStats, settings: ResolvedParams, *, any_call: bool) -> str | None:
     """`toolCalls` after a tool call, or at one of the config's `toolCallStopStrings`; None: the engine's."""
     if stats.stop_reason not in (StopReason.EOS, StopReason.STOP_STRING):
@@ -112,16 +118,39 @@ def _stop_reason(stats: GenerationStats, settings: ResolvedParams, *, any_call: 
 
 
 class PredictEndpoints:
-    def __init__(self, predictor: Predictor, files: FileStore) -> None:
+    def __init__(self, predictor: Predictor, files: FileStore, documents: ChatDocuments) -> None:
         self.predictor = predictor
         self.files = files
+        self.documents = documents
+
+    def _history(self, client: Client, obj: Mapping[str, Any]) -> _History:
+        """The chat's messages and the uploaded files its messages hold (read from the disk)."""
+        files: list[tuple[str, bytes]] = []
+        messages = convert.history_messages(obj.get("history"), self.files.collect_for(client, files))
+        return _History(messages, files)
+
+    async def _with_documents(
+        self, obj: Mapping[str, Any], history: _History, params: PredictionParams
+    ) -> list[dict[str, Any]]:
+        """The chat's files go into its last user message (in full or retrieved: `ChatDocuments`)."""
+        if not history.files:
+            return history.messages
+        documents = [await self.documents.extract(name, data) for name, data in history.files]
+        model = convert.model_specifier(obj.get("modelSpecifier"))
+        prepared = await self.documents.prepare(
+            model, history.messages, documents, max_tokens=params.max_tokens
+        )
+        return prepared.messages
 
     def _request(
-        self, client: Client, obj: Mapping[str, Any], params: PredictionParams, completion_mode: bool
+        self,
+        obj: Mapping[str, Any],
+        messages: list[dict[str, Any]],
+        params: PredictionParams,
+        completion_mode: bool,
     ) -> ChatRequest | CompletionRequest:
         """The services' request (the preset is named, not applied: services resolve it)."""
         model = convert.model_specifier(obj.get("modelSpecifier"))
-        messages = convert.history_messages(obj.get("history"), self.files.attach_for(client))
         preset = str(obj.get("fuzzyPresetIdentifier") or "") or None
         if completion_mode:
             prompt = "".join(str(m.get("content") or "") for m in messages)
@@ -138,9 +167,9 @@ class PredictEndpoints:
         # off the event loop: the config's schema becomes a grammar and its template is compiled; the
         # history's file parts are read from the uploads on disk
         config = await asyncio.to_thread(client_config, obj.get("predictionConfigStack"))
-        request = await asyncio.to_thread(
-            self._request, channel.client, obj, config.params, config.completion_mode
-        )
+        history = await asyncio.to_thread(self._history, channel.client, obj)
+        messages = await self._with_documents(obj, history, config.params)
+        request = self._request(obj, messages, config.params, config.completion_mode)
         prepared = await self._prepare(request)
         async with self.predictor.run(prepared) as prediction:
             stream = _Stream(channel, prediction)

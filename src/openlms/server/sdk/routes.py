@@ -19,17 +19,20 @@ from openlms.server.sdk.models import ModelEndpoints, list_downloaded_models
 from openlms.server.sdk.predict import PredictEndpoints
 from openlms.server.sdk.repository import RepositoryEndpoints
 from openlms.server.sdk.transport import Authenticator, Client, Namespace, serve_websocket
+from openlms.services.chat_documents import ChatDocuments
 from openlms.services.downloads import DownloadService
 from openlms.services.files import FileService
 from openlms.services.generation import Predictor
 
 
-def namespaces(predictor: Predictor, downloads: DownloadService) -> dict[str, Namespace]:
+def namespaces(
+    predictor: Predictor, downloads: DownloadService, documents: ChatDocuments
+) -> dict[str, Namespace]:
     models = predictor.models
     llm = ModelEndpoints(models, ModelKind.LLM)
     embedding = ModelEndpoints(models, ModelKind.EMBEDDING)
     files = FileStore(FileService.in_home(models.settings.home))
-    predict = PredictEndpoints(predictor, files)
+    predict = PredictEndpoints(predictor, files, documents)
 
     async def list_downloaded(_client: Client, _parameter: Any) -> list[dict[str, Any]]:
         return await list_downloaded_models(models)
@@ -91,10 +94,10 @@ def namespaces(predictor: Predictor, downloads: DownloadService) -> dict[str, Na
     }
 
 
-def mount(app: FastAPI, predictor: Predictor, downloads: DownloadService) -> None:
+def mount(app: FastAPI, predictor: Predictor, downloads: DownloadService, documents: ChatDocuments) -> None:
     auth = Authenticator()
     max_depth = predictor.models.settings.max_json_depth
-    for name, namespace in namespaces(predictor, downloads).items():
+    for name, namespace in namespaces(predictor, downloads, documents).items():
         app.add_api_websocket_route(f"/{name}", _endpoint(namespace, auth, max_depth))
 
 
