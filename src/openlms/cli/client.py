@@ -22,6 +22,7 @@ ProgressCallback = Callable[[float], None]
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 _LOAD_TIMEOUT = httpx.Timeout(60.0, connect=5.0, read=None)  # a big model can take minutes to load
 LOG_STREAM_PATH = "/api/v1/logs/stream"
+CLIENT_HEADER = "X-OpenLMS-Client"  # who is calling: `lms` (server/guard/switch.py)
 
 
 class ApiClient:
@@ -120,6 +121,17 @@ class ApiClient:
             self._raise_for_status(response)
             yield from _log_events(response)
 
+    @contextmanager
+    def stream_json(self, path: str, body: Mapping[str, Any]) -> Iterator[Iterator[dict[str, Any]]]:
+        """POST `body` and follow the answer's server-sent events (their JSON objects; `[DONE]` skipped).
+        Leaving the block closes the connection, which stops the server's work (`lms chat`'s Ctrl+C)."""
+        with (
+            self._transport_errors(),
+            self._http.stream("POST", path, json=dict(body), timeout=_LOAD_TIMEOUT) as response,
+        ):
+            self._raise_for_status(response)
+            yield (payload for _, payload in _json_events(response.iter_lines()))
+
     def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """Any JSON route of the public API (`lms mcp`'s admin routes): its object, or a `CliError`."""
         return self._json(self._request(method, path, **kwargs))
@@ -183,8 +195,10 @@ def transport_reason(exc: httpx.TransportError) -> str:
 
 
 def auth_headers(base_url: str) -> dict[str, str]:
-    """The token `lms` sends: for a server on this machine, the home's local secret (written by a
-    server that requires tokens, accepted from loopback only), else LM_API_TOKEN / LMSTUDIO_API_TOKEN."""
+    """The headers `lms` sends on every request: `X-OpenLMS-Client: lms` (the server's API switch lets
+    `lms` through when the API is off for other programs, docs/http-api.md) and the token: for a server
+    on this machine, the home's local secret (written by a server that requires tokens, accepted from
+    loopback only), else LM_API_TOKEN / LMSTUDIO_API_TOKEN."""
     from openlms.cli.discovery import home_dir, is_loopback_host
     from openlms.core.tokens import local_secret_file, read_local_secret, token_from_environment
 
@@ -194,7 +208,7 @@ def auth_headers(base_url: str) -> dict[str, str]:
         else None
     )
     token = token or token_from_environment()
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    return {CLIENT_HEADER: "lms", **({"Authorization": f"Bearer {token}"} if token else {})}
 
 
 def error_message(response: httpx.Response) -> str:

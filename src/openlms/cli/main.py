@@ -16,6 +16,7 @@ import click
 
 from openlms.cli.app import CliApp
 from openlms.cli.commands.app import app
+from openlms.cli.commands.chat import chat
 from openlms.cli.commands.daemon import daemon
 from openlms.cli.commands.get import get
 from openlms.cli.commands.importcmd import import_
@@ -109,6 +110,7 @@ cli.add_command(ls)
 cli.add_command(get)
 cli.add_command(ps)
 cli.add_command(load)
+cli.add_command(chat)
 cli.add_command(unload)
 cli.add_command(import_)
 cli.add_command(log)

@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "get",
     "ps",
     "load",
+    "chat",
     "unload",
     "import",
     "log",

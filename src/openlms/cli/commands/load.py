@@ -97,7 +97,7 @@ def load(
         )
         click.echo(f'Loading model "{key}"...')
         started = time.monotonic()
-        result = _load_with_progress(app, client, body)
+        result = load_with_progress(app, client, body)
         seconds = result.load_time_seconds or time.monotonic() - started
         size = model.size_bytes if model is not None else _instance_size(client, result.identifier)
     click.echo(f"Model loaded successfully in {seconds:.2f}s. ({format_size(size)})")
@@ -167,7 +167,7 @@ def match_models(models: Sequence[ModelInfo], query: str) -> list[ModelInfo]:
     return [m for m in models if needle in m.key.casefold() or needle in m.path.casefold()]
 
 
-def _load_with_progress(app: CliApp, client: ApiClient, body: dict[str, Any]) -> LoadResult:
+def load_with_progress(app: CliApp, client: ApiClient, body: dict[str, Any]) -> LoadResult:
     if not app.show_progress():
         return client.load(body)
     from rich.console import Console
