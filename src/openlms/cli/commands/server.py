@@ -18,8 +18,15 @@ from openlms.cli.discovery import (
 )
 
 if TYPE_CHECKING:
+    from openlms.cli.app import CliApp
     from openlms.core.settings import Settings
 
+SETTINGS_PATH = "/api/v1/app/server/settings"  # the server's own settings (the API switch)
+SWITCHED_ON = "Its API was switched off for other programs: switched it on."
+SWITCHED_OFF_STATUS = (
+    "Its API is switched off for other programs (the app and `lms` still work); "
+    "`lms server start` switches it on."
+)
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "none")
 _QUIET_LEVELS = frozenset({"warn", "warning", "error", "none"})
 
@@ -116,11 +123,13 @@ def start(
         click.echo(f"The server is already running on port {running.port}.")
         if port is not None and port != running.port:
             click.echo(f"Stop it first (`lms server stop`) to start it on port {port}.", err=True)
+        _switch_api_on(app, running.url)
         return
     _warn_if_exposed(settings.host, require_auth=settings.require_auth)
     click.echo("Starting server...")
     address = serverctl.spawn_and_wait(app, settings, options)
     click.echo(f"Success! Server is now running on port {address.port}")
+    _switch_api_on(app, address.url)  # switched off when it last ran: `start` serves the API
     if settings.require_auth:
         _hint_tokens(settings)
 
@@ -143,7 +152,10 @@ def stop(ctx: click.Context) -> None:
 
 @server.command("status", help="Check whether the local server is running. Never starts it.")
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"running":true,"port":1234} or {"running":false}.'
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"running":true,"port":1234,"api_enabled":true} or {"running":false}.',
 )
 @click.option("--verbose", is_flag=True, help="Also print the pid, address and file locations.")
 @click.option("--quiet", is_flag=True, help="Print nothing except --json output.")
@@ -152,7 +164,8 @@ def stop(ctx: click.Context) -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="debug, info (default), warn, error or none.",
 )
-def status(as_json: bool, verbose: bool, quiet: bool, log_level: str | None) -> None:
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, verbose: bool, quiet: bool, log_level: str | None) -> None:
     if verbose + quiet + (log_level is not None) > 1:
         raise click.UsageError(
             "You can only use one logging control flag at a time (--verbose, --quiet, or --log-level)."
@@ -161,16 +174,45 @@ def status(as_json: bool, verbose: bool, quiet: bool, log_level: str | None) -> 
     record = find_running_server(home_dir())
     if record is not None and not as_json and level not in _QUIET_LEVELS:
         _warn_if_exposed(record.host, require_auth=_requires_auth())
+    api_enabled = _api_enabled(get_app(ctx), record.url) if record else None
     if as_json:
-        state = {"running": True, "port": record.port} if record else {"running": False}
+        state: dict[str, object] = {"running": True, "port": record.port} if record else {"running": False}
+        if api_enabled is not None:
+            state["api_enabled"] = api_enabled
         click.echo(json.dumps(state, separators=(",", ":")))
     elif level not in _QUIET_LEVELS:
         click.echo(
             f"The server is running on port {record.port}." if record else "The server is not running."
         )
+        if api_enabled is False:
+            click.echo(SWITCHED_OFF_STATUS)
     if level == "debug" and not as_json:
         for line in _status_details(record):
             click.echo(line)
+
+
+def _api_enabled(app: CliApp, url: str) -> bool | None:
+    """Whether the running server serves its API to other programs (None: it does not say: an older
+    server, or one that does not answer)."""
+    from openlms.cli.errors import CliError
+
+    try:
+        with app.client(url) as client:
+            view = client.request_json("GET", SETTINGS_PATH, timeout=5.0)
+    except CliError:
+        return None
+    settings = view.get("settings")
+    value = settings.get("api_enabled") if isinstance(settings, dict) else None
+    return value if isinstance(value, bool) else None
+
+
+def _switch_api_on(app: CliApp, url: str) -> None:
+    """`lms server start` serves the API: a server whose API is switched off is switched on (saved)."""
+    if _api_enabled(app, url) is not False:
+        return
+    with app.client(url) as client:
+        client.request_json("PATCH", SETTINGS_PATH, json={"api_enabled": True})
+    click.echo(SWITCHED_ON)
 
 
 def _status_details(record: ServerRecord | None) -> list[str]:
