@@ -30,11 +30,15 @@ import enProgram from "./program/en.json";
 import esProgram from "./program/es.json";
 import deProgram from "./program/de.json";
 import zhProgram from "./program/zh.json";
+import enDocuments from "./documents/en.json";
+import esDocuments from "./documents/es.json";
+import deDocuments from "./documents/de.json";
+import zhDocuments from "./documents/zh.json";
 
-const en = { ...enCore, ...enModels, ...enDiscover, ...enPresets, ...enConversations, ...enDeveloper, ...enProgram };
-const es = { ...esCore, ...esModels, ...esDiscover, ...esPresets, ...esConversations, ...esDeveloper, ...esProgram };
-const de = { ...deCore, ...deModels, ...deDiscover, ...dePresets, ...deConversations, ...deDeveloper, ...deProgram };
-const zh = { ...zhCore, ...zhModels, ...zhDiscover, ...zhPresets, ...zhConversations, ...zhDeveloper, ...zhProgram };
+const en = { ...enCore, ...enModels, ...enDiscover, ...enPresets, ...enConversations, ...enDeveloper, ...enProgram, ...enDocuments };
+const es = { ...esCore, ...esModels, ...esDiscover, ...esPresets, ...esConversations, ...esDeveloper, ...esProgram, ...esDocuments };
+const de = { ...deCore, ...deModels, ...deDiscover, ...dePresets, ...deConversations, ...deDeveloper, ...deProgram, ...deDocuments };
+const zh = { ...zhCore, ...zhModels, ...zhDiscover, ...zhPresets, ...zhConversations, ...zhDeveloper, ...zhProgram, ...zhDocuments };
 
 export type Messages = typeof en;
 export type MessageKey = keyof Messages;
