@@ -1,7 +1,7 @@
 // "Continue": the model goes on writing an answer. The prompt is the chat as the model's template renders
 // it for a new answer (`/api/v1/apply-template`), followed by the answer's text so far; the rest streams
 // from `/api/v0/completions` with the chat's settings. Both are public APIs: a script can do the same.
-import { ApiError, chunkEvents, sendJson, sseData, type StreamEvent, type WireMessage } from "../lib/api";
+import { ApiError, apiFetch, chunkEvents, sendJson, sseData, type StreamEvent, type WireMessage } from "../lib/api";
 
 interface CompletionChunk {
   error?: { message?: string };
@@ -24,7 +24,7 @@ export async function* continueAnswer(
   fields: Record<string, unknown> = {},
 ): AsyncGenerator<StreamEvent> {
   const rendered = await sendJson<{ prompt: string }>("POST", "/api/v1/apply-template", { model, messages: history });
-  const response = await fetch("/api/v0/completions", {
+  const response = await apiFetch("/api/v0/completions", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ ...fields, model, prompt: rendered.prompt + prefix, stream: true }),

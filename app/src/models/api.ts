@@ -1,6 +1,6 @@
 // The Models page's calls to openlms's public HTTP API (docs/http-api.md: "Models", "Memory estimate",
 // "Per-model settings", "Prompt template"). A script can make the same calls.
-import { ApiError, getJson, sendJson, sseData } from '../lib/api';
+import { ApiError, apiFetch, getJson, sendJson, sseData } from '../lib/api';
 
 export interface InstanceConfig {
   context_length?: number;
@@ -85,7 +85,7 @@ export interface LoadRequest {
 
 /** Load with these settings, telling `onProgress` how far it is (0..1); the server's error throws. */
 export async function loadWith(request: LoadRequest, onProgress: (fraction: number) => void): Promise<void> {
-  const response = await fetch('/api/v1/models/load', {
+  const response = await apiFetch('/api/v1/models/load', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ ...request, stream: true }),
