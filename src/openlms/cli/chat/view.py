@@ -134,6 +134,8 @@ class RichView:
             return
         seconds = time.monotonic() - self._thinking_since
         self._thinking_since, self._thinking = None, ""
+        if self._live is not None:
+            self._live.update("", refresh=True)  # the live region stops showing the reasoning
         self._console.print(f"▸ Thought for {seconds:.1f} s", style="dim")
 
     def _draw(self, renderable: object, *, force: bool = False) -> None:
