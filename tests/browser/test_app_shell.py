@@ -32,12 +32,18 @@ def test_app_opens_at_root_clean_and_accessible(app: AppPage) -> None:
     expect(page).to_have_title(f"{messages('en')['nav.home']} · openlms")
     expect(page.get_by_role("heading", level=1)).to_have_text(messages("en")["home.title"])
     expect(page.get_by_role("navigation")).to_be_visible()
+    # what to do next: the models here (the default ones, none loaded), the API's address, a chat
+    expect(page.get_by_test_id("home-models-status")).to_contain_text("loaded: 0")
+    expect(page.get_by_test_id("home-api-url")).to_have_text(f"{app.base_url.rstrip('/')}/v1")
     app.shot("shell-home")
     assert serious_violations(page) == []
     page.get_by_role("link", name=messages("en")["home.settingsLink"]).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(messages("en")["settings.title"])
     app.shot("shell-settings")
     assert serious_violations(page) == []
+    page.go_back()
+    page.get_by_test_id("home-start-chat").click()
+    expect(page.get_by_test_id("message-input")).to_be_visible()
     assert app.errors == []
 
 
