@@ -1,5 +1,6 @@
 """The Developer page in a real browser: listed in Developer mode only, the server's status and endpoints,
-a live setting (the JIT TTL) changed from the page and seen in the API, a restart-only one flagged, a log
+a live setting (the JIT TTL) changed from the page and seen in the API, a restart-only one flagged, the
+API switch (off: another program's request refused, the app still working; on again: accepted), a log
 line of a chat request appearing live, and the narrow window's backdrop closing the sidebar."""
 
 from __future__ import annotations
@@ -86,6 +87,43 @@ def test_status_endpoints_and_a_live_setting(app: AppPage, app_server: Server) -
     assert app.errors == []
 
 
+def test_the_api_switch_refuses_other_programs_and_the_app_keeps_working(
+    app: AppPage, app_server: Server
+) -> None:
+    en = messages()
+    page = app.open("/#/developer")
+    switch = page.get_by_role("switch", name=en["developer.api.label"])
+    state = page.get_by_test_id("api-state")
+    expect(switch).to_be_checked()
+    expect(state).to_have_text(en["developer.api.on"])
+    try:
+        with httpx.Client(base_url=app_server.url) as http:
+            assert http.get("/v1/models").status_code == 200
+            switch.click()
+            expect(state).to_contain_text(en["developer.api.off"])
+            expect(page.get_by_test_id("server-state")).to_have_text(en["developer.status.runningApiOff"])
+            refused = http.get("/v1/models")
+            assert refused.status_code == 503
+            assert "switched off" in refused.json()["error"]["message"]
+            assert http.get(SETTINGS).json()["settings"]["api_enabled"] is False
+        # the app itself keeps working: its own requests, and the page's after a reload (still off)
+        assert page.evaluate("fetch('/api/v1/models').then((r) => r.status)") == 200
+        app.reload()
+        expect(switch).not_to_be_checked()
+        expect(page.get_by_test_id("loaded-models")).to_be_visible()
+        app.shot("developer-api-off")
+        assert serious_violations(page) == []
+        switch.click()
+        expect(state).to_have_text(en["developer.api.on"])
+        app.shot("developer-api-on")
+        with httpx.Client(base_url=app_server.url) as http:
+            assert http.get("/v1/models").status_code == 200
+    finally:
+        with app_server.http() as http:  # on again for the other tests, whatever happened
+            http.patch(SETTINGS, json={"api_enabled": True}).raise_for_status()
+    assert app.errors == []
+
+
 def test_a_chat_request_shows_up_in_the_live_logs(app: AppPage, app_server: Server) -> None:
     page = app.open("/#/developer")
     logs = page.get_by_test_id("logs")
@@ -166,6 +204,7 @@ def test_keyboard_alone_reaches_the_developer_controls(app: AppPage) -> None:
         reached.add(page.evaluate("document.activeElement?.dataset?.testid ?? ''"))
     wanted = {
         "sidebar-mode",
+        "api-switch",
         "setting-port",
         "setting-ttl",
         "settings-save",

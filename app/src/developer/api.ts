@@ -3,6 +3,8 @@
 import { apiFetch, getJson, sendJson, sseData } from "../lib/api";
 
 export interface ServerSettings {
+  /** The API switch: off, other programs get 503 (the app and `lms` keep working); applies at once. */
+  api_enabled?: boolean;
   port: number;
   host: string;
   cors: boolean;

@@ -73,11 +73,14 @@ export function setApiToken(token: string | null, remember = false): void {
   if (token) (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
 }
 
-/** `fetch` with the API token; every call to the server goes through it. */
+/** `fetch` with the API token; every call to the server goes through it. It says it is the app
+ * (`X-OpenLMS-Client: app`): the server's API switch, off for other programs, lets the app through
+ * (a browser sends no `Sec-Fetch-Site` over plain HTTP to another machine). */
 export async function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
   const token = apiToken();
   const headers = new Headers(init.headers);
   if (token && !headers.has('Authorization')) headers.set('Authorization', `Bearer ${token}`);
+  headers.set('X-OpenLMS-Client', 'app');
   const response = await fetch(path, { ...init, headers });
   if (response.status === 401) {
     const message = (await errorOf(response.clone())).message;
