@@ -103,6 +103,14 @@ def test_a_bad_model_name_is_one_line_with_the_ls_hint(server: Server) -> None:
     assert result.stdout == ""
 
 
+def test_a_prompt_over_the_context_is_one_line(server: Server) -> None:
+    result = chat(server, CHAT_MODEL, "-p", "Count the words.", stdin="word " * 20000)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()[-1:]
+    assert line.startswith("Error: ") and "context length" in line
+    assert "Traceback" not in result.stderr
+
+
 # -- under a real terminal ----------------------------------------------------------------------------
 
 

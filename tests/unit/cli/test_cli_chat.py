@@ -402,3 +402,17 @@ def test_interrupts_are_held_while_drawing() -> None:
     assert drawn
     with pytest.raises(KeyboardInterrupt):
         interrupts._handler(2, None)  # outside a draw: at once
+
+
+def test_ctrl_c_during_a_model_switch_cancels_it_and_stays(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted_load(body: dict[str, Any]) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server, "_load", interrupted_load)
+    loop, prompts = loop_with(server, ["/model qwen2.5-0.5b-instruct", "/model", EOFError])
+    loop.run()
+    assert len(prompts) == 3
+    assert "(cancelled)" in capsys.readouterr().err
+    assert loop.session.model == "smollm2-135m-instruct"

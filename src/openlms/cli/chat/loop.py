@@ -83,6 +83,9 @@ class ChatLoop:
         except CliError as exc:
             click.echo(f"Error: {exc.message}", err=True)
             return Outcome.DONE
+        except KeyboardInterrupt:  # Ctrl+C during a /model load, or between an answer and its stats
+            click.echo("(cancelled)", err=True)
+            return Outcome.STOPPED
         return Outcome.STOPPED if answer.stopped else Outcome.DONE
 
     def answer(self, text: str) -> Answer:
