@@ -20,6 +20,8 @@ export interface ChatSettings {
   draftModel?: string;
   /** The preset the chat's settings came from (its identifier). */
   preset?: string;
+  /** The MCP servers (and tools) switched on for the chat (program/tools.svelte.ts). */
+  mcp?: Record<string, { off?: string[] }>;
 }
 
 /** The numeric settings, in the order the sidebar shows them, with their input limits. */
@@ -77,7 +79,7 @@ export interface KVField {
 
 const P = "llm.prediction.";
 const CHECKBOX = new Set(["maxTokens", "topP", "minP", "repeatPenalty"]);
-const KV_NAMES: Record<Exclude<keyof ChatSettings, "preset" | "jsonSchema">, string> = {
+const KV_NAMES: Record<Exclude<keyof ChatSettings, "preset" | "jsonSchema" | "mcp">, string> = {
   temperature: "temperature",
   maxTokens: "maxPredictedTokens",
   topK: "topKSampling",
