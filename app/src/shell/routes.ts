@@ -9,6 +9,7 @@ import ChatView from "../chat/ChatView.svelte";
 import ModelsPage from "../models/ModelsPage.svelte";
 import DiscoverView from "../discover/DiscoverView.svelte";
 import DeveloperPage from "../developer/DeveloperPage.svelte";
+import AddMcpPage from "../program/AddMcpPage.svelte";
 
 export interface NavRoute extends Route {
   nav: boolean;
@@ -22,4 +23,5 @@ export const routes: NavRoute[] = [
   { path: "/developer", component: DeveloperPage, title: "developer.nav", nav: true, visibleIn: "developer" },
   { path: "/discover", component: DiscoverView, title: "discover.nav", nav: true },
   { path: "/settings", component: Settings, title: "nav.settings", nav: true },
+  { path: "/add-mcp", component: AddMcpPage, title: "program.nav", nav: false },
 ];
