@@ -204,8 +204,13 @@ def test_terminal_chat_streams_an_answer_then_stats_and_exit(
     pane.type("/stats")
     screen = pane.wait("the stats", lambda s: "Total Tokens" in after(s, "/stats") and at_prompt(s))
     assert "Stop Reason: maxPredictedTokensReached" in screen and "Predicted Tokens: 12" in screen
+    pane.keys("Up")  # readline's history: the last line back, run again
+    pane.keys("Enter")
+    pane.wait("/stats again", lambda s: s.count("Total Tokens") == 2 and at_prompt(s))
     pane.type("/exit")
     pane.wait("the chat to end", lambda s: "chat exited: 0" in s)
+    history = (server.home / "openlms" / "chat-history").read_text()
+    assert "Tell me about the sea." in history and "/stats" in history
 
 
 def active_requests(server: Server) -> int:
