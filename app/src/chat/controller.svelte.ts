@@ -14,6 +14,7 @@ import {
 } from './conversation';
 import { chooseStore, LOCAL_PREFIX, type ConversationStore } from './store';
 import { addDrafted } from './settings/draft';
+import { chatTools, runCalls } from '../program/tools.svelte';
 import { requestFields } from './settings/settings';
 import { branchChat } from '../conversations/api';
 import { continueAnswer } from '../conversations/continue';
@@ -287,11 +288,24 @@ export class ChatController {
     await this.persist(chat);
   }
 
+  /** Answer the chat; with MCP tools switched on (the Program panel), run the calls the model makes
+   * (each after the user's consent) and answer again, up to the server's mcp_max_tool_rounds. */
   private async answer(chat: Conversation): Promise<void> {
-    const history = toWire(chat.messages, chat.systemPrompt);
-    chat.messages.push({ id: newId(), role: 'assistant', content: '', model: this.model, pending: true });
-    const reply = chat.messages[chat.messages.length - 1];
-    await this.run(chat, reply, (model, signal) => streamChat(model, history, signal, requestFields(chat.settings)));
+    this.busy = true;
+    const tools = await chatTools(chat.settings).catch((err: unknown) => {
+      this.notice = messageOf(err);
+      return null;
+    });
+    for (let round = 0; ; round++) {
+      const history = toWire(chat.messages, chat.systemPrompt);
+      chat.messages.push({ id: newId(), role: 'assistant', content: '', model: this.model, pending: true });
+      const reply = chat.messages[chat.messages.length - 1];
+      const fields = { ...requestFields(chat.settings), ...tools?.fields };
+      await this.run(chat, reply, (model, signal) => streamChat(model, history, signal, fields));
+      if (!tools || !reply.toolCalls?.length || reply.error || round >= tools.rounds) return;
+      this.busy = true;
+      chat.messages.push(...(await runCalls(reply.toolCalls, tools)));
+    }
   }
 
   /** Stream `source`'s events into `reply` (busy meanwhile; Stop aborts it), then save the chat. */
