@@ -98,6 +98,24 @@ async def test_the_app_and_lms_keep_working(http: httpx.AsyncClient) -> None:
     assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
 
 
+async def test_the_openai_client_does_not_retry_the_refusal(off_app: FastAPI) -> None:
+    sent: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    transport = httpx.ASGITransport(app=off_app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", event_hooks={"request": [count]}
+    ) as http:
+        assert (await http.patch(URL, json={"api_enabled": False})).status_code == 200
+        oai = openai.AsyncOpenAI(base_url="http://localhost/v1", api_key="x", http_client=http)  # retries: 2
+        with pytest.raises(openai.APIStatusError) as failed:
+            await oai.models.list()
+    assert failed.value.response.headers["x-should-retry"] == "false"
+    assert sent == [URL, "/v1/models"]  # asked once
+
+
 async def test_the_page_greeting_and_the_apps_own_routes_stay_open(http: httpx.AsyncClient) -> None:
     assert (await http.get("/lmstudio-greeting")).json() == {"lmstudio": True}
     assert (await http.get("/")).status_code == 200

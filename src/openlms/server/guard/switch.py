@@ -86,8 +86,10 @@ class ApiSwitch:
 
 
 async def refuse_http(send: Send) -> None:
+    """The 503, with `x-should-retry: false`: the openai and anthropic clients would otherwise retry a 503
+    (twice, with backoff) before reporting it; retrying cannot help until someone switches the API on."""
     status, body = domain_error_body(ApiSwitchedOffError(SWITCHED_OFF))
-    await send_http_error(send, status, json.dumps(body).encode())
+    await send_http_error(send, status, json.dumps(body).encode(), ((b"x-should-retry", b"false"),))
 
 
 async def refuse_sdk_handshake(receive: Receive, send: Send) -> None:
