@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from openlms.cli.app import get_app, host_option
+from openlms.cli.deeplink import app_path_for, register
 from openlms.cli.errors import CliError
 
 if TYPE_CHECKING:
@@ -38,12 +39,33 @@ def app_state(client: ApiClient) -> str:
 @click.command("app", help="Open the openlms app in the browser (starts the server if needed)")
 @click.option("--no-open", is_flag=True, help="Print the app's URL without opening a browser.")
 @click.option("--json", "as_json", is_flag=True, help="Print {url, built, opened} as JSON.")
+@click.option(
+    "--deeplink",
+    metavar="URL",
+    help="Open the app at the install confirmation of an lmstudio://add_mcp link (MCP server).",
+)
+@click.option(
+    "--register-deeplink",
+    is_flag=True,
+    help="Make lmstudio:// links open here (Linux: an xdg desktop entry), then exit.",
+)
 @host_option
 @click.pass_context
-def app(ctx: click.Context, no_open: bool, as_json: bool, host_url: str | None) -> None:
+def app(
+    ctx: click.Context,
+    no_open: bool,
+    as_json: bool,
+    deeplink: str | None,
+    register_deeplink: bool,
+    host_url: str | None,
+) -> None:
+    if register_deeplink:
+        _register(as_json)
+        return
+    path = "/" if deeplink is None else app_path_for(deeplink)
     with get_app(ctx).connect(host_url) as client:
         state = app_state(client)
-        url = client.base_url + "/"
+        url = client.base_url + path
     opened = False
     if not no_open and has_display():
         import webbrowser
@@ -57,3 +79,17 @@ def app(ctx: click.Context, no_open: bool, as_json: bool, host_url: str | None) 
         click.echo(BUILD_HINT, err=True)
     if not no_open and not opened:
         click.echo("Open that address in your browser (no browser could be started here).", err=True)
+
+
+def _register(as_json: bool) -> None:
+    path, default = register()
+    if as_json:
+        click.echo(json.dumps({"desktop_file": str(path), "default": default}))
+        return
+    click.echo(f"lmstudio:// links open the openlms app: {path}")
+    if not default:
+        click.echo(
+            "xdg-mime could not make it the default handler: run "
+            f"`xdg-mime default {path.name} x-scheme-handler/lmstudio`.",
+            err=True,
+        )
