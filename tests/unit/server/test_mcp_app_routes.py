@@ -20,7 +20,7 @@ LINK = "/api/v1/mcp/deeplink"
 
 async def test_the_file_is_read_and_replaced_as_text(client: httpx.AsyncClient, home: Path) -> None:
     empty = (await client.get(CONFIG)).json()
-    assert empty == {"path": str(home / "mcp.json"), "text": "", "exists": False}
+    assert empty == {"path": str(home / "mcp.json"), "text": "", "exists": False, "max_tool_rounds": 8}
     text = "{\n  // not JSON\n}"
     bad = await client.put(CONFIG, json={"text": text})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "mcp_config_invalid"

@@ -30,6 +30,9 @@ class McpConfigText(_Open):
     path: str
     text: str = Field(description="The file as written (empty when there is none)")
     exists: bool
+    max_tool_rounds: int = Field(
+        description="Tool rounds a chat makes before it answers (mcp_max_tool_rounds)"
+    )
 
 
 class McpConfigBody(BaseModel):
@@ -76,7 +79,8 @@ async def get_config(request: Request, state: State) -> dict[str, Any]:
     """mcp.json as text, for the app's editor."""
     require_loopback(request, _WHAT)
     text = await user_actions.read_text(state.mcp.path)
-    return {"path": str(state.mcp.path), "text": text.text, "exists": text.exists}
+    path, rounds = str(state.mcp.path), state.settings.mcp_max_tool_rounds
+    return {"path": path, "text": text.text, "exists": text.exists, "max_tool_rounds": rounds}
 
 
 @router.put("/config", response_model=None, responses=doc.responses(doc.ok(McpConfigSaved), 500))
