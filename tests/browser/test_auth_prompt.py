@@ -1,18 +1,20 @@
 """The app on a server that requires API tokens (`--require-auth`): the page opens without one, the app
 asks for a token when the API answers 401, says so when the token is wrong, and works with a good one
-(sent as `Authorization: Bearer` on every call, the live logs' stream included)."""
+(sent as `Authorization: Bearer` on every call, the live logs' stream, the load dialog's streamed load and
+a chat's Continue included)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Request, Route, expect
 
 from tests.support.browser import APP_INDEX, ROOT, AppPage, serious_violations
-from tests.support.server import Server, default_models_dir, free_port, start_server
+from tests.support.server import CHAT_MODEL, Server, default_models_dir, free_port, start_server
 
 
 def messages() -> dict[str, str]:
@@ -92,3 +94,61 @@ def test_the_app_asks_for_a_token_and_says_when_it_is_wrong(auth_app: AppPage, t
     auth_app.page.goto(auth_app.base_url + "/#/chat")  # another page of the app works with it
     expect(page.get_by_test_id("message-input")).to_be_visible()
     expect(page.get_by_test_id("auth-prompt")).to_have_count(0)
+
+
+def test_the_load_dialog_and_continue_send_the_token(auth_app: AppPage, auth_server: Server) -> None:
+    """The Models page's streamed load and a chat's Continue carry the token as every other call does
+    (they called `fetch` directly before, and were answered 401 with tokens required)."""
+    created_token = auth_server.lms_json("token", "create", "--name", "browser-load-continue")
+    assert isinstance(created_token, dict)
+    token = str(created_token["token"])
+    sent: list[tuple[str, str, bool]] = []
+
+    def record(request: Request) -> None:
+        path = urlsplit(request.url).path
+        if path.startswith(("/api/", "/v1/")):
+            sent.append((request.method, path, request.headers.get("authorization") == f"Bearer {token}"))
+
+    def short(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        route.continue_(post_data=json.dumps(body | {"max_tokens": 4}))
+
+    page = auth_app.open("/")
+    page.evaluate("t => sessionStorage.setItem('openlms.apiToken', t)", token)
+    page.evaluate("localStorage.setItem('openlms.mode', 'power')")
+    page.on("request", record)
+    page.route("**/api/v0/completions", short)
+    bearer = {"Authorization": f"Bearer {token}"}
+    try:
+        page = auth_app.open("/#/models")
+        page = auth_app.reload()  # a fresh start with the token (the hash change alone keeps the page)
+        expect(page.get_by_test_id("auth-prompt")).to_have_count(0)
+        row = page.locator(f"[data-testid=model-row][data-key='{CHAT_MODEL}']")
+        row.get_by_test_id("load-button").click()
+        dialog = page.get_by_test_id("load-dialog")
+        dialog.get_by_test_id("load-confirm").click()
+        expect(dialog).to_be_hidden(timeout=60_000)
+        expect(page.locator(f"[data-testid=loaded-instance][data-id='{CHAT_MODEL}']")).to_be_visible()
+
+        story = [
+            {"role": "user", "content": "Tell me a story."},
+            {"role": "assistant", "content": "Once upon a time"},
+        ]
+        with httpx.Client(base_url=auth_server.url, headers=bearer) as http:
+            created = http.post("/api/v1/app/conversations", json={"title": "Story", "messages": story})
+            assert created.status_code == 200, created.text
+        page = auth_app.open("/#/chat")
+        page.get_by_test_id("chat-item").filter(has_text="Story").click()
+        answer = page.locator("[data-testid=message][data-role=assistant]")
+        answer.get_by_test_id("continue-message").click()
+        expect(answer).not_to_have_attribute("aria-busy", "true", timeout=60_000)
+        expect(answer.get_by_test_id("message-error")).to_have_count(0)
+        expect(page.get_by_test_id("auth-prompt")).to_have_count(0)
+    finally:
+        with httpx.Client(base_url=auth_server.url, headers=bearer) as http:
+            for model in http.get("/api/v1/models").json()["models"]:
+                for instance in model["loaded_instances"]:
+                    http.post("/api/v1/models/unload", json={"instance_id": instance["id"]})
+    assert ("POST", "/api/v1/models/load", True) in sent
+    assert ("POST", "/api/v0/completions", True) in sent
+    assert [request for request in sent if not request[2]] == []
