@@ -85,3 +85,16 @@ def test_start_on_a_running_server_switches_its_api_on(
 def test_every_lms_request_says_it_is_lms(invoke: Invoke, running: Path, server: SwitchServer) -> None:
     assert invoke(["ls"]).exit_code == 0
     assert server.headers and all(h.get("x-openlms-client") == "lms" for h in server.headers)
+
+
+@pytest.mark.parametrize("server", [False], indirect=True)
+def test_lms_status_says_the_api_is_off(invoke: Invoke, running: Path) -> None:
+    lines = invoke(["status"]).stdout.splitlines()
+    assert lines[0] == "Server:  ON  (port: 1234)"
+    assert lines[1].startswith("API:     OFF") and "lms server start" in lines[1]
+
+
+@pytest.mark.parametrize("server", [True], indirect=True)
+def test_lms_status_of_a_server_serving_its_api_says_nothing_more(invoke: Invoke, running: Path) -> None:
+    lines = invoke(["status"]).stdout.splitlines()
+    assert lines[0] == "Server:  ON  (port: 1234)" and not any(line.startswith("API:") for line in lines)

@@ -174,26 +174,26 @@ def status(ctx: click.Context, as_json: bool, verbose: bool, quiet: bool, log_le
     record = find_running_server(home_dir())
     if record is not None and not as_json and level not in _QUIET_LEVELS:
         _warn_if_exposed(record.host, require_auth=_requires_auth())
-    api_enabled = _api_enabled(get_app(ctx), record.url) if record else None
+    api_on = api_enabled(get_app(ctx), record.url) if record else None
     if as_json:
         state: dict[str, object] = {"running": True, "port": record.port} if record else {"running": False}
-        if api_enabled is not None:
-            state["api_enabled"] = api_enabled
+        if api_on is not None:
+            state["api_enabled"] = api_on
         click.echo(json.dumps(state, separators=(",", ":")))
     elif level not in _QUIET_LEVELS:
         click.echo(
             f"The server is running on port {record.port}." if record else "The server is not running."
         )
-        if api_enabled is False:
+        if api_on is False:
             click.echo(SWITCHED_OFF_STATUS)
     if level == "debug" and not as_json:
         for line in _status_details(record):
             click.echo(line)
 
 
-def _api_enabled(app: CliApp, url: str) -> bool | None:
-    """Whether the running server serves its API to other programs (None: it does not say: an older
-    server, or one that does not answer)."""
+def api_enabled(app: CliApp, url: str) -> bool | None:
+    """Whether the running server serves its API to other programs (`lms server status`, `lms status`);
+    None: it does not say (an older server, or one that does not answer)."""
     from openlms.cli.errors import CliError
 
     try:
@@ -208,7 +208,7 @@ def _api_enabled(app: CliApp, url: str) -> bool | None:
 
 def _switch_api_on(app: CliApp, url: str) -> None:
     """`lms server start` serves the API: a server whose API is switched off is switched on (saved)."""
-    if _api_enabled(app, url) is not False:
+    if api_enabled(app, url) is not False:
         return
     with app.client(url) as client:
         client.request_json("PATCH", SETTINGS_PATH, json={"api_enabled": True})
