@@ -1,6 +1,7 @@
 // A chat's data and the pure operations on it (no DOM, no network): what the chat view edits and saves.
 import type { ChatStats, ToolCall, WireMessage } from '../lib/api';
 import type { ChatSettings } from './settings/settings';
+import type { DocumentSources } from '../documents/attach';
 
 export type Role = 'user' | 'assistant' | 'system' | 'tool';
 
@@ -20,6 +21,13 @@ export interface ChatMessage {
   model?: string;
   /** True while streaming; never saved. */
   pending?: boolean;
+  /** A user message's attached documents: their names in the chat's `<id>.files/` (and sizes in bytes). */
+  files?: string[];
+  fileSizes?: number[];
+  /** What the model gets in place of `content` (the message's documents, then its text). */
+  prompt?: string;
+  /** How the documents were given to the model, and the passages cited (shown under the answer). */
+  sources?: DocumentSources;
 }
 
 export interface Conversation {
@@ -70,7 +78,7 @@ export function toWire(messages: ChatMessage[], systemPrompt = ''): WireMessage[
   return system.concat(messages
     .filter((m) => !(m.role === 'assistant' && m.error && !m.content && !m.toolCalls?.length))
     .map((m) => {
-      const wire: WireMessage = { role: m.role, content: m.content };
+      const wire: WireMessage = { role: m.role, content: m.prompt ?? m.content };
       if (m.toolCalls?.length) {
         wire.tool_calls = m.toolCalls.map((c) => ({
           id: c.id,
