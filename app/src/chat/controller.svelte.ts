@@ -18,6 +18,7 @@ import { chatTools, runCalls } from '../program/tools.svelte';
 import { requestFields } from './settings/settings';
 import { branchChat } from '../conversations/api';
 import { continueAnswer } from '../conversations/continue';
+import { withDocuments } from '../documents/attach';
 import { forgetCurrent, rememberCurrent, rememberedCurrent } from '../conversations/remember';
 import type { MessageKey } from '../i18n/index.svelte';
 
@@ -188,13 +189,36 @@ export class ChatController {
     });
   }
 
-  async send(text: string): Promise<void> {
+  async send(text: string, files: File[] = []): Promise<void> {
     const chat = this.current;
     if (!chat || this.busy || !text.trim()) return;
     if (chat.loaded === false) await this.loadMessages(chat);
     if (chat.messages.length === 0) chat.title = titleFrom(text);
-    chat.messages.push({ id: newId(), role: 'user', content: text });
-    await this.answer(chat);
+    const attached = files.length ? { files: files.map((f) => f.name), fileSizes: files.map((f) => f.size) } : {};
+    chat.messages.push({ id: newId(), role: 'user', content: text, ...attached });
+    if (await this.documents(chat, files)) await this.answer(chat);
+  }
+
+  /** The last message's documents (if it has any) uploaded with the saved chat and prepared for the
+   * model (documents/attach.ts); false when that failed (the reason is shown as the answer's error). */
+  private async documents(chat: Conversation, files: File[] = []): Promise<boolean> {
+    const message = chat.messages.at(-1);
+    if (!message?.files?.length || !this.model) return true; // no model: the answer says so
+    this.busy = true;
+    message.prompt = undefined;
+    try {
+      await this.persist(chat); // the chat's first save gives it the server's id
+      if (chat.id.startsWith(LOCAL_PREFIX)) throw new Error(this.t('documents.needsServer'));
+      const history = toWire(chat.messages, chat.systemPrompt);
+      await withDocuments(chat.id, message, files, history, this.model, requestFields(chat.settings).max_tokens);
+      return true;
+    } catch (err) {
+      chat.messages.push({ id: newId(), role: 'assistant', content: '', error: messageOf(err) });
+      await this.persist(chat);
+      return false;
+    } finally {
+      this.busy = false;
+    }
   }
 
   stop(): void {
@@ -205,7 +229,7 @@ export class ChatController {
     const chat = this.current;
     if (!chat || this.busy) return;
     chat.messages = beforeLastAnswer(chat.messages);
-    if (chat.messages.length) await this.answer(chat);
+    if (chat.messages.length && (await this.documents(chat))) await this.answer(chat);
   }
 
   /** Replace a message's text. A user message is answered again (what follows it goes); an answer is
@@ -220,7 +244,7 @@ export class ChatController {
     message.drafted = undefined;
     if (message.role === 'user') {
       chat.messages = upTo(chat.messages, id);
-      await this.answer(chat);
+      if (await this.documents(chat)) await this.answer(chat);
     } else {
       await this.persist(chat);
     }
