@@ -7,61 +7,22 @@ model's wording."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import lmstudio as lms
 import pytest
 
+from tests.support.documents import CONTEXT, FACT, FACT_PAGE, QUESTION, long_docx, long_pdf
 from tests.support.model_log import INPUT, ModelLog
 from tests.support.server import CHAT_MODEL, Server
-
-FACT = "The Zebulon probe's launch code is QUARTZ-4417."
-QUESTION = "What is the launch code of the Zebulon probe?"
-FACT_PAGE = 7
-PAGES = 12
-TOPICS = ["harbour", "orchard", "railway", "library", "glacier", "market", "bakery", "canal", "forest"]
-
-
-def filler(page: int, paragraph: int) -> str:
-    """Varied text with no word of the fact, so only the planted page answers the question."""
-    topic = TOPICS[(page + paragraph) % len(TOPICS)]
-    return (
-        f"Section {page}.{paragraph} describes the {topic} of the old town. Visitors walk past the {topic} "
-        f"in the morning, count the boats and the carts, and write notes about the weather, the prices "
-        f"and the colour of the roofs near the {topic}. Page {page} keeps these notes for the archive."
-    )
-
-
-def long_pdf() -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=11)
-    for page in range(1, PAGES + 1):
-        pdf.add_page()
-        for paragraph in range(6):
-            text = FACT if page == FACT_PAGE and paragraph == 3 else filler(page, paragraph)
-            pdf.multi_cell(0, 6, text)
-            pdf.ln(2)
-    return bytes(pdf.output())
-
-
-def long_docx() -> bytes:
-    import docx
-
-    document = docx.Document()
-    for paragraph in range(60):
-        document.add_paragraph(FACT if paragraph == 41 else filler(paragraph // 6 + 1, paragraph))
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
 def sdk(server: Server) -> Iterator[lms.Client]:
+    """The SDK, the chat model loaded with a small context (the test documents are then long)."""
     with lms.Client(f"127.0.0.1:{server.port}") as client:
+        client.llm.load_new_instance(CHAT_MODEL, config={"contextLength": CONTEXT})
         yield client
 
 
@@ -104,7 +65,7 @@ def test_sdk_corrupt_pdf_is_the_sdks_error_with_the_reason(sdk: lms.Client, tmp_
     assert "'broken.pdf' could not be read" in message and "Traceback" not in message
 
 
-def test_app_docx_prepare_cites_the_planted_paragraph(server: Server) -> None:
+def test_app_docx_prepare_cites_the_planted_paragraph(server: Server, sdk: lms.Client) -> None:
     with server.http() as http:
         chat = http.post("/api/v1/app/conversations", json={"title": "docs"}).json()
         put = http.put(f"/api/v1/app/conversations/{chat['id']}/files/report.docx", content=long_docx())
@@ -121,7 +82,7 @@ def test_app_docx_prepare_cites_the_planted_paragraph(server: Server) -> None:
         assert out["mode"] == "retrieval" and out["content"].endswith(QUESTION)
         first = out["citations"][0]
         assert first["file"] == "report.docx" and first["page"] is None and "QUARTZ-4417" in first["text"]
-        assert 0 < out["budget"]["documents"] < out["budget"]["context"]
+        assert 0 < out["budget"]["documents"] < out["budget"]["context"] == CONTEXT
         missing = http.post("/api/v1/app/documents/prepare", json={**body, "files": ["nope.pdf"]})
         assert missing.status_code == 404 and "nope.pdf" in missing.json()["error"]["message"]
 
