@@ -263,6 +263,8 @@ def test_interactive_session_with_slash_commands(invoke: Invoke, server: ChatSer
     assert result.stderr.count("Stop Reason: eosFound") == 1  # /stats after the first answer
     assert f"System prompt: {DEFAULT_SYSTEM_PROMPT}" in result.stdout
     assert "Now chatting with qwen2.5-0.5b-instruct." in result.stdout
+    assert "  smollm2-135m-instruct  (loaded)\n  qwen2.5-0.5b-instruct\n" in result.stdout  # /model alone
+    assert NOMIC["key"] not in result.stdout  # embedding models are not offered
     assert "/system-prompt [text]" in result.stdout  # the help
     assert "Error: Unknown command /frobnicate. Type /help to see the commands." in result.stderr
     history = [[m["content"] for m in body["messages"]] for body in server.chats]

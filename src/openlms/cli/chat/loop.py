@@ -122,7 +122,10 @@ class ChatLoop:
 
     def _model(self, query: str) -> None:
         if not query:
-            click.echo(f"Model: {self.session.model}. Switch with /model <model> (`lms ls` lists them).")
+            click.echo(f"Model: {self.session.model}. Switch with /model <model>; the language models here:")
+            for model in self.client.list_models():
+                if model.type == "llm":
+                    click.echo(f"  {model.key}" + ("  (loaded)" if model.instances else ""))
             return
         from openlms.cli.chat.models import resolve_model
 
