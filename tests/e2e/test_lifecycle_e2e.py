@@ -186,7 +186,7 @@ def test_server_state_persists_across_stop_and_start(tmp_path: Path, models_dir:
     srv = start_server(tmp_path, models_dir, port, "--cors", "--no-jit")
     try:
         status = json.loads(srv.lms("server", "status", "--json").stdout)
-        assert status == {"running": True, "port": port}
+        assert status == {"running": True, "port": port, "api_enabled": True}
         with srv.http() as http:
             cors = http.options(
                 "/v1/models", headers={"Origin": "http://example.com", "Access-Control-Request-Method": "GET"}
@@ -201,7 +201,11 @@ def test_server_state_persists_across_stop_and_start(tmp_path: Path, models_dir:
         srv.lms("server", "stop")
         assert json.loads(srv.lms("server", "status", "--json").stdout) == {"running": False}
         srv.lms("server", "start")  # no flags: the last port, CORS and JIT settings come back
-        assert json.loads(srv.lms("server", "status", "--json").stdout) == {"running": True, "port": port}
+        assert json.loads(srv.lms("server", "status", "--json").stdout) == {
+            "running": True,
+            "port": port,
+            "api_enabled": True,
+        }
         with srv.http() as http:
             assert http.get("/v1/models").json()["data"] == []
             cors = http.options(
