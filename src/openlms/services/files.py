@@ -129,22 +129,6 @@ class FileService:
             )
         return data
 
-    def attach(self, client: str, name: str, identifier: str) -> str:
-        """How a chat message includes an uploaded text file: the file's text under its name. Other
-        documents (PDF, Word), images and unknown identifiers are errors that say what to do."""
-        stored = self.get(client, identifier)
-        if stored is not None and stored.file_type != "text/plain":  # refused before reading its bytes
-            raise InvalidRequestError(
-                f"The file '{name}' ({stored.file_type}) cannot be read into a chat; openlms reads text "
-                "files only. Convert it to text first."
-            )
-        data = None if stored is None else self.read(client, identifier)
-        if data is None:
-            raise InvalidRequestError(
-                f"The file '{name}' was not uploaded by this client; upload it with prepare_file() first."
-            )
-        return f"\n\n[{name}]\n{data.decode('utf-8', errors='replace')}\n"
-
     # -- bounds (called with the lock held) ---------------------------------------------------------------
 
     def _index(self, record: StoredFile) -> None:

@@ -13,6 +13,7 @@ import pytest
 from openlms.core.errors import InvalidRequestError
 from openlms.services.files import FileService
 from openlms.store.uploads import STALE_SECONDS, UPLOADS_DIR, UploadStore, client_dir_name
+from tests.support.documents import long_docx
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 
@@ -90,7 +91,7 @@ def test_uploads_survive_a_restart_with_their_order(root: Path) -> None:
     restarted = service(root, max_total_bytes=100)
     assert restarted.total_bytes == files.total_bytes == 40 + 10 + len(PNG)
     assert restarted.get("b", image.identifier) == image
-    assert "alpha beta" in restarted.attach("b", "notes.txt", text.identifier)
+    assert restarted.document("b", "notes.txt", text.identifier) == b"alpha beta"
     restarted.put("c", "big.txt", b"n" * 40)  # over budget: a uploaded least recently, so a goes
     assert restarted.get("a", old.identifier) is None and restarted.get("b", text.identifier)
     assert service(root, max_total_bytes=100).get("a", old.identifier) is None  # gone from disk too
@@ -124,7 +125,7 @@ def test_file_identifiers_cannot_escape(tmp_path: Path, identifier: str) -> None
     assert files.get("c", identifier) is None and files.read("c", identifier) is None
     assert UploadStore(root).read("c", identifier) is None
     with pytest.raises(InvalidRequestError, match="prepare_file"):
-        files.attach("c", "x.txt", identifier)
+        files.document("c", "x.txt", identifier)
     UploadStore(root).delete("c", identifier)
     assert (tmp_path / "outside.txt").exists()
 
@@ -176,16 +177,22 @@ def test_unreadable_roots_and_leftovers_never_crash(tmp_path: Path, root: Path) 
     assert not stale.exists() and fresh.exists() and (root / "stray.txt").exists()
     (folder / stored.identifier).unlink()  # gone behind the service's back
     with pytest.raises(InvalidRequestError, match="prepare_file"):
-        files.attach("c", "notes.txt", stored.identifier)
+        files.document("c", "notes.txt", stored.identifier)
     assert files.total_bytes == 0
 
 
-def test_attach_reads_text_files_only(root: Path) -> None:
+def test_a_chat_document_is_any_upload_but_an_image(root: Path) -> None:
     files = service(root)
     text = files.put("c", "notes.txt", "héllo".encode())
+    pdf = files.put("c", "report.pdf", b"%PDF-1.7 ...")
     image = files.put("c", "dot.png", PNG)
-    assert files.attach("c", "notes.txt", text.identifier) == "\n\n[notes.txt]\nhéllo\n"
-    with pytest.raises(InvalidRequestError, match=r"'dot.png' \(image\) cannot be read into a chat"):
-        files.attach("c", "dot.png", image.identifier)
+    assert files.document("c", "notes.txt", text.identifier) == "héllo".encode()
+    assert (pdf.file_type, files.document("c", "report.pdf", pdf.identifier)) == (
+        "application/pdf",
+        b"%PDF-1.7 ...",
+    )
+    assert files.put("c", "report.docx", long_docx()).file_type == "application/word"
+    with pytest.raises(InvalidRequestError, match=r"image 'dot.png' cannot be used as a document"):
+        files.document("c", "dot.png", image.identifier)
     with pytest.raises(InvalidRequestError, match="was not uploaded by this client"):
-        files.attach("other", "notes.txt", text.identifier)
+        files.document("other", "notes.txt", text.identifier)
