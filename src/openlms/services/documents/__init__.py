@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from openlms.services.generation import Predictor
 
 __all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
     "SUPPORTED",
     "Chunk",
     "ChunkParams",

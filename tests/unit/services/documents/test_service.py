@@ -10,7 +10,7 @@ import pytest
 
 from openlms.core.errors import ContextLengthExceededError
 from openlms.services.documents import ChunkParams, DocumentService, ExtractedDocument
-from openlms.services.documents.retrieve import fuse, scores_for, top_k
+from openlms.services.documents.retrieve import combine, scaled, scores_for, top_k
 from openlms.store.rag_cache import RagCache
 
 VOCAB = ("volcano", "lava", "penguin", "ice", "violin", "music")
@@ -114,11 +114,14 @@ async def test_a_chunk_too_long_for_the_embedding_model_is_shortened(tmp_path: P
     assert index.vectors.shape[0] == len(index.spans) > 1
 
 
-def test_fusion_and_ranking() -> None:
-    dense = np.array([0.9, 0.1, 0.5, 0.2])
-    bm25 = np.array([0.0, 3.0, 2.0, 0.1])
-    fused = fuse(dense, bm25)
-    assert top_k(fused, 3)[0][0] == 2  # second in both beats first in one
+def test_hybrid_scores_and_ranking() -> None:
+    assert scaled(np.array([2.0, 4.0, 3.0])).tolist() == [0.0, 1.0, 0.5]
+    assert scaled(np.array([0.0, 0.0])).tolist() == [0.0, 0.0]  # BM25 with no shared term
+    dense = np.array([0.9, 0.1, 0.8])
+    bm25 = np.array([0.0, 3.0, 2.0])
+    hybrid = combine(dense, bm25)
+    assert top_k(hybrid, 1)[0][0] == 2  # good in both beats best in one
+    assert top_k(combine(dense, np.zeros(3)), 1)[0][0] == 0  # no BM25 signal: dense decides
     assert top_k(np.array([1.0, 1.0]), 5) == [(0, 1.0), (1, 1.0)]
     with pytest.raises(ValueError):
         scores_for("dense", "q", ["a"], None, None)
