@@ -1,9 +1,10 @@
 """The chat's Program panel (MCP) in a real browser on the real server and SmolLM2, with the FastMCP test
-server (stdio, `tests/support/mcp/server_script.py`) in mcp.json: the panel lists it with its tools; a
-malformed mcp.json edit is refused with its line marked; with the server switched on for the chat, a tool
-call (forced through the request: `tool_choice` names `add`) asks for consent: Deny sends "denied" back,
-Allow once runs it (the result shown, sent back with its call's id, and the model answers), Always
-allows it without asking again; an "Add to LM Studio" link's confirmation installs a server; axe."""
+server (stdio, `tests/support/mcp/server_script.py`) in mcp.json: the panel lists it with its tools and a
+server that cannot start with why; a malformed mcp.json edit is refused with its line marked; with the
+server switched on for the chat, a tool call (forced through the request: `tool_choice` names `add`) asks
+for consent: Deny sends "denied" back, Allow once runs it (the result shown, sent back with its call's id,
+and the model answers), Always allows it without asking again; an "Add to LM Studio" link's confirmation
+installs a server; axe."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ SERVER = "calc"
 
 @pytest.fixture(scope="module", autouse=True)
 def mcp_json(app_server: Server) -> Iterator[Path]:
-    yield write_mcp_json(app_server.home, {SERVER: stdio_config()})
+    broken = {"command": str(app_server.home / "no-such-program")}
+    yield write_mcp_json(app_server.home, {SERVER: stdio_config(), "broken": broken})
 
 
 def open_program(app: AppPage) -> Page:
@@ -88,6 +90,9 @@ def test_the_panel_lists_the_server_and_a_bad_edit_shows_its_line(app: AppPage, 
     item = server_item(page)
     expect(item.get_by_test_id("mcp-status")).to_have_text(EN["program.status.running"])
     expect(item.get_by_test_id("mcp-server-switch")).not_to_be_checked()
+    broken = server_item(page, "broken")
+    expect(broken.get_by_test_id("mcp-status")).to_have_text(EN["program.status.failed"])
+    expect(broken.get_by_test_id("mcp-error")).not_to_be_empty()  # why it failed (the OS says)
     assert serious_violations(page) == []
     before = (app_server.home / "mcp.json").read_text()
     broken = '{\n  "mcpServers": {\n    "calc": 42\n  }\n}\n'
@@ -112,6 +117,7 @@ def test_deny_then_allow_once(app: AppPage) -> None:
     expect(dialog).to_be_visible(timeout=ANSWER_TIMEOUT)
     assert bodies[0]["tools"] and {t["function"]["name"] for t in bodies[0]["tools"]} >= {"add", "echo"}
     app.shot("program-consent")
+    assert serious_violations(page) == []
     page.get_by_test_id("consent-deny").click()
     denied = EN["program.result.denied"].replace("{name}", "add")
     expect(tool_messages(page).last).to_contain_text(denied)
