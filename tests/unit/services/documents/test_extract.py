@@ -7,8 +7,7 @@ from pypdf import PdfReader, PdfWriter
 
 from openlms.core.errors import DocumentError, UnsupportedDocumentError
 from openlms.services.documents import extract_text
-
-from .conftest import docx_bytes, pdf_bytes
+from tests.support.rag_files import docx_bytes, pdf_bytes
 
 
 def test_text_and_markdown_are_utf8() -> None:

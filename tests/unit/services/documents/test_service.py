@@ -126,3 +126,22 @@ def test_hybrid_scores_and_ranking() -> None:
     with pytest.raises(ValueError):
         scores_for("dense", "q", ["a"], None, None)
     assert scores_for("bm25", "the a of", ["x y"], None, None).tolist() == [0.0]  # stopwords only
+
+
+async def test_for_predictor_embeds_through_the_predictor(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    calls: list[tuple[str, list[str]]] = []
+
+    class FakePredictor:
+        async def embed(self, model: str, texts: Sequence[str]) -> tuple[None, Any]:
+            calls.append((model, list(texts)))
+            return None, SimpleNamespace(vectors=[[1.0, 0.0] for _ in texts])
+
+    settings = SimpleNamespace(state_dir=tmp_path / "openlms")
+    service = DocumentService.for_predictor(cast(Any, settings), cast(Any, FakePredictor()))
+    await service.index(ExtractedDocument("a.txt", "some text to embed"))
+    assert calls == [("text-embedding-all-minilm-l6-v2", ["some text to embed"])]
+    assert service.cache.root == tmp_path / "openlms" / "rag-cache"
+    assert list(service.cache.root.glob("*.npz"))

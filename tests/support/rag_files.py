@@ -1,4 +1,4 @@
-"""Documents made in the test: PDFs with fpdf2 (text pages, a page with no text), DOCX with python-docx."""
+"""PDFs (fpdf2) and DOCX (python-docx) made in the documents (RAG) core tests."""
 
 from __future__ import annotations
 
