@@ -47,6 +47,7 @@ __all__ = [
 DEFAULT_EMBEDDING_MODEL: Final = "text-embedding-all-minilm-l6-v2"  # store/defaults.py's key
 DEFAULT_MAX_PASSAGES: Final = 5
 EMBED_BATCH: Final = 32
+MAX_CHARS_PER_TOKEN: Final = 12  # a text longer than this many characters a token cannot fit: not counted
 
 Embedder = Callable[[Sequence[str]], Awaitable[list[list[float]]]]  # texts -> one vector each
 
@@ -94,13 +95,17 @@ class DocumentService:
         """The documents in full if that prompt fits `budget_tokens` (by `count_tokens`), otherwise the
         best passages for `query` (as many as fit, at most `max_passages`; at least one)."""
         full = full_prompt(documents, query)
-        if count_tokens(full) <= budget_tokens:
+        fits = len(full) <= budget_tokens * MAX_CHARS_PER_TOKEN and (
+            await asyncio.to_thread(count_tokens, full) <= budget_tokens
+        )
+        if fits:
             citations = [Citation(d.name, _first_page(d), 0, len(d.text), d.text, 1.0) for d in documents]
             return DocumentContext("full", full, citations)
         ranked = await self.retrieve(documents, query, k=self.max_passages)
         chosen: list[Citation] = []
         for citation in ranked:
-            if chosen and count_tokens(retrieval_prompt([*chosen, citation], query)) > budget_tokens:
+            prompt = retrieval_prompt([*chosen, citation], query)
+            if chosen and await asyncio.to_thread(count_tokens, prompt) > budget_tokens:
                 break
             chosen.append(citation)
         return DocumentContext("retrieval", retrieval_prompt(chosen, query), chosen)

@@ -145,3 +145,18 @@ async def test_for_predictor_embeds_through_the_predictor(tmp_path: Path) -> Non
     assert calls == [("text-embedding-all-minilm-l6-v2", ["some text to embed"])]
     assert service.cache.root == tmp_path / "openlms" / "rag-cache"
     assert list(service.cache.root.glob("*.npz"))
+
+
+async def test_a_document_far_over_the_budget_is_not_tokenized_in_full(tmp_path: Path) -> None:
+    counted: list[int] = []
+
+    def count(text: str) -> int:
+        counted.append(len(text))
+        return _words(text)
+
+    doc = _long_document()
+    context = await _service(tmp_path, FakeEmbedder()).prepare(
+        [doc], "penguin", budget_tokens=50, count_tokens=count
+    )
+    assert context.mode == "retrieval"
+    assert counted and max(counted) < len(doc.text)  # only the passages' prompts were counted
