@@ -38,8 +38,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.lms("server", "stop", check=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def token(auth_server: Server) -> str:
+    """One API token for the module's tests (a name can be created only once)."""
     created = auth_server.lms_json("token", "create", "--name", "browser-test")
     assert isinstance(created, dict)
     value: str = created["token"]
