@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -67,7 +68,7 @@ class RagCache:
                 index = _index_of(data["vectors"], data["starts"], data["ends"], data["pages"])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("RAG cache entry %s unreadable (%s): removed", path.name, exc)
             path.unlink(missing_ok=True)
             return None

@@ -33,6 +33,9 @@ def test_unreadable_or_mismatched_entry_is_a_miss_and_removed(tmp_path: Path) ->
     path = cache.path_for(TEXT, "v")
     path.write_bytes(b"not an npz")
     assert cache.get(TEXT, "v") is None and not path.exists()
+    cache.put(TEXT, "v", _index())
+    path.write_bytes(path.read_bytes()[:60])  # a truncated zip
+    assert cache.get(TEXT, "v") is None and not path.exists()
     cache.put("short", "v", CachedIndex([(0, 50, None)], np.zeros((1, 2), dtype=np.float32)))
     assert cache.get("short", "v") is None  # a span past the text's end
 
