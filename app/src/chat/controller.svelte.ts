@@ -326,7 +326,8 @@ export class ChatController {
       const reply = chat.messages[chat.messages.length - 1];
       const fields = { ...requestFields(chat.settings), ...tools?.fields };
       await this.run(chat, reply, (model, signal) => streamChat(model, history, signal, fields));
-      if (!tools || !reply.toolCalls?.length || reply.error || round >= tools.rounds) return;
+      const stopped = reply.stats?.stopReason === 'userStopped'; // Stop ends the tool loop too
+      if (!tools || !reply.toolCalls?.length || reply.error || stopped || round >= tools.rounds) return;
       this.busy = true;
       chat.messages.push(...(await runCalls(reply.toolCalls, tools)));
     }
