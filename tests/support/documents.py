@@ -9,7 +9,7 @@ import io
 FACT = "The Zebulon probe's launch code is QUARTZ-4417."
 QUESTION = "What is the launch code of the Zebulon probe?"
 FACT_PAGE = 2
-PAGES = 3
+PAGES = 4
 CONTEXT = 768  # the chat model's context in these tests: a few pages are then "long" (retrieval)
 TOPICS = ["harbour", "orchard", "railway", "library", "glacier", "market", "bakery", "canal", "forest"]
 

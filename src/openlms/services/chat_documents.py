@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from openlms.core.errors import InvalidRequestError
+from openlms.core.errors import InvalidRequestError, ModelNotFoundError
 from openlms.core.types import LoadConfig, ModelKind
 from openlms.engine.manager import Instance
 from openlms.services.documents import DEFAULT_EMBEDDING_MODEL, DocumentService
@@ -32,7 +32,8 @@ from openlms.services.models import ModelRef, ModelService
 from openlms.services.overflow import reserve_for_reply
 from openlms.store.rag_cache import RagCache
 
-TEMPLATE_MARGIN: Final = 64  # tokens the chat template adds around each message (roles, markers), a bound
+MESSAGE_MARGIN: Final = 16  # tokens a chat template adds around each message (role, markers), a bound
+TEMPLATE_MARGIN: Final = 64  # and around the whole chat (BOS, the answer's opening, the passages' headings)
 EXTRACT_CACHE: Final = 32  # extracted documents kept in memory (by content hash)
 
 log = logging.getLogger("openlms.server")
@@ -138,7 +139,15 @@ async def _load_beside(models: ModelService, key: str) -> None:
     """The embedding model loaded without evicting the JIT-loaded chat model (a JIT load would: auto-evict
     keeps one JIT model), unloaded after the JIT idle TTL as a JIT model would be."""
     ttl = models.settings.jit_ttl_seconds or None
-    await models.load(key, LoadConfig(), ttl_seconds=ttl)
+    try:
+        await models.load(key, LoadConfig(), ttl_seconds=ttl)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(
+            key,
+            reason=f"Documents too long for the model's context are searched with the embedding model "
+            f"'{key}', which is not downloaded. Get it with `lms get {key}` (or openlms-setup-models), "
+            "or use a model with a longer context.",
+        ) from exc
 
 
 def last_user_index(messages: Sequence[Mapping[str, Any]]) -> int:
@@ -164,7 +173,7 @@ def _budget(
     max_tokens: int | None,
 ) -> Budget:
     context = int(instance.runtime.context_length)
-    chat = sum(count(str(m.get("content") or "")) + TEMPLATE_MARGIN for m in messages)
+    chat = sum(count(str(m.get("content") or "")) + MESSAGE_MARGIN for m in messages)
     answer = reserve_for_reply(context, max_tokens)
     return Budget(context, chat, answer, context - chat - answer - TEMPLATE_MARGIN)
 

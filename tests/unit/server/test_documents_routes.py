@@ -70,3 +70,13 @@ async def test_remote_clients_are_refused(home: Path, fake: FakeBackend) -> None
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         response = await http.post(f"{APP}/documents/prepare", json=body("x", ["a.txt"]))
     assert response.status_code == 403 and "local machine" in response.json()["error"]["message"]
+
+
+async def test_a_long_file_without_the_embedding_model_says_how_to_get_it(client: httpx.AsyncClient) -> None:
+    loaded = await client.post("/api/v1/models/load", json={"model": CHAT, "context_length": 512})
+    assert loaded.status_code == 200, loaded.text
+    cid = await chat_with(client, "long.txt", b"word " * 2000)
+    response = await client.post(f"{APP}/documents/prepare", json=body(cid, ["long.txt"]))
+    assert response.status_code == 404, response.text  # retrieval needs the (absent) embedding model
+    message = response.json()["error"]["message"]
+    assert "lms get text-embedding-all-minilm-l6-v2" in message and "longer context" in message
