@@ -85,3 +85,18 @@ async def test_other_machines_are_refused(home: Path) -> None:
                 denied = await http.request(method, path, json=body)
                 assert denied.status_code == 403, (path, denied.text)
     assert not (home / "mcp.json").exists()
+
+
+async def test_saving_the_file_stops_a_server_whose_entry_changed(
+    client: httpx.AsyncClient, home: Path
+) -> None:
+    write_mcp_json(home, {"test": stdio_config()})
+    called = await client.post(
+        "/api/v1/mcp/servers/test/tools/add/call", json={"arguments": {"a": 1, "b": 1}}
+    )
+    assert called.json()["ok"] is True
+    assert (await client.get("/api/v1/mcp/servers")).json()["servers"][0]["status"] == "running"
+    changed = {"mcpServers": {"test": stdio_config({"X": "1"})}}
+    saved = await client.put(CONFIG, json={"text": json.dumps(changed)})
+    assert saved.status_code == 200, saved.text
+    assert (await client.get("/api/v1/mcp/servers")).json()["servers"][0]["status"] == "stopped"
