@@ -90,6 +90,7 @@ def test_attach_a_pdf_send_and_see_the_cited_page(app: AppPage, app_server: Serv
 
 def test_a_corrupt_pdf_is_shown_in_place_of_the_answer(app: AppPage) -> None:
     page = open_chat(app)
+    page.get_by_test_id("new-chat").click()
     sent = capture(page)
     attach(page, "broken.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50, "application/pdf")
     box = page.get_by_test_id("message-input")
@@ -99,4 +100,37 @@ def test_a_corrupt_pdf_is_shown_in_place_of_the_answer(app: AppPage) -> None:
     expect(error).to_contain_text("'broken.pdf' could not be read")
     expect(page.get_by_test_id("send")).to_be_visible()
     assert sent == []  # nothing went to the model
+    page.unroute(CHAT_API)
+
+
+def drop_file(page: Page, name: str, text: str) -> None:
+    """A file dropped onto the message box (a DragEvent carrying it, as the browser sends one)."""
+    page.get_by_test_id("message-input").evaluate(
+        """(box, [name, text]) => {
+            const data = new DataTransfer();
+            data.items.add(new File([text], name, { type: "text/plain" }));
+            const form = box.closest("form");
+            const init = { dataTransfer: data, bubbles: true, cancelable: true };
+            form.dispatchEvent(new DragEvent("dragover", init));
+            form.dispatchEvent(new DragEvent("drop", init));
+        }""",
+        [name, text],
+    )
+
+
+def test_a_dropped_short_file_is_used_in_full(app: AppPage) -> None:
+    page = open_chat(app)
+    page.get_by_test_id("new-chat").click()
+    sent = capture(page)
+    drop_file(page, "notes.txt", "The gate code is 5521.")
+    expect(page.get_by_test_id("document-chip")).to_contain_text("notes.txt")
+    box = page.get_by_test_id("message-input")
+    box.fill("What is the gate code?")
+    box.press("Enter")
+    answer = messages(page, "assistant").last
+    expect(answer.get_by_test_id("message-stats")).to_be_visible(timeout=ANSWER_TIMEOUT)
+    assert "** notes.txt full content **" in sent[-1]["messages"][-1]["content"]
+    expect(answer.get_by_test_id("sources-full")).to_be_attached()
+    answer.get_by_test_id("sources").locator("summary").click()
+    expect(answer.get_by_test_id("sources-full")).to_have_text("Used in full: notes.txt")
     page.unroute(CHAT_API)

@@ -80,3 +80,10 @@ async def test_a_long_file_without_the_embedding_model_says_how_to_get_it(client
     assert response.status_code == 404, response.text  # retrieval needs the (absent) embedding model
     message = response.json()["error"]["message"]
     assert "lms get text-embedding-all-minilm-l6-v2" in message and "longer context" in message
+
+
+async def test_a_duplicated_chat_keeps_its_documents(client: httpx.AsyncClient) -> None:
+    cid = await chat_with(client, "note.txt", b"The gate code is 5521.")
+    copy = (await client.post(f"{APP}/conversations/{cid}/duplicate", json={})).json()["id"]
+    response = await client.post(f"{APP}/documents/prepare", json=body(copy, ["note.txt"]))
+    assert response.status_code == 200 and "5521" in response.json()["content"]
