@@ -52,6 +52,12 @@ export async function listServers(withTools: boolean): Promise<McpServer[]> {
   return body.servers;
 }
 
+/** One server's tools (it is started if need be; no other server is). */
+export async function serverTools(name: string): Promise<McpTool[]> {
+  const body = await getJson<{ tools: McpTool[] }>(`${BASE}/servers/${encodeURIComponent(name)}/tools`);
+  return body.tools;
+}
+
 export function readConfig(): Promise<McpConfigText> {
   return getJson<McpConfigText>(`${BASE}/config`);
 }

@@ -6,7 +6,7 @@ import type { ChatMessage } from "../chat/conversation";
 import { newId } from "../chat/conversation";
 import type { ChatSettings } from "../chat/settings/settings";
 import { t } from "../i18n/index.svelte";
-import { callTool, listServers, readConfig } from "./api";
+import { callTool, readConfig, serverTools } from "./api";
 
 /** A server switched on for a chat; `off` lists its tools switched off. */
 export interface McpChoice {
@@ -47,20 +47,28 @@ export interface ChatTools {
   rounds: number;
 }
 
-/** The chat's switched-on tools, or null when it has none (nothing is started then). */
+/** The chat's switched-on tools, or null when it has none (only its switched-on servers are started;
+ * one that cannot start is left out; when none can, their errors are thrown: the chat's notice). */
 export async function chatTools(settings: ChatSettings | undefined): Promise<ChatTools | null> {
   const wanted = Object.keys(settings?.mcp ?? {});
   if (!wanted.length) return null;
-  const [servers, config] = await Promise.all([listServers(true), readConfig()]);
+  const [listed, config] = await Promise.all([Promise.allSettled(wanted.map(serverTools)), readConfig()]);
   const owner = new Map<string, string>();
   const tools: unknown[] = [];
-  for (const server of servers.filter((s) => wanted.includes(s.name))) {
-    for (const tool of server.tools ?? []) {
-      if (owner.has(tool.name) || !toolOn(settings, server.name, tool.name)) continue;
-      owner.set(tool.name, server.name);
+  const failed: string[] = [];
+  for (const [i, result] of listed.entries()) {
+    const server = wanted[i];
+    if (result.status === "rejected") {
+      failed.push(result.reason instanceof Error ? result.reason.message : String(result.reason));
+      continue;
+    }
+    for (const tool of result.value) {
+      if (owner.has(tool.name) || !toolOn(settings, server, tool.name)) continue;
+      owner.set(tool.name, server);
       tools.push({ type: "function", function: { name: tool.name, description: tool.description, parameters: tool.input_schema } });
     }
   }
+  if (failed.length && !tools.length) throw new Error(failed.join(" "));
   return tools.length ? { fields: { tools }, owner, rounds: config.max_tool_rounds } : null;
 }
 

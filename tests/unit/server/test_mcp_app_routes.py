@@ -100,3 +100,17 @@ async def test_saving_the_file_stops_a_server_whose_entry_changed(
     saved = await client.put(CONFIG, json={"text": json.dumps(changed)})
     assert saved.status_code == 200, saved.text
     assert (await client.get("/api/v1/mcp/servers")).json()["servers"][0]["status"] == "stopped"
+
+
+async def test_one_servers_tools_are_listed_without_starting_the_others(
+    client: httpx.AsyncClient, home: Path
+) -> None:
+    write_mcp_json(home, {"test": stdio_config(), "other": stdio_config()})
+    listed = await client.get("/api/v1/mcp/servers/test/tools")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["name"] == "test"
+    assert {"add", "echo"} <= {tool["name"] for tool in listed.json()["tools"]}
+    states = {s["name"]: s["status"] for s in (await client.get("/api/v1/mcp/servers")).json()["servers"]}
+    assert states == {"test": "running", "other": "stopped"}
+    missing = await client.get("/api/v1/mcp/servers/nope/tools")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "mcp_server_not_found"

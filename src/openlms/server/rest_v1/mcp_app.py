@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openlms.server import openapi as doc
 from openlms.server.loopback import require_loopback
-from openlms.server.rest_v1.mcp import ServerName, _without_secrets
+from openlms.server.rest_v1.mcp import McpToolInfo, ServerName, _without_secrets, tool_json
 from openlms.server.state import State
 from openlms.services.mcp import user_actions
 from openlms.services.mcp.user_actions import LinkPreview
@@ -63,6 +63,11 @@ class McpLinkPreview(_Open):
     installed: bool
 
 
+class McpToolList(_Open):
+    name: str
+    tools: list[McpToolInfo]
+
+
 class McpCallBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     arguments: dict[str, Any] = Field(default_factory=dict)
@@ -100,6 +105,18 @@ async def deeplink(body: McpLinkBody, request: Request, state: State) -> dict[st
     else:
         preview = await user_actions.preview_link(state.mcp, body.link)
     return preview_json(preview, installed=body.install)
+
+
+@router.get(
+    "/servers/{name}/tools",
+    response_model=None,
+    responses=doc.responses(doc.ok(McpToolList), 404, 502, 500),
+)
+async def list_tools(name: ServerName, request: Request, state: State) -> dict[str, Any]:
+    """One server's tools (it is started if need be; no other server is): what the app offers a chat."""
+    require_loopback(request, _WHAT)
+    tools = await user_actions.server_tools(state.mcp, name)
+    return {"name": name, "tools": [tool_json(tool) for tool in tools]}
 
 
 @router.post(

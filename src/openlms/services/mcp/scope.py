@@ -33,7 +33,8 @@ class McpScope:
 
     async def tools(self, sources: Sequence[ToolSource]) -> list[McpTool]:
         for source in sources:
-            self._host.check_allowed(source)
+            if not self._user_consented:
+                self._host.check_allowed(source)
         if any(source.remote is None for source in sources):
             configs = await self._host.refresh()
             for source in sources:

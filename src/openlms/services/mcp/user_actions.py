@@ -73,6 +73,16 @@ async def install_link(host: McpHost, link: str) -> LinkPreview:
     return preview
 
 
+async def server_tools(host: McpHost, server: str) -> list[McpTool]:
+    """The tools of one mcp.json server (started if need be; no other server is started).
+    `McpServerNotFoundError`, or `McpConnectionError` when it cannot start or list them."""
+    scope = McpScope(host, user_consented=True)
+    try:
+        return await scope.tools([ToolSource(label=server)])
+    finally:
+        await scope.aclose()
+
+
 async def call_tool(host: McpHost, server: str, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
     """Call `tool` of the mcp.json server `server` with the host's timeout; a failure is the outcome."""
     scope = McpScope(host, user_consented=True)
