@@ -47,6 +47,7 @@ __all__ = [
 DEFAULT_EMBEDDING_MODEL: Final = "text-embedding-all-minilm-l6-v2"  # store/defaults.py's key
 DEFAULT_MAX_PASSAGES: Final = 5
 EMBED_BATCH: Final = 32
+CACHE_FORMAT: Final = "v1"  # part of the index cache's key: change it when chunking changes its output
 MAX_CHARS_PER_TOKEN: Final = 12  # a text longer than this many characters a token cannot fit: not counted
 
 Embedder = Callable[[Sequence[str]], Awaitable[list[list[float]]]]  # texts -> one vector each
@@ -115,22 +116,23 @@ class DocumentService:
     ) -> list[Citation]:
         """The `k` best chunks of all the documents for `query`, best first."""
         method = method or self.method
-        indexes = [await self.index(d) for d in documents] if method != "bm25" else None
-        chunks = [
-            chunk for d in documents for chunk in await asyncio.to_thread(chunk_document, d, self.chunking)
-        ]
+        if method == "bm25":
+            chunks = [c for d in documents for c in await asyncio.to_thread(chunk_document, d, self.chunking)]
+            vectors = query_vector = None
+        else:  # the chunks are the index's own spans, so that each vector stays with its chunk
+            indexes = [(d, await self.index(d)) for d in documents]
+            chunks = [_chunk_at(d, span) for d, index in indexes for span in index.spans]
+            vectors = np.concatenate([index.vectors for _, index in indexes]) if chunks else None
+            query_vector = (await self._embed_texts([query]))[0] if chunks else None
         if not chunks:
             return []
         texts = [c.text for c in chunks]
-        vectors = np.concatenate([i.vectors for i in indexes]) if indexes else None
-        query_vector = (await self._embed_texts([query]))[0] if indexes else None
         scores = await asyncio.to_thread(scores_for, method, query, texts, query_vector, vectors)
-        best = top_k(scores, k)
-        return [_citation(chunks[i], score) for i, score in best]
+        return [_citation(chunks[i], score) for i, score in top_k(scores, k)]
 
     async def index(self, document: ExtractedDocument) -> CachedIndex:
         """The document's chunk spans and embeddings: from the cache, or embedded now and cached."""
-        variant = f"{self.embedding_model}|{self.chunking.key}"
+        variant = f"{self.embedding_model}|{self.chunking.key}|{CACHE_FORMAT}"
         cached = await asyncio.to_thread(self.cache.get, document.text, variant)
         if cached is not None:
             return cached
@@ -163,6 +165,11 @@ class DocumentService:
                 if len(text) < 16:
                     raise
                 text = text[: len(text) // 2]
+
+
+def _chunk_at(document: ExtractedDocument, span: tuple[int, int, int | None]) -> Chunk:
+    start, end, page = span
+    return Chunk(document.name, page, start, end, document.text[start:end])
 
 
 def _citation(chunk: Chunk, score: float) -> Citation:

@@ -160,3 +160,17 @@ async def test_a_document_far_over_the_budget_is_not_tokenized_in_full(tmp_path:
     )
     assert context.mode == "retrieval"
     assert counted and max(counted) < len(doc.text)  # only the passages' prompts were counted
+
+
+async def test_retrieval_uses_the_cached_spans_with_their_vectors(tmp_path: Path) -> None:
+    from openlms.services.documents import CACHE_FORMAT
+    from openlms.store.rag_cache import CachedIndex
+
+    doc = ExtractedDocument("t.txt", "volcano lava here. penguin ice there.")
+    service = _service(tmp_path, FakeEmbedder())
+    variant = f"{service.embedding_model}|{service.chunking.key}|{CACHE_FORMAT}"
+    spans: list[tuple[int, int, int | None]] = [(0, 18, None), (19, 37, None)]  # not the chunker's
+    vectors = np.array([[9, 9, 0.01, 0.01, 0, 0], [0, 0, 9, 9, 0, 0]], dtype=np.float32)
+    service.cache.put(doc.text, variant, CachedIndex(spans, vectors))
+    (best,) = await service.retrieve([doc], "penguin on ice", k=1, method="dense")
+    assert (best.start, best.end, best.text) == (19, 37, "penguin ice there.")
