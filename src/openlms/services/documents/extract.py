@@ -10,10 +10,13 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import PurePath
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from openlms.core.errors import DocumentError, UnsupportedDocumentError
 from openlms.services.documents.types import ExtractedDocument
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 PDF: Final = (".pdf",)
 DOCX: Final = (".docx",)
@@ -80,11 +83,8 @@ def _pdf(name: str, data: bytes) -> ExtractedDocument:
     return _join_pages(name, texts)
 
 
-def _try_empty_password(reader: object) -> bool:
+def _try_empty_password(reader: PdfReader) -> bool:
     """Many PDFs are encrypted with an empty user password (only their permissions are restricted)."""
-    from pypdf import PdfReader
-
-    assert isinstance(reader, PdfReader)
     try:
         return bool(reader.decrypt(""))
     except Exception:  # noqa: BLE001 - an unsupported cipher is the same as a password for the user
@@ -125,7 +125,14 @@ def _docx(name: str, data: bytes) -> ExtractedDocument:
     for table in document.tables:
         for row in table.rows:
             lines.append(" | ".join(cell.text for cell in row.cells))
-    return ExtractedDocument(name, _clean("\n".join(lines)).strip() + "\n")
+    text = _clean("\n".join(lines)).strip()
+    if not text:
+        raise DocumentError(
+            f"'{name}' has no text (only images or empty pages?). openlms does not OCR; copy the text "
+            "into the document or a .txt file, then attach it again.",
+            param="file",
+        )
+    return ExtractedDocument(name, text + "\n")
 
 
 def _password_protected(name: str) -> DocumentError:

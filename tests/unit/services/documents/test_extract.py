@@ -79,6 +79,12 @@ def test_docx_paragraphs_and_tables() -> None:
     assert doc.pages is None
 
 
+def test_docx_without_text() -> None:
+    with pytest.raises(DocumentError) as caught:
+        extract_text("blank.docx", docx_bytes(["", "  "]))
+    assert "has no text" in caught.value.message
+
+
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04 truncated zip", b"plain text"])
 def test_corrupt_docx(data: bytes) -> None:
     with pytest.raises(DocumentError) as caught:
