@@ -121,3 +121,15 @@ def test_timeout_and_cap_messages() -> None:
     assert capped.startswith("y" * outcome.MAX_RESULT_CHARS)
     assert capped.endswith(f"cut from {len(text)} to {outcome.MAX_RESULT_CHARS} characters]")
     assert outcome.capped("t", "short") == "short"
+
+
+async def test_a_missing_program_is_named_in_the_servers_error(tmp_path: Path) -> None:
+    """An mcp.json entry whose command does not exist says which command, not just "[Errno 2] ..."."""
+    write_mcp_json(tmp_path, {"gone": {"command": "openlms-no-such-mcp-server", "args": []}})
+    host = host_on(tmp_path, mcp_allow_json_servers=True)
+    try:
+        [status] = await host.statuses(with_tools=True)
+    finally:
+        await host.aclose()
+    assert status.state == "failed"
+    assert status.error is not None and "'openlms-no-such-mcp-server' was not found" in status.error

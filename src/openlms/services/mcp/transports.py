@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import shutil
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +31,10 @@ async def stdio_session(
 ) -> AsyncIterator[ClientSession]:
     """Start `command args` with `env` over this server's environment; each stderr line goes to `log`
     prefixed with the server's name, and the end of stderr (the process exited) marks it lost."""
-    params = StdioServerParameters(command=command, args=list(args), env={**os.environ, **env})
+    merged = {**os.environ, **env}
+    if shutil.which(command, path=merged.get("PATH")) is None:  # else only "[Errno 2] No such file ..."
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+    params = StdioServerParameters(command=command, args=list(args), env=merged)
     errlog = _stderr_pipe(conn, log, asyncio.get_running_loop())
     try:
         async with stdio_client(params, errlog=errlog) as (read, write):
