@@ -206,6 +206,7 @@ export class ChatController {
     if (!message?.files?.length || !this.model) return true; // no model: the answer says so
     this.busy = true;
     message.prompt = undefined;
+    message.sources = undefined;
     try {
       await this.persist(chat); // the chat's first save gives it the server's id
       if (chat.id.startsWith(LOCAL_PREFIX)) throw new Error(this.t('documents.needsServer'));
