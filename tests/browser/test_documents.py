@@ -125,8 +125,21 @@ def test_a_dropped_short_file_is_used_in_full(app: AppPage) -> None:
     drop_file(page, "notes.txt", "The gate code is 5521.")
     expect(page.get_by_test_id("document-chip")).to_contain_text("notes.txt")
     box = page.get_by_test_id("message-input")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:  # the server's answer waits until the page is checked
+        held.append(route)
+
+    page.route("**/api/v1/app/documents/prepare", hold)
     box.fill("What is the gate code?")
-    box.press("Enter")
+    with page.expect_request("**/api/v1/app/documents/prepare"):
+        box.press("Enter")
+    expect(page.get_by_test_id("documents-preparing")).to_be_visible()  # while the server reads them
+    for _ in range(500):  # the route handler runs as the page's events are read
+        if held:
+            break
+        page.wait_for_timeout(20)
+    held[0].continue_()
     answer = messages(page, "assistant").last
     expect(answer.get_by_test_id("message-stats")).to_be_visible(timeout=ANSWER_TIMEOUT)
     assert "** notes.txt full content **" in sent[-1]["messages"][-1]["content"]
