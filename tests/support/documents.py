@@ -32,7 +32,7 @@ def long_pdf() -> bytes:
     for page in range(1, PAGES + 1):
         pdf.add_page()
         for paragraph in range(4):
-            text = FACT if page == FACT_PAGE and paragraph == 2 else filler(page, paragraph)
+            text = FACT if page == FACT_PAGE and paragraph == 3 else filler(page, paragraph)
             pdf.multi_cell(0, 6, text)
             pdf.ln(2)
     return bytes(pdf.output())
