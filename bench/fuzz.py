@@ -57,6 +57,11 @@ EXCLUDED = {
     # tests/e2e/test_download_api_e2e.py and tests/unit/server/test_download_routes.py cover them.
     ("POST", "/api/v1/models/download"),
     ("POST", "/api/v1/models/download/{job_id}/resume"),
+    # search and download options ask the hub too (tests/unit/server/test_discover_routes.py), and a
+    # preset import fetches its URL (tests/unit/server/test_preset_routes.py): a 502 when unreachable
+    ("GET", "/api/v1/models/search"),
+    ("GET", "/api/v1/models/download/options"),
+    ("POST", "/api/v1/presets/import"),
 }
 CHAT_MODEL, BASE_MODEL, EMBEDDING_MODEL = (
     "smollm2-135m-instruct",
