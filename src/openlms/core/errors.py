@@ -274,3 +274,16 @@ class ConversationConflictError(OpenLMSError):
     a newer openlms that must be kept as it is)."""
 
     code = "conversation_conflict"
+
+
+class LinkConfigError(InvalidRequestError):
+    """LM Link's configuration refused (a peer's name or URL, a device name) or `link.json` unreadable: the
+    message names the field and says what to give instead."""
+
+    code = "link_config_invalid"
+
+
+class PeerNotFoundError(OpenLMSError):
+    """No LM Link peer of this name (`lms link rm`, the preferred device)."""
+
+    code = "peer_not_found"

@@ -48,6 +48,7 @@ STATUS: dict[type[e.OpenLMSError], tuple[int, str]] = {
     e.ResponseNotFoundError: (404, "invalid_request_error"),
     e.McpServerNotFoundError: (404, "invalid_request_error"),
     e.McpConnectionError: (502, "server_error"),
+    e.PeerNotFoundError: (404, "invalid_request_error"),
     e.ConversationNotFoundError: (404, "invalid_request_error"),
     e.ConversationConflictError: (409, "invalid_request_error"),
     e.OpenLMSError: (500, "server_error"),
