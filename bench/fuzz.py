@@ -62,6 +62,8 @@ EXCLUDED = {
     ("GET", "/api/v1/models/search"),
     ("GET", "/api/v1/models/download/options"),
     ("POST", "/api/v1/presets/import"),
+    # an LM Link peer is any URL, which GET /api/v1/link/status asks (tests/unit/server/test_link_routes.py)
+    ("PUT", "/api/v1/link/peers/{name}"),
 }
 CHAT_MODEL, BASE_MODEL, EMBEDDING_MODEL = (
     "smollm2-135m-instruct",
