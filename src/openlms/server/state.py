@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +14,7 @@ from openlms.services.downloads import DownloadService
 from openlms.services.generation import Predictor
 from openlms.services.mcp.host import McpHost
 from openlms.services.models import ModelService
+from openlms.services.peers import LinkService
 
 
 @dataclass
@@ -25,6 +26,10 @@ class AppState:
     mcp: McpHost  # the MCP host (services/mcp/host.py): mcp.json servers and per-request remote ones
     conversations: ConversationService  # the app's chats in <home>/conversations
     documents: ChatDocuments  # documents in a chat (SDK file parts, the app's attached files)
+    link: LinkService = field(init=False)  # LM Link's peers (<home>/openlms/link.json)
+
+    def __post_init__(self) -> None:
+        self.link = LinkService(self.settings)
 
 
 def app_state(request: Request) -> AppState:

@@ -145,7 +145,7 @@ def _answered(peer: store.Peer, response: httpx.Response, latency_ms: float) -> 
             else "its server requires a token: give one"
         )
         reason = (
-            f"{_who(peer)} answered HTTP {response.status_code}; {advice} with "
+            f"{_who(peer)} answered HTTP {response.status_code} ({_message(response)}); {advice} with "
             f"`lms link add {peer.name} {peer.url} --token <token>`"
         )
         return PeerStatus(peer, "unauthorized", latency_ms, reason)
