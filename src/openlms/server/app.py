@@ -28,6 +28,7 @@ from openlms.server.rest_v1.chat import router as chat_router
 from openlms.server.rest_v1.discover import router as discover_router
 from openlms.server.rest_v1.downloads import router as download_router
 from openlms.server.rest_v1.estimate import router as estimate_router
+from openlms.server.rest_v1.link import router as link_router
 from openlms.server.rest_v1.mcp import router as mcp_admin_router
 from openlms.server.rest_v1.mcp_app import router as mcp_app_router
 from openlms.server.rest_v1.presets import router as presets_router
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None) -> FastAPI
     app.include_router(discover_router)
     app.include_router(estimate_router)
     app.include_router(mcp_admin_router)
+    app.include_router(link_router)
     app.include_router(mcp_app_router)
     app.include_router(presets_router)
     app.include_router(logs_router)
