@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,11 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from openlms.core.errors import LinkConfigError, PeerNotFoundError
 from openlms.core.fsutil import atomic_write_text
+from openlms.core.peer_names import check_name as check_name
 
 Engine = Literal["openlms", "openai"]
 ENGINES: tuple[Engine, ...] = ("openlms", "openai")
-NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +56,6 @@ def link_path(state_dir: Path) -> Path:
 def this_device_name(config: LinkConfig) -> str:
     """The name set with `lms link set-device-name`, else the machine's host name."""
     return config.device_name or socket.gethostname() or "localhost"
-
-
-def check_name(name: str, what: str = "peer name") -> str:
-    if not _NAME.fullmatch(name):
-        raise LinkConfigError(f"Invalid {what} '{name}': use {NAME_RULE}.", param="name")
-    return name
 
 
 def check_url(url: str) -> str:
