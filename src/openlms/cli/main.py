@@ -20,6 +20,7 @@ from openlms.cli.commands.chat import chat
 from openlms.cli.commands.daemon import daemon
 from openlms.cli.commands.get import get
 from openlms.cli.commands.importcmd import import_
+from openlms.cli.commands.link import link
 from openlms.cli.commands.load import load
 from openlms.cli.commands.log import log
 from openlms.cli.commands.ls import ls
@@ -116,6 +117,7 @@ cli.add_command(import_)
 cli.add_command(log)
 cli.add_command(token)
 cli.add_command(mcp)
+cli.add_command(link)
 cli.add_command(app)
 cli.add_command(daemon)
 cli.add_command(version)

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "log",
     "token",
     "mcp",
+    "link",
     "app",
     "daemon",
     "version",
