@@ -138,14 +138,17 @@ def _who(peer: store.Peer) -> str:
 
 
 def _answered(peer: store.Peer, response: httpx.Response, latency_ms: float) -> PeerStatus:
-    if response.status_code in (401, 403):
+    if response.status_code == 403:  # e.g. this address or name not allowed there: its message says
+        reason = f"{_who(peer)} refused the request (HTTP 403: {_message(response)})"
+        return PeerStatus(peer, "unauthorized", latency_ms, reason)
+    if response.status_code == 401:
         advice = (
             "its server refused the token: give the right one"
             if peer.token
             else "its server requires a token: give one"
         )
         reason = (
-            f"{_who(peer)} answered HTTP {response.status_code} ({_message(response)}); {advice} with "
+            f"{_who(peer)} answered HTTP 401 ({_message(response)}); {advice} with "
             f"`lms link add {peer.name} {peer.url} --token <token>`"
         )
         return PeerStatus(peer, "unauthorized", latency_ms, reason)

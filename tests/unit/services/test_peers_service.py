@@ -98,6 +98,17 @@ async def test_unauthorized(peer: tuple[Peer, str], tmp_path: Path, token: str |
     assert advice in status.reason and "--token" in status.reason
 
 
+async def test_forbidden_passes_the_peers_message_on(peer: tuple[Peer, str], tmp_path: Path) -> None:
+    script, url = peer
+    script.status, script.body = 403, b'{"error": {"message": "Host not allowed: add it to allowed_hosts"}}'
+    status = await service(tmp_path).check(make_peer("desk", url, token="t"))
+    assert status.state == "unauthorized"
+    assert (
+        status.reason
+        == f"peer 'desk' ({url}) refused the request (HTTP 403: Host not allowed: add it to allowed_hosts)"
+    )
+
+
 async def test_other_answers_are_errors_with_the_peers_message(
     peer: tuple[Peer, str], tmp_path: Path
 ) -> None:
