@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
+from openlms.core.errors import LinkConfigError
 from openlms.core.settings import Settings
 from openlms.store import peers as store
 
@@ -85,7 +86,12 @@ class LinkService:
     async def put_peer(self, name: str, url: str, engine: str, token: str | None) -> tuple[store.Peer, bool]:
         peer = store.make_peer(name, url, engine, token)
         async with self._lock:
-            config, created = store.put_peer(self.config(), peer)
+            config = self.config()
+            if peer.name == store.this_device_name(config):
+                raise LinkConfigError(
+                    f"'{name}' is this device's name: give the peer another name.", param="name"
+                )
+            config, created = store.put_peer(config, peer)
             store.write_link(self._path, config)
         return peer, created
 
@@ -103,6 +109,10 @@ class LinkService:
                 config = replace(config, enabled=bool(enabled))
             if device_name is not _UNSET:
                 name = store.check_name(device_name, "device name") if device_name else None
+                if name is not None and config.peer(name) is not None:
+                    raise LinkConfigError(
+                        f"'{name}' is a peer's name: give this device another one.", param="name"
+                    )
                 config = replace(config, device_name=name)
             if preferred_device is not _UNSET:
                 config = replace(config, preferred_device=store.check_preferred(config, preferred_device))

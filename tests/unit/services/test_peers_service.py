@@ -154,6 +154,10 @@ async def test_config_changes_and_status(peer: tuple[Peer, str], tmp_path: Path)
         await links.update(preferred_device="nowhere")
     with pytest.raises(LinkConfigError, match="Invalid device name"):
         await links.update(device_name="my laptop")
+    with pytest.raises(LinkConfigError, match="'desk' is a peer's name"):
+        await links.update(device_name="desk")
+    with pytest.raises(LinkConfigError, match="'laptop' is this device's name"):
+        await links.put_peer("laptop", url, "openlms", None)
     await links.remove_peer("desk")
     after = await links.status()
     assert after["peers"] == [] and after["preferred_device"] is None
