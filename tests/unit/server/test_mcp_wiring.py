@@ -26,7 +26,7 @@ async def test_app_shutdown_stops_mcp_servers(home: Path, fake: FakeBackend) -> 
         tools = {tool.name: tool for tool in await state.mcp.tools([ToolSource("test")])}
         assert (await state.mcp.call(tools["add"], {"a": 1, "b": 2})).output == "3"
         children = psutil.Process().children(recursive=True)
-        [server] = [child for child in children if "server_script.py" in " ".join(child.cmdline())]
+        [server] = [child for child in children if "server_script.py" in command_line(child)]
         assert server.is_running()
         assert [s.state for s in await state.mcp.statuses()] == ["running"]
     for _ in range(300):  # the lifespan's shutdown closed the host: the child goes away
@@ -35,3 +35,12 @@ async def test_app_shutdown_stops_mcp_servers(home: Path, fake: FakeBackend) -> 
         await asyncio.sleep(0.1)
     assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
     assert [s.state for s in await state.mcp.statuses()] == ["stopped"]
+
+
+def command_line(process: psutil.Process) -> str:
+    """A child's command line; "" for one that is gone or a zombie (an earlier test's child not yet
+    reaped, whose command line cannot be read)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
